@@ -1,0 +1,168 @@
+"""The frame as Python objects, and its conversion to and from semcom.v1.Frame.
+
+Codecs and channel models work on these objects, never on protobuf messages,
+so training loops and sweeps run the same code in-process that the services
+run over gRPC. Conversion from the wire validates every field and names the
+offending one in its error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import tensors
+from .errors import InvalidInput, LimitExceeded
+from .pb import frame_pb2, tensor_pb2
+
+
+@dataclass
+class SymbolBlock:
+    """Complex channel symbols of one kind (complex64, shape [k], E|x|^2 = 1)."""
+
+    name: str
+    symbols: np.ndarray
+    power_scale: float = 1.0
+
+
+@dataclass
+class ChannelState:
+    """What the channel did to a frame.
+
+    snr_db: configured Es/N0 in dB. noise_variance: N0 per complex symbol
+    (N0/2 per real dimension). measured_snr_db: mean|x|^2 / mean|n|^2 on this
+    frame, from the noise actually drawn.
+    """
+
+    model: str
+    snr_db: float
+    noise_variance: float
+    measured_snr_db: float = math.nan
+
+
+@dataclass
+class Frame:
+    """One image as channel symbols plus what the receiver needs to decode it."""
+
+    frame_id: str
+    codec: str
+    codec_version: int
+    height: int
+    width: int
+    blocks: list[SymbolBlock]
+    channels: int = 3
+    num_classes: int = 0
+    model_version: str = ""
+    side_info: dict[str, np.ndarray] = field(default_factory=dict)
+    channel: ChannelState | None = None
+
+    @property
+    def source_values(self) -> int:
+        """n: real values of the source image, height * width * channels."""
+        return self.height * self.width * self.channels
+
+    @property
+    def channel_uses(self) -> int:
+        """k: complex channel uses of all blocks together."""
+        return sum(block.symbols.size for block in self.blocks)
+
+    @property
+    def bandwidth_ratio(self) -> float:
+        """k/n: complex channel uses per source real value."""
+        return self.channel_uses / self.source_values
+
+    def block(self, name: str) -> SymbolBlock:
+        for block in self.blocks:
+            if block.name == name:
+                return block
+        raise InvalidInput(f"frame.blocks: no block named '{name}' (have {[b.name for b in self.blocks]})")
+
+
+def to_proto(frame: Frame) -> frame_pb2.Frame:
+    message = frame_pb2.Frame(
+        header=frame_pb2.FrameHeader(
+            frame_id=frame.frame_id,
+            codec=frame.codec,
+            codec_version=frame.codec_version,
+            model_version=frame.model_version,
+            image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=frame.channels),
+            num_classes=frame.num_classes,
+            source_values=frame.source_values,
+        ),
+        blocks=[
+            frame_pb2.SymbolBlock(name=b.name, symbols=tensors.to_proto(b.symbols), power_scale=b.power_scale)
+            for b in frame.blocks
+        ],
+    )
+    for key, value in frame.side_info.items():
+        message.side_info[key].CopyFrom(tensors.to_proto(value))
+    if frame.channel is not None:
+        message.channel.CopyFrom(channel_state_to_proto(frame.channel))
+    return message
+
+
+def channel_state_to_proto(state: ChannelState) -> frame_pb2.ChannelState:
+    return frame_pb2.ChannelState(
+        model=state.model,
+        snr_db=state.snr_db,
+        noise_variance=state.noise_variance,
+        measured_snr_db=state.measured_snr_db,
+    )
+
+
+def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: int) -> Frame:
+    """Validates a wire frame and converts it; errors name the field.
+
+    Raises InvalidInput for missing or malformed fields and LimitExceeded for
+    an image size over `max_pixels` or more symbols than `max_channel_uses`.
+    """
+    header = message.header
+    if not message.HasField("header") or not header.codec:
+        raise InvalidInput("frame.header.codec: missing (an empty or header-less frame)")
+    size = header.image_size
+    if size.height == 0 or size.width == 0:
+        raise InvalidInput(f"frame.header.image_size: {size.height}x{size.width} is empty")
+    if size.channels not in (0, 3):
+        raise InvalidInput(f"frame.header.image_size.channels: {size.channels}, only 3 (RGB) is supported")
+    if size.height * size.width > max_pixels:
+        raise LimitExceeded(
+            f"frame.header.image_size: {size.height}x{size.width} is over the limit of {max_pixels} pixels"
+        )
+    if not message.blocks:
+        raise InvalidInput("frame.blocks: no symbol blocks")
+    blocks = []
+    total = 0
+    for i, block in enumerate(message.blocks):
+        where = f"frame.blocks[{i}]"
+        total += math.prod(block.symbols.shape)
+        if total > max_channel_uses:
+            raise LimitExceeded(f"{where}.symbols: frame has more than {max_channel_uses} channel uses")
+        symbols = tensors.from_proto(block.symbols, f"{where}.symbols", dtype=tensor_pb2.DATA_TYPE_COMPLEX64, ndim=1)
+        if not math.isfinite(block.power_scale) or block.power_scale <= 0:
+            raise InvalidInput(f"{where}.power_scale: {block.power_scale} is not a positive finite number")
+        blocks.append(SymbolBlock(block.name, symbols, block.power_scale))
+    side_info = {
+        key: tensors.from_proto(value, f"frame.side_info['{key}']", max_elements=1 << 16)
+        for key, value in message.side_info.items()
+    }
+    channel = None
+    if message.HasField("channel"):
+        c = message.channel
+        if not math.isfinite(c.noise_variance) or c.noise_variance < 0:
+            raise InvalidInput(f"frame.channel.noise_variance: {c.noise_variance} is not a finite value >= 0")
+        channel = ChannelState(c.model, c.snr_db, c.noise_variance, c.measured_snr_db)
+    return Frame(
+        frame_id=header.frame_id,
+        codec=header.codec,
+        codec_version=header.codec_version,
+        height=size.height,
+        width=size.width,
+        channels=3,
+        num_classes=header.num_classes,
+        model_version=header.model_version,
+        blocks=blocks,
+        side_info=side_info,
+        channel=channel,
+    )

@@ -1,0 +1,122 @@
+"""The server interceptor every service runs.
+
+It does two things on every RPC, in one wrapper so they agree on the outcome:
+maps ServiceError (and unexpected exceptions) to gRPC status codes with
+clear messages, and records the go-grpc-prometheus server metrics with the
+final code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from .errors import ServiceError
+from .metrics import GrpcServerMetrics
+
+log = logging.getLogger(__name__)
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: GrpcServerMetrics):
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        service, _, method = details.method.lstrip("/").rpartition("/")
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, "unary", service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(handler.stream_stream, "bidi_stream", service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, "server_stream", service, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client streaming: none of our services has one
+
+    def _wrap_unary(self, behavior, rpc_type: str, service: str, method: str):
+        async def wrapped(request, context: grpc.aio.ServicerContext):
+            call = _Call(self._metrics, rpc_type, service, method, context)
+            try:
+                return await behavior(request, context)
+            except BaseException as error:  # noqa: BLE001 - re-raised or turned into a status
+                await call.fail(error)
+            finally:
+                call.finish()
+
+        return wrapped
+
+    def _wrap_stream(self, behavior, rpc_type: str, service: str, method: str):
+        async def wrapped(request, context: grpc.aio.ServicerContext) -> AsyncIterator:
+            call = _Call(self._metrics, rpc_type, service, method, context)
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as error:  # noqa: BLE001
+                await call.fail(error)
+            finally:
+                call.finish()
+
+        return wrapped
+
+
+class _Call:
+    """One RPC's bookkeeping: its start time and final status code."""
+
+    def __init__(self, metrics: GrpcServerMetrics, rpc_type: str, service: str, method: str, context):
+        self._metrics = metrics
+        self._labels = (rpc_type, service, method)
+        self._context = context
+        self._start = time.perf_counter()
+        self._code: grpc.StatusCode | None = None
+        metrics.started.labels(*self._labels).inc()
+
+    async def fail(self, error: BaseException) -> None:
+        if isinstance(error, ServiceError):
+            self._code = error.code
+            await self._context.abort(error.code, str(error))
+        if isinstance(error, asyncio.CancelledError):
+            self._code = grpc.StatusCode.CANCELLED
+            raise error
+        if _is_abort(error):
+            raise error  # the servicer aborted itself; its code is on the context
+        log.exception("unexpected error in %s/%s", self._labels[1], self._labels[2])
+        self._code = grpc.StatusCode.INTERNAL
+        await self._context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+
+    def finish(self) -> None:
+        code = self._code or _code_of(self._context) or grpc.StatusCode.OK
+        self._metrics.handled.labels(*self._labels, code.name).inc()
+        self._metrics.handling_seconds.labels(*self._labels).observe(time.perf_counter() - self._start)
+
+
+def _is_abort(error: BaseException) -> bool:
+    return type(error).__name__ == "AbortError"
+
+
+def _code_of(context) -> grpc.StatusCode | None:
+    """The code a servicer set on the context, as a grpc.StatusCode (aio gives an int)."""
+    code = context.code()
+    if code is None or isinstance(code, grpc.StatusCode):
+        return code
+    return next((c for c in grpc.StatusCode if c.value[0] == code), None)

@@ -1,0 +1,77 @@
+from . import tensor_pb2 as _tensor_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ImageSize(_message.Message):
+    __slots__ = ("height", "width", "channels")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    channels: int
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
+class FrameHeader(_message.Message):
+    __slots__ = ("frame_id", "codec", "codec_version", "model_version", "image_size", "num_classes", "source_values")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CODEC_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_VALUES_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    codec: str
+    codec_version: int
+    model_version: str
+    image_size: ImageSize
+    num_classes: int
+    source_values: int
+    def __init__(self, frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., codec_version: _Optional[int] = ..., model_version: _Optional[str] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., num_classes: _Optional[int] = ..., source_values: _Optional[int] = ...) -> None: ...
+
+class SymbolBlock(_message.Message):
+    __slots__ = ("name", "symbols", "power_scale")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    POWER_SCALE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    symbols: _tensor_pb2.Tensor
+    power_scale: float
+    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., power_scale: _Optional[float] = ...) -> None: ...
+
+class ChannelState(_message.Message):
+    __slots__ = ("model", "snr_db", "noise_variance", "measured_snr_db")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    snr_db: float
+    noise_variance: float
+    measured_snr_db: float
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("header", "blocks", "side_info", "channel")
+    class SideInfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _tensor_pb2.Tensor
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SIDE_INFO_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    header: FrameHeader
+    blocks: _containers.RepeatedCompositeFieldContainer[SymbolBlock]
+    side_info: _containers.MessageMap[str, _tensor_pb2.Tensor]
+    channel: ChannelState
+    def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[SymbolBlock, _Mapping]]] = ..., side_info: _Optional[_Mapping[str, _tensor_pb2.Tensor]] = ..., channel: _Optional[_Union[ChannelState, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,67 @@
+from . import frame_pb2 as _frame_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TransmitRequest(_message.Message):
+    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    codec: str
+    bandwidth_ratio: float
+    image_id: str
+    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ...) -> None: ...
+
+class Quality(_message.Message):
+    __slots__ = ("psnr_db", "ssim")
+    PSNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SSIM_FIELD_NUMBER: _ClassVar[int]
+    psnr_db: float
+    ssim: float
+    def __init__(self, psnr_db: _Optional[float] = ..., ssim: _Optional[float] = ...) -> None: ...
+
+class StageTimings(_message.Message):
+    __slots__ = ("encode_seconds", "channel_seconds", "decode_seconds", "end_to_end_seconds", "overhead_seconds", "quality_seconds")
+    ENCODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DECODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    END_TO_END_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OVERHEAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    encode_seconds: float
+    channel_seconds: float
+    decode_seconds: float
+    end_to_end_seconds: float
+    overhead_seconds: float
+    quality_seconds: float
+    def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ...) -> None: ...
+
+class TransmitResponse(_message.Message):
+    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_USES_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    RECONSTRUCTION_PNG_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    frame_id: str
+    codec: str
+    channel_uses: int
+    bandwidth_ratio: float
+    channel: _frame_pb2.ChannelState
+    quality: Quality
+    timings: StageTimings
+    reconstruction_png: bytes
+    image_size: _frame_pb2.ImageSize
+    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,18 @@
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from semcom.common.metrics import LATENCY_SECONDS_BUCKETS
+
+
+class ReceiverMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.decode_seconds = Histogram(
+            "semcom_receiver_decode_seconds", "Time to decode one frame into an image.",
+            ["codec"], buckets=LATENCY_SECONDS_BUCKETS, registry=registry,
+        )
+        self.frames = Counter(
+            "semcom_receiver_frames", "Frames decoded successfully.", ["codec"], registry=registry
+        )
+        self.model_info = Gauge(
+            "semcom_receiver_model_info", "Loaded codecs and models (value 1): version and precision.",
+            ["codec", "codec_version", "precision"], registry=registry,
+        )

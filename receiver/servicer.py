@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+from semcom.common import frames, tensors
+from semcom.common.config import ServerSettings
+from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
+
+from .metrics import ReceiverMetrics
+from .pipeline import decode_frame
+
+
+class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
+    def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics):
+        self._settings = settings
+        self._metrics = metrics
+
+    async def Decode(self, request: receiver_pb2.DecodeRequest, context) -> receiver_pb2.DecodeResponse:
+        # Validation and decoding are CPU work: keep them off the event loop.
+        return await asyncio.to_thread(self._decode, request)
+
+    def _decode(self, request: receiver_pb2.DecodeRequest) -> receiver_pb2.DecodeResponse:
+        frame = frames.from_proto(
+            request.frame,
+            max_pixels=self._settings.max_pixels,
+            max_channel_uses=self._settings.max_message_bytes // 8,
+        )
+        start = time.perf_counter()
+        image = decode_frame(frame)
+        seconds = time.perf_counter() - start
+        self._metrics.decode_seconds.labels(frame.codec).observe(seconds)
+        self._metrics.frames.labels(frame.codec).inc()
+        return receiver_pb2.DecodeResponse(frame_id=frame.frame_id, image=tensors.to_proto(image), decode_seconds=seconds)

@@ -1,0 +1,33 @@
+"""Image -> frame and the quality of what came back: the transmitter's
+library, usable in-process."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from semcom.common import codecs
+from semcom.common.frames import Frame
+from semcom.common.images import decode_image
+from semcom.common.quality import psnr_db, ssim
+
+
+@dataclass
+class Encoded:
+    image: np.ndarray  # the original, uint8 [H, W, 3]
+    frame: Frame
+
+
+def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pixels: int) -> Encoded:
+    """Decodes the image file and encodes it with the codec; ratio 0 means the codec's default."""
+    codec = codecs.get(codec_id, field="codec")
+    image = decode_image(image_bytes, max_pixels=max_pixels)
+    ratio = bandwidth_ratio or codec.default_bandwidth_ratio
+    return Encoded(image, codec.encode(image, ratio, frame_id=uuid.uuid4().hex))
+
+
+def quality(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:
+    """(PSNR in dB, SSIM) of the reconstruction against the original."""
+    return psnr_db(original, reconstruction), ssim(original, reconstruction)

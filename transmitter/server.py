@@ -1,0 +1,41 @@
+"""The transmitter service: `semcom serve transmitter`."""
+
+from __future__ import annotations
+
+import argparse
+
+from prometheus_client import CollectorRegistry
+
+from semcom.common import codecs
+from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.pb import channel_emulator_pb2_grpc, transmitter_pb2_grpc
+from semcom.common.rpc import aio_channel
+from semcom.common.server import ServiceServer
+
+from .metrics import TransmitterMetrics
+from .servicer import TransmitterServicer
+
+DEFAULT_PORT, DEFAULT_METRICS_PORT = 50051, 9101
+DEFAULT_CODEC = "linear_analog"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
+    add_option(parser, "--channel", default="127.0.0.1:50052", help="channel emulator address HOST:PORT")
+    add_option(parser, "--default-codec", default=DEFAULT_CODEC,
+               help=f"codec for requests that name none ({', '.join(codecs.available())})")
+
+
+def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
+    return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec}
+
+
+async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC) -> ServiceServer:
+    codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
+    registry = CollectorRegistry()
+    server = ServiceServer("transmitter", settings, registry)
+    channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(aio_channel(channel, settings.max_message_bytes))
+    servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel)
+    server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
+    await server.start()
+    return server

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from semcom.common import frames, tensors
+from semcom.common.config import ServerSettings
+from semcom.common.errors import InvalidInput, ServiceError
+from semcom.common.images import encode_png
+from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
+from semcom.common.pb import transmitter_pb2 as pb
+from semcom.common.pb import transmitter_pb2_grpc
+from semcom.common.rpc import call_downstream
+
+from . import pipeline
+from .metrics import TransmitterMetrics
+
+
+class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
+    def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
+                 channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str):
+        self._settings = settings
+        self._metrics = metrics
+        self._default_codec = default_codec
+        self._channel = channel
+        self._channel_address = channel_address
+
+    async def Transmit(self, request: pb.TransmitRequest, context) -> pb.TransmitResponse:
+        return await self._transmit(request, context)
+
+    async def TransmitStream(self, request_iterator, context):
+        index = 0
+        async for request in request_iterator:
+            try:
+                yield await self._transmit(request, context)
+            except ServiceError as error:
+                # Earlier responses have reached the client; say which item failed.
+                name = request.image_id or "no image_id"
+                raise ServiceError(f"stream item {index} ({name}): {error}", code=error.code) from None
+            index += 1
+
+    async def _transmit(self, request: pb.TransmitRequest, context) -> pb.TransmitResponse:
+        start = time.perf_counter()
+        if not math.isfinite(request.bandwidth_ratio) or request.bandwidth_ratio < 0:
+            raise InvalidInput(f"bandwidth_ratio: {request.bandwidth_ratio} must be a finite number >= 0 (0: default)")
+        codec_id = request.codec or self._default_codec
+        encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id)
+
+        forwarded = await call_downstream(
+            "channel emulator", self._channel_address,
+            self._channel.Forward(channel_emulator_pb2.ForwardRequest(frame=frame_message),
+                                  timeout=context.time_remaining()),
+        )
+        quality, png, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded.image)
+        end_to_end = time.perf_counter() - start
+
+        frame = encoded.frame
+        decode_seconds = forwarded.decoded.decode_seconds
+        self._record(codec_id, frame, encode_seconds, end_to_end, quality)
+        return pb.TransmitResponse(
+            image_id=request.image_id,
+            frame_id=frame.frame_id,
+            codec=codec_id,
+            channel_uses=frame.channel_uses,
+            bandwidth_ratio=frame.bandwidth_ratio,
+            channel=forwarded.channel,
+            quality=quality,
+            timings=pb.StageTimings(
+                encode_seconds=encode_seconds,
+                channel_seconds=forwarded.channel_seconds,
+                decode_seconds=decode_seconds,
+                quality_seconds=quality_seconds,
+                end_to_end_seconds=end_to_end,
+                overhead_seconds=end_to_end - encode_seconds - forwarded.channel_seconds - decode_seconds
+                - quality_seconds,
+            ),
+            reconstruction_png=png,
+            image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
+        )
+
+    def _encode(self, request: pb.TransmitRequest, codec_id: str):
+        start = time.perf_counter()
+        encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio, max_pixels=self._settings.max_pixels)
+        message = frames.to_proto(encoded.frame)
+        return encoded, message, time.perf_counter() - start
+
+    def _assess(self, encoded: pipeline.Encoded, image_message: tensor_pb2.Tensor):
+        start = time.perf_counter()
+        reconstruction = tensors.from_proto(
+            image_message, "decoded.image", dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=3
+        )
+        if reconstruction.shape != encoded.image.shape:
+            raise InvalidInput(
+                f"decoded.image: receiver returned shape {list(reconstruction.shape)}, "
+                f"sent {list(encoded.image.shape)}"
+            )
+        psnr, ssim = pipeline.quality(encoded.image, reconstruction)
+        png = encode_png(reconstruction)
+        return pb.Quality(psnr_db=psnr, ssim=ssim), png, time.perf_counter() - start
+
+    def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
+        m = self._metrics
+        m.encode_seconds.labels(codec_id).observe(encode_seconds)
+        m.end_to_end_seconds.labels(codec_id).observe(end_to_end)
+        m.channel_uses.labels(codec_id).observe(frame.channel_uses)
+        m.bandwidth_ratio.labels(codec_id).observe(frame.bandwidth_ratio)
+        m.ssim.labels(codec_id).observe(quality.ssim)
+        if math.isfinite(quality.psnr_db):  # a lossless image has infinite PSNR
+            m.psnr.labels(codec_id).observe(quality.psnr_db)
