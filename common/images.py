@@ -36,7 +36,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, field: st
             if width == 0 or height == 0:
                 raise InvalidInput(f"{field}: empty image {width}x{height}")
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # PIL's own, looser limit
+        raise LimitExceeded(f"{field}: over the limit of {max_pixels} pixels ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise InvalidInput(f"{field}: not a decodable image ({error})") from None
     return to_rgb8(image)
 

@@ -9,6 +9,7 @@ final code.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,6 +68,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap_stream(self, behavior, rpc_type: str, service: str, method: str):
+        if not inspect.isasyncgenfunction(behavior):
+            # A streaming handler may also be a coroutine that calls context.write().
+            return self._wrap_unary(behavior, rpc_type, service, method)
+
         async def wrapped(request, context: grpc.aio.ServicerContext) -> AsyncIterator:
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:

@@ -70,12 +70,12 @@ async def call_downstream(hop: str, address: str, call):
     """Awaits a downstream call; failures keep their code and name the hop.
 
     `call` is the awaitable of a stub call made with the caller's remaining
-    deadline. UNAVAILABLE from a dead peer reads e.g. "receiver at
-    127.0.0.1:50053 unavailable: failed to connect to all addresses".
+    deadline. A dead receiver behind the channel emulator reaches the client
+    as UNAVAILABLE "channel emulator at 127.0.0.1:50052: receiver at
+    127.0.0.1:50053: failed to connect to all addresses; ...".
     """
     try:
         return await call
     except grpc.aio.AioRpcError as error:
-        verb = "unavailable" if error.code() == grpc.StatusCode.UNAVAILABLE else "failed"
-        raise ServiceError(f"{hop} at {address} {verb}: {error.details()}", code=error.code()) from None
+        raise ServiceError(f"{hop} at {address}: {error.details()}", code=error.code()) from None
 

@@ -38,7 +38,7 @@ class LinearAnalogCodec:
                 "uses per source real value for linear_analog"
             )
         sent_h, sent_w = sent_size(height, width, bandwidth_ratio)
-        if math.ceil(sent_h * sent_w * 3 / 2) > bandwidth_ratio * height * width * 3:
+        if math.ceil(sent_h * sent_w * 3 / 2) > channel_use_budget(height, width, bandwidth_ratio):
             raise InvalidInput(
                 f"bandwidth_ratio: {bandwidth_ratio} leaves fewer than the 2 channel uses of one pixel "
                 f"for a {height}x{width} image"
@@ -84,11 +84,16 @@ class LinearAnalogCodec:
         return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
 
 
+def channel_use_budget(height: int, width: int, bandwidth_ratio: float) -> int:
+    """Complex channel uses a ratio allows: ceil(k/n * n), n = height*width*3 real values."""
+    return math.ceil(bandwidth_ratio * height * width * 3 - 1e-9)
+
+
 def sent_size(height: int, width: int, bandwidth_ratio: float) -> tuple[int, int]:
-    """Largest (h, w) of the image's aspect with ceil(h*w*3/2) <= ratio * height*width*3."""
+    """Largest (h, w) of the image's aspect whose ceil(h*w*3/2) complex uses fit the budget."""
     if bandwidth_ratio >= MAX_BANDWIDTH_RATIO:
         return height, width
-    budget = bandwidth_ratio * height * width * 3
+    budget = channel_use_budget(height, width, bandwidth_ratio)
     scale = math.sqrt(2 * bandwidth_ratio)
     sent_h, sent_w = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
     while math.ceil(sent_h * sent_w * 3 / 2) > budget and (sent_h > 1 or sent_w > 1):

@@ -1,0 +1,88 @@
+"""Fixtures: the three real services on port 0, sharing one uvloop event loop
+in a background thread of the test process, so their state and metrics can be
+inspected. The demo and shutdown tests run them as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+
+import pytest
+import uvloop
+
+from semcom.channel_emulator import server as channel_server
+from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common.config import ServerSettings
+from semcom.common.rpc import sync_channel
+from semcom.common.server import ServiceServer
+from semcom.receiver import server as receiver_server
+from semcom.transmitter import server as transmitter_server
+
+TEST_MAX_PIXELS = 1024 * 1024
+
+
+class EventLoopThread:
+    """One event loop in a daemon thread; `run` executes a coroutine on it."""
+
+    def __init__(self):
+        self.loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine, timeout: float = 60.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@dataclass
+class Services:
+    loop: EventLoopThread
+    transmitter: ServiceServer
+    channel: ServiceServer
+    receiver: ServiceServer
+
+    def address(self, server: ServiceServer) -> str:
+        return f"127.0.0.1:{server.port}"
+
+    def start(self, module, **kwargs) -> ServiceServer:
+        """Starts one more service on the shared loop (stopped by the fixture)."""
+        return self.loop.run(module.start(settings_for_tests(), **kwargs))
+
+
+def settings_for_tests(**overrides) -> ServerSettings:
+    return ServerSettings(**{"port": 0, "metrics_port": 0, "max_pixels": TEST_MAX_PIXELS,
+                             "grace_seconds": 2.0, **overrides})
+
+
+@pytest.fixture(scope="module")
+def services():
+    loop = EventLoopThread()
+    receiver = loop.run(receiver_server.start(settings_for_tests()))
+    channel = loop.run(channel_server.start(settings_for_tests(), receiver=f"127.0.0.1:{receiver.port}",
+                                            config=ChannelConfig(snr_db=20.0, seed=1234)))
+    transmitter = loop.run(transmitter_server.start(settings_for_tests(), channel=f"127.0.0.1:{channel.port}"))
+    yield Services(loop, transmitter, channel, receiver)
+    for server in (transmitter, channel, receiver):
+        loop.run(server.stop(0))
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def channel_to(services):
+    """Opens a blocking gRPC channel to a running service; all are closed at the end."""
+    opened = []
+
+    def open_channel(server: ServiceServer):
+        channel = sync_channel(services.address(server))
+        opened.append(channel)
+        return channel
+
+    yield open_channel
+    for channel in opened:
+        channel.close()
+
+

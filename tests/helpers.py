@@ -1,0 +1,61 @@
+"""Helpers for the tests: images, crafted files, metric scraping, free ports."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import urllib.request
+import zlib
+
+import numpy as np
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from semcom.common.data import sample_images
+from semcom.common.server import ServiceServer
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def sample_png() -> bytes:
+    return sample_images()[0].read_bytes()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but holds no pixel data: a
+    decompression bomb's first bytes, readable only up to the size check."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def scrape(server: ServiceServer) -> dict[tuple[str, tuple], float]:
+    """The service's /metrics as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(samples: dict, name: str, **labels) -> float:
+    """Sum of the samples called `name` whose labels include `labels` (0 if none)."""
+    wanted = set(labels.items())
+    return sum(v for (n, l), v in samples.items() if n == name and wanted <= set(l))
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,11 @@
+from pathlib import Path
+
+from semcom.common import protogen
+
+
+def test_committed_stubs_match_the_proto_files(tmp_path: Path):
+    generated = {p.name: p.read_text() for p in protogen.generate(tmp_path)}
+    committed = {p.name: p.read_text() for p in protogen.COMMITTED_STUBS.glob("*_pb2*.py*")}
+    assert sorted(generated) == sorted(committed), "stub files differ: run `make proto`"
+    stale = [name for name in generated if generated[name] != committed[name]]
+    assert not stale, f"stubs out of date with proto/: {stale}; run `make proto` and commit"
