@@ -49,7 +49,7 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
         remote = _time(lambda: stages.append(stub.Transmit(request, timeout=30).timings), repeats, warmup, "via gRPC")
     stage_medians = {
         name: statistics.median(getattr(t, name) for t in stages[warmup:])
-        for name in ("encode_seconds", "channel_seconds", "decode_seconds", "end_to_end_seconds")
+        for name in ("encode_seconds", "channel_seconds", "decode_seconds", "quality_seconds", "end_to_end_seconds")
     }
     return {"in_process_seconds": local, "grpc_seconds": remote, **stage_medians}
 
@@ -59,11 +59,12 @@ def report(results: dict[str, float], size: tuple[int, int], repeats: int) -> st
     overhead = remote - local
     lines = [
         f"one {size[0]}x{size[1]} image, linear_analog codec, AWGN; medians of {repeats} sequential calls",
-        f"  in-process pipeline (same code, no gRPC):     {1000 * local:8.2f} ms",
-        f"  client -> transmitter -> channel -> receiver: {1000 * remote:8.2f} ms",
-        f"    of which encode / channel / decode:         {1000 * results['encode_seconds']:.2f} / "
-        f"{1000 * results['channel_seconds']:.2f} / {1000 * results['decode_seconds']:.2f} ms",
-        f"  gRPC + serialization overhead:                {1000 * overhead:8.2f} ms "
+        f"  in-process pipeline (same code, no gRPC):       {1000 * local:8.2f} ms",
+        f"  client -> transmitter -> channel -> receiver:   {1000 * remote:8.2f} ms",
+        f"    of which encode / channel / decode / quality: {1000 * results['encode_seconds']:.2f} / "
+        f"{1000 * results['channel_seconds']:.2f} / {1000 * results['decode_seconds']:.2f} / "
+        f"{1000 * results['quality_seconds']:.2f} ms",
+        f"  gRPC + serialization overhead:                  {1000 * overhead:8.2f} ms "
         f"({overhead / remote:.0%} of end to end; {remote / local:.2f}x the in-process time)",
     ]
     return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""The services as separate processes, as users run them: graceful SIGTERM
+shutdown with a call in flight, the CLI against them, and the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import png_bytes, sample_png
+from semcom.common.data import sample_images
+from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
+from semcom.common.rpc import sync_channel
+from semcom.tools.services import start_processes
+
+SEMCOM = [sys.executable, "-m", "semcom.tools.cli"]
+
+
+@pytest.fixture
+def processes(tmp_path):
+    with start_processes(tmp_path / "logs", channel_args=("--seed", "0")) as group:
+        yield group
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*SEMCOM, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def started_transmit_calls(metrics_port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("grpc_server_started_total{") and 'grpc_method="Transmit"' in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_sigterm_lets_the_call_in_flight_finish_then_refuses_new_calls(processes):
+    transmitter = processes.processes["transmitter"]
+    # A 1000x1000 image keeps the transmitter busy (SSIM on 3M values) for a while.
+    big = png_bytes(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8))
+    result: dict = {}
+
+    def call() -> None:
+        with sync_channel(transmitter.address) as channel:
+            stub = transmitter_pb2_grpc.TransmitterStub(channel)
+            try:
+                result["response"] = stub.Transmit(transmitter_pb2.TransmitRequest(image=big), timeout=60)
+            except grpc.RpcError as error:
+                result["error"] = error
+            result["finished"] = time.monotonic()
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while started_transmit_calls(transmitter.metrics_port) < 1:  # the call has reached the server
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    transmitter.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    caller.join(60)
+
+    assert "error" not in result, result.get("error")
+    assert result["response"].image_size.height == 1000
+    assert result["finished"] > signalled  # the call really was in flight at SIGTERM
+    assert transmitter.process.wait(30) == 0
+    assert "stopping (grace" in transmitter.log_path.read_text()
+    with sync_channel(transmitter.address) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            transmitter_pb2_grpc.TransmitterStub(channel).Transmit(
+                transmitter_pb2.TransmitRequest(image=sample_png()), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    # The others are untouched and stop cleanly too.
+    assert processes.stop() == {"receiver": 0, "channel": 0, "transmitter": 0}
+
+
+def test_cli_sets_the_live_channel_and_sends_images(processes, tmp_path):
+    changed = run_cli("channel", "set", "--address", processes.channel, "--snr-db", "5", "--seed", "7")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == "model=awgn snr_db=5 seed=7"
+    shown = run_cli("channel", "get", "--address", processes.channel)
+    assert shown.stdout.strip() == "model=awgn snr_db=5 seed=7"
+
+    out = tmp_path / "received"
+    images = [str(p) for p in sample_images()[:2]]
+    sent = run_cli("send", *images, "--transmitter", processes.transmitter, "--out", str(out))
+    assert sent.returncode == 0, sent.stderr
+    rows = [line.split() for line in sent.stdout.splitlines() if line.startswith("scene_")]
+    assert [r[0] for r in rows] == ["scene_0", "scene_1"]
+    assert all(r[2] == "5" for r in rows)  # sent at the SNR just set
+    for path in sample_images()[:2]:
+        assert Image.open(out / path.name).size == Image.open(path).size
+
+
+def test_cli_errors_are_clear_and_exit_non_zero(processes, tmp_path):
+    missing = run_cli("send", str(tmp_path / "nope.png"), "--transmitter", processes.transmitter)
+    assert missing.returncode == 2 and "no such image file" in missing.stderr
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"junk")
+    bad = run_cli("send", str(junk), "--transmitter", processes.transmitter, "--out", str(tmp_path))
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "not a decodable image" in bad.stderr
+    out_of_range = run_cli("channel", "set", "--address", processes.channel, "--snr-db", "99")
+    assert out_of_range.returncode == 1 and "outside the configured range" in out_of_range.stderr
+
+
+def test_environment_variables_configure_a_service(tmp_path):
+    ready = tmp_path / "ready.json"
+    env = {**os.environ, "SEMCOM_PORT": "0", "SEMCOM_METRICS_PORT": "0", "SEMCOM_READY_FILE": str(ready),
+           "SEMCOM_SNR_DB": "-4.5"}
+    service = subprocess.Popen([*SEMCOM, "serve", "channel"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert service.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        port = __import__("json").loads(ready.read_text())["port"]
+        shown = run_cli("channel", "get", "--address", f"127.0.0.1:{port}")
+        assert shown.stdout.strip() == "model=awgn snr_db=-4.5 seed=unset"
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 0
+    bad = subprocess.run([*SEMCOM, "serve", "channel"], env={**os.environ, "SEMCOM_SNR_DB": "loud"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "SEMCOM_SNR_DB='loud' is not a valid float" in bad.stderr
+
+
+def test_demo_prints_the_table_and_writes_side_by_side_pngs(tmp_path):
+    out = tmp_path / "demo"
+    demo = run_cli("demo", "--out", str(out), "--snr-db", "0", "20")
+    assert demo.returncode == 0, demo.stderr
+    header = next(line for line in demo.stdout.splitlines() if line.lstrip().startswith("image"))
+    for column in ("codec", "SNR dB", "PSNR dB", "SSIM", "symbols", "k/n", "encode ms", "channel ms",
+                   "decode ms", "end-to-end ms"):
+        assert column in header
+    rows = [line.split() for line in demo.stdout.splitlines() if line.startswith("scene_")]
+    assert len(rows) == 2 * len(sample_images())
+    psnr = {(r[0], r[2]): float(r[3]) for r in rows}
+    assert all(psnr[(image, "20")] > psnr[(image, "0")] + 10 for image, _ in psnr)
+    for path in sample_images():
+        panel = Image.open(out / path.name)
+        original = Image.open(path)
+        assert panel.height > original.height and panel.width >= 3 * original.width  # original | 0 dB | 20 dB
+    assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
