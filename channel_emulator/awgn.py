@@ -35,6 +35,8 @@ class AWGN:
     Args:
         seed: seed of the noise generator; the same seed and the same sequence
             of calls give the same noise.
+        rng: a generator to draw from instead (shared with a fading model, so
+            one seed fixes the whole channel).
 
     Call with:
         x: complex64 array of any shape, unit average power (Es = 1).
@@ -46,8 +48,8 @@ class AWGN:
 
     model = "awgn"
 
-    def __init__(self, seed: int | None = None):
-        self._rng = np.random.default_rng(seed)
+    def __init__(self, seed: int | None = None, rng: np.random.Generator | None = None):
+        self._rng = rng if rng is not None else np.random.default_rng(seed)
 
     def __call__(self, x: np.ndarray, snr_db: float) -> np.ndarray:
         std_per_real_dimension = math.sqrt(noise_variance(snr_db) / 2.0)

@@ -3,14 +3,17 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
+
 from semcom.common import frames
 from semcom.common.config import ServerSettings
-from semcom.common.errors import InvalidInput
+from semcom.common.errors import InvalidInput, LimitExceeded
 from semcom.common.pb import channel_emulator_pb2 as pb
-from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc
+from semcom.common.pb import channel_emulator_pb2_grpc, frame_pb2, receiver_pb2, receiver_pb2_grpc
 from semcom.common.rpc import call_downstream
 
-from .emulator import ChannelEmulator
+from .emulator import CONFIG_FIELDS, ChannelEmulator
+from .link import QueueFull
 from .metrics import ChannelMetrics
 
 
@@ -22,10 +25,24 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
         self._metrics = metrics
         self._receiver = receiver
         self._receiver_address = receiver_address
-        metrics.show_config(emulator.config.model, emulator.config.snr_db)
+        metrics.show_config(emulator.config)
 
     async def Forward(self, request: pb.ForwardRequest, context) -> pb.ForwardResponse:
         noisy, channel_seconds = await asyncio.to_thread(self._apply, request.frame)
+        loop = asyncio.get_running_loop()
+        try:
+            transmission = self._emulator.link.schedule(noisy.channel.channel_uses, now=loop.time())
+        except QueueFull as error:
+            self._metrics.rejected.labels("queue").inc()
+            raise LimitExceeded(str(error)) from None
+        self._metrics.queue_seconds.observe(transmission.queue_seconds)
+        await asyncio.sleep(max(0.0, transmission.deliver_at - loop.time()))
+        self._metrics.link_seconds.observe(loop.time() - transmission.arrival)
+        if transmission.lost:
+            # The receiver sees the erasure (a frame with no symbols); it answers DATA_LOSS.
+            self._metrics.lost.inc()
+            noisy = frame_pb2.Frame(header=noisy.header, channel=noisy.channel)
+            noisy.channel.erased = True
         start = time.perf_counter()
         decoded = await call_downstream(
             "receiver", self._receiver_address,
@@ -34,6 +51,9 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
         return pb.ForwardResponse(
             decoded=decoded, channel=noisy.channel, channel_seconds=channel_seconds,
             receiver_call_seconds=time.perf_counter() - start,
+            link=pb.LinkTiming(queue_seconds=transmission.queue_seconds,
+                               transmit_seconds=transmission.transmit_seconds,
+                               propagation_seconds=transmission.propagation_seconds),
         )
 
     async def Apply(self, request: pb.ApplyRequest, context) -> pb.ApplyResponse:
@@ -41,14 +61,12 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
         return pb.ApplyResponse(frame=noisy, channel_seconds=channel_seconds)
 
     async def Configure(self, request: pb.ChannelConfig, context) -> pb.ChannelConfig:
-        if request.HasField("model") and not request.model:
-            raise InvalidInput("model: empty; leave it unset to keep the current model")
-        config = self._emulator.configure(
-            model=request.model if request.HasField("model") else None,
-            snr_db=request.snr_db if request.HasField("snr_db") else None,
-            seed=request.seed if request.HasField("seed") else None,
-        )
-        self._metrics.show_config(config.model, config.snr_db)
+        changes = {name: getattr(request, name) for name in CONFIG_FIELDS if request.HasField(name)}
+        for name, value in changes.items():
+            if value == "":
+                raise InvalidInput(f"{name}: empty; leave it unset to keep the current value")
+        config = self._emulator.configure(**changes)
+        self._metrics.show_config(config)
         return self._config_message()
 
     async def GetConfig(self, request: pb.GetConfigRequest, context) -> pb.ChannelConfig:
@@ -56,22 +74,29 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
 
     def _config_message(self) -> pb.ChannelConfig:
         config = self._emulator.config
-        message = pb.ChannelConfig(model=config.model, snr_db=config.snr_db)
-        if config.seed is not None:
-            message.seed = config.seed
-        return message
+        return pb.ChannelConfig(**{name: getattr(config, name) for name in CONFIG_FIELDS
+                                   if getattr(config, name) is not None})
 
-    def _apply(self, message):
+    def _apply(self, message: frame_pb2.Frame) -> tuple[frame_pb2.Frame, float]:
         """Validates, applies the channel and serializes: CPU work, run in a thread."""
         frame = frames.from_proto(
             message, max_pixels=self._settings.max_pixels, max_channel_uses=self._settings.max_message_bytes // 8
         )
         start = time.perf_counter()
-        noisy = self._emulator.apply(frame)
+        try:
+            noisy, fading = self._emulator.apply(frame)
+        except LimitExceeded:
+            self._metrics.rejected.labels("budget").inc()
+            raise
         seconds = time.perf_counter() - start
         model = noisy.channel.model
         self._metrics.measured_snr.labels(model).observe(noisy.channel.measured_snr_db)
-        self._metrics.symbols.labels(model).inc(noisy.channel_uses)
+        self._metrics.symbols.labels(model).inc(noisy.channel.channel_uses)
         self._metrics.frames.labels(model).inc()
         self._metrics.apply_seconds.labels(model).observe(seconds)
+        if noisy.channel.truncated_symbols:
+            self._metrics.truncated.labels(model).inc()
+        if fading is not None:
+            for gain in np.abs(fading[:4096]) ** 2:  # bounded work for fast fading
+                self._metrics.fading_gain.labels(model).observe(float(gain))
         return frames.to_proto(noisy), seconds

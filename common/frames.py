@@ -14,17 +14,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import tensors
+from .csi import EQUALIZERS
 from .errors import InvalidInput, LimitExceeded
 from .pb import frame_pb2, tensor_pb2
 
 
+CSI_MODES = ("perfect", "none", "estimated")
+
+
 @dataclass
 class SymbolBlock:
-    """Complex channel symbols of one kind (complex64, shape [k], E|x|^2 = 1)."""
+    """Complex channel symbols of one kind (complex64, shape [k], E|x|^2 = 1).
+
+    erased_tail: symbols the channel's budget cut from the end (on the wire).
+    After the receiver's equalization (never on the wire): noise_variance,
+    float32 [k], the per-symbol error variance of `symbols` as an estimate of
+    what was sent, and mmse, whether `symbols` is already the MMSE estimate
+    (so a decoder must not shrink it again).
+    """
 
     name: str
     symbols: np.ndarray
     power_scale: float = 1.0
+    erased_tail: int = 0
+    noise_variance: np.ndarray | None = None
+    mmse: bool = False
 
 
 @dataclass
@@ -33,13 +47,24 @@ class ChannelState:
 
     snr_db: configured Es/N0 in dB. noise_variance: N0 per complex symbol
     (N0/2 per real dimension). measured_snr_db: mean|x|^2 / mean|n|^2 on this
-    frame, from the noise actually drawn.
+    frame, from the noise actually drawn. k_factor: linear Rician K.
+    fading: with csi "perfect", complex64 [blocks], one coefficient per
+    coherence block of the frame's symbol stream (blocks concatenated).
     """
 
     model: str
     snr_db: float
     noise_variance: float
     measured_snr_db: float = math.nan
+    k_factor: float = 0.0
+    coherence_symbols: int = 0
+    csi: str = "perfect"
+    equalizer: str = "mmse"
+    fading: np.ndarray | None = None
+    channel_uses: int = 0
+    bandwidth_ratio: float = 0.0
+    truncated_symbols: int = 0
+    erased: bool = False
 
 
 @dataclass
@@ -57,6 +82,7 @@ class Frame:
     model_version: str = ""
     side_info: dict[str, np.ndarray] = field(default_factory=dict)
     channel: ChannelState | None = None
+    pilot_spacing: int = 0
 
     @property
     def source_values(self) -> int:
@@ -90,9 +116,11 @@ def to_proto(frame: Frame) -> frame_pb2.Frame:
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=frame.channels),
             num_classes=frame.num_classes,
             source_values=frame.source_values,
+            pilot_spacing=frame.pilot_spacing,
         ),
         blocks=[
-            frame_pb2.SymbolBlock(name=b.name, symbols=tensors.to_proto(b.symbols), power_scale=b.power_scale)
+            frame_pb2.SymbolBlock(name=b.name, symbols=tensors.to_proto(b.symbols), power_scale=b.power_scale,
+                                  erased_tail=b.erased_tail)
             for b in frame.blocks
         ],
     )
@@ -104,12 +132,23 @@ def to_proto(frame: Frame) -> frame_pb2.Frame:
 
 
 def channel_state_to_proto(state: ChannelState) -> frame_pb2.ChannelState:
-    return frame_pb2.ChannelState(
+    message = frame_pb2.ChannelState(
         model=state.model,
         snr_db=state.snr_db,
         noise_variance=state.noise_variance,
         measured_snr_db=state.measured_snr_db,
+        k_factor=state.k_factor,
+        coherence_symbols=state.coherence_symbols,
+        csi=state.csi,
+        equalizer=state.equalizer,
+        channel_uses=state.channel_uses,
+        bandwidth_ratio=state.bandwidth_ratio,
+        truncated_symbols=state.truncated_symbols,
+        erased=state.erased,
     )
+    if state.fading is not None:
+        message.fading.CopyFrom(tensors.to_proto(state.fading))
+    return message
 
 
 def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: int) -> Frame:
@@ -142,17 +181,14 @@ def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: i
         symbols = tensors.from_proto(block.symbols, f"{where}.symbols", dtype=tensor_pb2.DATA_TYPE_COMPLEX64, ndim=1)
         if not math.isfinite(block.power_scale) or block.power_scale <= 0:
             raise InvalidInput(f"{where}.power_scale: {block.power_scale} is not a positive finite number")
-        blocks.append(SymbolBlock(block.name, symbols, block.power_scale))
+        if block.erased_tail > max_channel_uses:
+            raise InvalidInput(f"{where}.erased_tail: {block.erased_tail} is more than a frame can hold")
+        blocks.append(SymbolBlock(block.name, symbols, block.power_scale, erased_tail=block.erased_tail))
     side_info = {
         key: tensors.from_proto(value, f"frame.side_info['{key}']", max_elements=1 << 16)
         for key, value in message.side_info.items()
     }
-    channel = None
-    if message.HasField("channel"):
-        c = message.channel
-        if not math.isfinite(c.noise_variance) or c.noise_variance < 0:
-            raise InvalidInput(f"frame.channel.noise_variance: {c.noise_variance} is not a finite value >= 0")
-        channel = ChannelState(c.model, c.snr_db, c.noise_variance, c.measured_snr_db)
+    channel = _channel_state_from_proto(message.channel) if message.HasField("channel") else None
     return Frame(
         frame_id=header.frame_id,
         codec=header.codec,
@@ -165,4 +201,23 @@ def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: i
         blocks=blocks,
         side_info=side_info,
         channel=channel,
+        pilot_spacing=header.pilot_spacing,
+    )
+
+
+def _channel_state_from_proto(c: frame_pb2.ChannelState) -> ChannelState:
+    if not math.isfinite(c.noise_variance) or c.noise_variance < 0:
+        raise InvalidInput(f"frame.channel.noise_variance: {c.noise_variance} is not a finite value >= 0")
+    if c.csi not in ("", *CSI_MODES):
+        raise InvalidInput(f"frame.channel.csi: '{c.csi}', expected one of {', '.join(CSI_MODES)}")
+    if c.equalizer not in ("", *EQUALIZERS):
+        raise InvalidInput(f"frame.channel.equalizer: '{c.equalizer}', expected one of {', '.join(EQUALIZERS)}")
+    fading = None
+    if c.HasField("fading"):
+        fading = tensors.from_proto(c.fading, "frame.channel.fading", dtype=tensor_pb2.DATA_TYPE_COMPLEX64, ndim=1)
+    return ChannelState(
+        model=c.model, snr_db=c.snr_db, noise_variance=c.noise_variance, measured_snr_db=c.measured_snr_db,
+        k_factor=c.k_factor, coherence_symbols=c.coherence_symbols, csi=c.csi or "none",
+        equalizer=c.equalizer or "mmse", fading=fading, channel_uses=c.channel_uses,
+        bandwidth_ratio=c.bandwidth_ratio, truncated_symbols=c.truncated_symbols, erased=c.erased,
     )

@@ -12,6 +12,9 @@ class ReceiverMetrics:
         self.frames = Counter(
             "semcom_receiver_frames", "Frames decoded successfully.", ["codec"], registry=registry
         )
+        self.erasures = Counter(
+            "semcom_receiver_erasures", "Frames that arrived erased (lost on the link).", registry=registry
+        )
         self.model_info = Gauge(
             "semcom_receiver_model_info", "Loaded codecs and models (value 1): version and precision.",
             ["codec", "codec_version", "precision"], registry=registry,

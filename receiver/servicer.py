@@ -3,8 +3,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
+
 from semcom.common import frames, tensors
 from semcom.common.config import ServerSettings
+from semcom.common.errors import ServiceError
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 
 from .metrics import ReceiverMetrics
@@ -21,6 +24,10 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
         return await asyncio.to_thread(self._decode, request)
 
     def _decode(self, request: receiver_pb2.DecodeRequest) -> receiver_pb2.DecodeResponse:
+        if request.frame.channel.erased:
+            self._metrics.erasures.inc()
+            raise ServiceError(f"frame {request.frame.header.frame_id or '(no id)'} was lost on the link (erasure)",
+                               code=grpc.StatusCode.DATA_LOSS)
         frame = frames.from_proto(
             request.frame,
             max_pixels=self._settings.max_pixels,

@@ -55,7 +55,7 @@ def test_emulator_applies_the_channel_to_every_block_and_records_its_state():
     blocks = [SymbolBlock("a", unit_power_symbols(50_000, 1)), SymbolBlock("b", unit_power_symbols(70_000, 2))]
     frame = Frame("id", "linear_analog", 1, 10, 10, blocks)
     emulator = ChannelEmulator(ChannelConfig(snr_db=6.0, seed=9))
-    noisy = emulator.apply(frame)
+    noisy, _ = emulator.apply(frame)
     assert [b.name for b in noisy.blocks] == ["a", "b"]
     assert noisy.channel.model == "awgn" and noisy.channel.snr_db == 6.0
     assert noisy.channel.noise_variance == pytest.approx(noise_variance(6.0))

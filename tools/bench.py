@@ -35,7 +35,7 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
 
     def in_process() -> None:
         encoded = pipeline.encode(image, codec, 0.0, max_pixels=size[0] * size[1])
-        reconstruction = decode_frame(emulator.apply(encoded.frame))
+        reconstruction = decode_frame(emulator.apply(encoded.frame)[0])
         pipeline.quality(encoded.image, reconstruction)
         encode_png(reconstruction)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvloop
 
 from semcom.channel_emulator import server as channel_server
+from semcom.common.errors import ServiceError
 from semcom.common.server import ServiceServer, configure_logging, run_until_signal
 from semcom.receiver import server as receiver_server
 from semcom.transmitter import server as transmitter_server
@@ -33,7 +34,11 @@ def serve(service: str, args) -> int:
         server: ServiceServer = await module.start(settings, **extra)
         await run_until_signal(server)
 
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    except (ServiceError, ValueError, OSError) as error:  # bad configuration or port: say so, no traceback
+        print(f"semcom serve {service}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -4,11 +4,12 @@ library, usable in-process."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from semcom.common import codecs
+from semcom.common.csi import insert_pilots
 from semcom.common.frames import Frame
 from semcom.common.images import decode_image
 from semcom.common.quality import psnr_db, ssim
@@ -20,12 +21,19 @@ class Encoded:
     frame: Frame
 
 
-def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pixels: int) -> Encoded:
-    """Decodes the image file and encodes it with the codec; ratio 0 means the codec's default."""
+def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pixels: int,
+           pilot_spacing: int = 0) -> Encoded:
+    """Decodes the image file, encodes it with the codec (ratio 0: the codec's
+    default) and inserts a pilot before every `pilot_spacing` data symbols of
+    each block (0: none; see common/csi.py)."""
     codec = codecs.get(codec_id, field="codec")
     image = decode_image(image_bytes, max_pixels=max_pixels)
     ratio = bandwidth_ratio or codec.default_bandwidth_ratio
-    return Encoded(image, codec.encode(image, ratio, frame_id=uuid.uuid4().hex))
+    frame = codec.encode(image, ratio, frame_id=uuid.uuid4().hex)
+    if pilot_spacing:
+        frame.blocks = [replace(b, symbols=insert_pilots(b.symbols, pilot_spacing)) for b in frame.blocks]
+        frame.pilot_spacing = pilot_spacing
+    return Encoded(image, frame)
 
 
 def quality(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:

@@ -24,18 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--channel", default="127.0.0.1:50052", help="channel emulator address HOST:PORT")
     add_option(parser, "--default-codec", default=DEFAULT_CODEC,
                help=f"codec for requests that name none ({', '.join(codecs.available())})")
+    add_option(parser, "--pilot-spacing", type=int, default=0,
+               help="insert a pilot before every N data symbols, for estimated CSI (0: no pilots)")
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
-    return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec}
+    return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec,
+                                   "pilot_spacing": args.pilot_spacing}
 
 
-async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC) -> ServiceServer:
+async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
+                pilot_spacing: int = 0) -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
+    if pilot_spacing < 0:
+        raise ValueError(f"--pilot-spacing: {pilot_spacing} must be >= 0")
     registry = CollectorRegistry()
     server = ServiceServer("transmitter", settings, registry)
     channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(aio_channel(channel, settings.max_message_bytes))
-    servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel)
+    servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel,
+                                   pilot_spacing)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
     await server.start()
     return server

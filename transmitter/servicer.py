@@ -19,8 +19,10 @@ from .metrics import TransmitterMetrics
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
-                 channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str):
+                 channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
+                 pilot_spacing: int = 0):
         self._settings = settings
+        self._pilot_spacing = pilot_spacing
         self._metrics = metrics
         self._default_codec = default_codec
         self._channel = channel
@@ -56,14 +58,16 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         end_to_end = time.perf_counter() - start
 
         frame = encoded.frame
+        link = forwarded.link
+        link_seconds = link.queue_seconds + link.transmit_seconds + link.propagation_seconds
         decode_seconds = forwarded.decoded.decode_seconds
         self._record(codec_id, frame, encode_seconds, end_to_end, quality)
         return pb.TransmitResponse(
             image_id=request.image_id,
             frame_id=frame.frame_id,
             codec=codec_id,
-            channel_uses=frame.channel_uses,
-            bandwidth_ratio=frame.bandwidth_ratio,
+            channel_uses=forwarded.channel.channel_uses,
+            bandwidth_ratio=forwarded.channel.bandwidth_ratio,
             channel=forwarded.channel,
             quality=quality,
             timings=pb.StageTimings(
@@ -71,9 +75,10 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                 channel_seconds=forwarded.channel_seconds,
                 decode_seconds=decode_seconds,
                 quality_seconds=quality_seconds,
+                link_seconds=link_seconds,
                 end_to_end_seconds=end_to_end,
                 overhead_seconds=end_to_end - encode_seconds - forwarded.channel_seconds - decode_seconds
-                - quality_seconds,
+                - quality_seconds - link_seconds,
             ),
             reconstruction_png=png,
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
@@ -81,7 +86,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
 
     def _encode(self, request: pb.TransmitRequest, codec_id: str):
         start = time.perf_counter()
-        encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio, max_pixels=self._settings.max_pixels)
+        encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio, max_pixels=self._settings.max_pixels,
+                                  pilot_spacing=request.pilot_spacing or self._pilot_spacing)
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 
@@ -104,7 +110,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         m.encode_seconds.labels(codec_id).observe(encode_seconds)
         m.end_to_end_seconds.labels(codec_id).observe(end_to_end)
         m.channel_uses.labels(codec_id).observe(frame.channel_uses)
-        m.bandwidth_ratio.labels(codec_id).observe(frame.bandwidth_ratio)
+        m.bandwidth_ratio.labels(codec_id).observe(frame.bandwidth_ratio)  # as sent, before any truncation
         m.ssim.labels(codec_id).observe(quality.ssim)
         if math.isfinite(quality.psnr_db):  # a lossless image has infinite PSNR
             m.psnr.labels(codec_id).observe(quality.psnr_db)

@@ -7,7 +7,9 @@ E|x|^2 = 1. At full resolution k/n = 1/2 complex channel uses per source real
 value; a ratio r < 1/2 downsamples each side by sqrt(2r).
 
 Decoder: LMMSE scaling x_hat = y / (1 + N0) for zero-mean unit-power symbols
-in CN(0, N0) noise, undo the power scale and means, bilinear upsampling.
+in CN(0, N0) noise (per symbol, with the error variance the receiver's
+equalizer reports; skipped when the equalizer was MMSE already), undo the
+power scale and means, bilinear upsampling.
 """
 
 from __future__ import annotations
@@ -75,8 +77,12 @@ class LinearAnalogCodec:
             raise InvalidInput(
                 f"frame.blocks['image'].symbols: {block.symbols.size} symbols, {sent_h}x{sent_w}x3 needs {expected}"
             )
-        noise_variance = frame.channel.noise_variance if frame.channel else 0.0
-        estimate = block.symbols / (1.0 + noise_variance) / block.power_scale
+        if block.mmse:  # the equalizer already gave the MMSE estimate
+            estimate = block.symbols / block.power_scale
+        else:
+            noise = block.noise_variance if block.noise_variance is not None else (
+                frame.channel.noise_variance if frame.channel else 0.0)
+            estimate = block.symbols / (1.0 + noise) / block.power_scale
         reals = np.empty(2 * estimate.size, dtype=np.float32)
         reals[0::2], reals[1::2] = estimate.real, estimate.imag
         values = reals[: sent_h * sent_w * 3].reshape(sent_h, sent_w, 3) + mean

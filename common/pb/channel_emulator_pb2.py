@@ -26,25 +26,27 @@ from . import frame_pb2 as semcom_dot_v1_dot_frame__pb2
 from . import receiver_pb2 as semcom_dot_v1_dot_receiver__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n semcom/v1/channel_emulator.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\x1a\x18semcom/v1/receiver.proto\"i\n\rChannelConfig\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06snr_db\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x02\x88\x01\x01\x42\x08\n\x06_modelB\t\n\x07_snr_dbB\x07\n\x05_seed\"\x12\n\x10GetConfigRequest\"1\n\x0e\x46orwardRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"\x9f\x01\n\x0f\x46orwardResponse\x12*\n\x07\x64\x65\x63oded\x18\x01 \x01(\x0b\x32\x19.semcom.v1.DecodeResponse\x12(\n\x07\x63hannel\x18\x02 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x12\x17\n\x0f\x63hannel_seconds\x18\x03 \x01(\x01\x12\x1d\n\x15receiver_call_seconds\x18\x04 \x01(\x01\"/\n\x0c\x41pplyRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"I\n\rApplyResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\x12\x17\n\x0f\x63hannel_seconds\x18\x02 \x01(\x01\x32\x94\x02\n\x0f\x43hannelEmulator\x12@\n\x07\x46orward\x12\x19.semcom.v1.ForwardRequest\x1a\x1a.semcom.v1.ForwardResponse\x12:\n\x05\x41pply\x12\x17.semcom.v1.ApplyRequest\x1a\x18.semcom.v1.ApplyResponse\x12?\n\tConfigure\x12\x18.semcom.v1.ChannelConfig\x1a\x18.semcom.v1.ChannelConfig\x12\x42\n\tGetConfig\x12\x1b.semcom.v1.GetConfigRequest\x1a\x18.semcom.v1.ChannelConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n semcom/v1/channel_emulator.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\x1a\x18semcom/v1/receiver.proto\"\xc9\x04\n\rChannelConfig\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06snr_db\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x02\x88\x01\x01\x12\x15\n\x08k_factor\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x1e\n\x11\x63oherence_symbols\x18\x05 \x01(\rH\x04\x88\x01\x01\x12\x10\n\x03\x63si\x18\x06 \x01(\tH\x05\x88\x01\x01\x12\x16\n\tequalizer\x18\x07 \x01(\tH\x06\x88\x01\x01\x12\x1d\n\x10max_channel_uses\x18\x08 \x01(\x04H\x07\x88\x01\x01\x12\x18\n\x0bover_budget\x18\t \x01(\tH\x08\x88\x01\x01\x12\x18\n\x0bsymbol_rate\x18\n \x01(\x01H\t\x88\x01\x01\x12\x1a\n\rdelay_seconds\x18\x0b \x01(\x01H\n\x88\x01\x01\x12\x1b\n\x0ejitter_seconds\x18\x0c \x01(\x01H\x0b\x88\x01\x01\x12\x1d\n\x10loss_probability\x18\r \x01(\x01H\x0c\x88\x01\x01\x12\x19\n\x0cqueue_frames\x18\x0e \x01(\rH\r\x88\x01\x01\x42\x08\n\x06_modelB\t\n\x07_snr_dbB\x07\n\x05_seedB\x0b\n\t_k_factorB\x14\n\x12_coherence_symbolsB\x06\n\x04_csiB\x0c\n\n_equalizerB\x13\n\x11_max_channel_usesB\x0e\n\x0c_over_budgetB\x0e\n\x0c_symbol_rateB\x10\n\x0e_delay_secondsB\x11\n\x0f_jitter_secondsB\x13\n\x11_loss_probabilityB\x0f\n\r_queue_frames\"Z\n\nLinkTiming\x12\x15\n\rqueue_seconds\x18\x01 \x01(\x01\x12\x18\n\x10transmit_seconds\x18\x02 \x01(\x01\x12\x1b\n\x13propagation_seconds\x18\x03 \x01(\x01\"\x12\n\x10GetConfigRequest\"1\n\x0e\x46orwardRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"\xc4\x01\n\x0f\x46orwardResponse\x12*\n\x07\x64\x65\x63oded\x18\x01 \x01(\x0b\x32\x19.semcom.v1.DecodeResponse\x12(\n\x07\x63hannel\x18\x02 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x12\x17\n\x0f\x63hannel_seconds\x18\x03 \x01(\x01\x12\x1d\n\x15receiver_call_seconds\x18\x04 \x01(\x01\x12#\n\x04link\x18\x05 \x01(\x0b\x32\x15.semcom.v1.LinkTiming\"/\n\x0c\x41pplyRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"I\n\rApplyResponse\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\x12\x17\n\x0f\x63hannel_seconds\x18\x02 \x01(\x01\x32\x94\x02\n\x0f\x43hannelEmulator\x12@\n\x07\x46orward\x12\x19.semcom.v1.ForwardRequest\x1a\x1a.semcom.v1.ForwardResponse\x12:\n\x05\x41pply\x12\x17.semcom.v1.ApplyRequest\x1a\x18.semcom.v1.ApplyResponse\x12?\n\tConfigure\x12\x18.semcom.v1.ChannelConfig\x1a\x18.semcom.v1.ChannelConfig\x12\x42\n\tGetConfig\x12\x1b.semcom.v1.GetConfigRequest\x1a\x18.semcom.v1.ChannelConfigb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semcom.v1.channel_emulator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANNELCONFIG']._serialized_start=96
-  _globals['_CHANNELCONFIG']._serialized_end=201
-  _globals['_GETCONFIGREQUEST']._serialized_start=203
-  _globals['_GETCONFIGREQUEST']._serialized_end=221
-  _globals['_FORWARDREQUEST']._serialized_start=223
-  _globals['_FORWARDREQUEST']._serialized_end=272
-  _globals['_FORWARDRESPONSE']._serialized_start=275
-  _globals['_FORWARDRESPONSE']._serialized_end=434
-  _globals['_APPLYREQUEST']._serialized_start=436
-  _globals['_APPLYREQUEST']._serialized_end=483
-  _globals['_APPLYRESPONSE']._serialized_start=485
-  _globals['_APPLYRESPONSE']._serialized_end=558
-  _globals['_CHANNELEMULATOR']._serialized_start=561
-  _globals['_CHANNELEMULATOR']._serialized_end=837
+  _globals['_CHANNELCONFIG']._serialized_start=97
+  _globals['_CHANNELCONFIG']._serialized_end=682
+  _globals['_LINKTIMING']._serialized_start=684
+  _globals['_LINKTIMING']._serialized_end=774
+  _globals['_GETCONFIGREQUEST']._serialized_start=776
+  _globals['_GETCONFIGREQUEST']._serialized_end=794
+  _globals['_FORWARDREQUEST']._serialized_start=796
+  _globals['_FORWARDREQUEST']._serialized_end=845
+  _globals['_FORWARDRESPONSE']._serialized_start=848
+  _globals['_FORWARDRESPONSE']._serialized_end=1044
+  _globals['_APPLYREQUEST']._serialized_start=1046
+  _globals['_APPLYREQUEST']._serialized_end=1093
+  _globals['_APPLYRESPONSE']._serialized_start=1095
+  _globals['_APPLYRESPONSE']._serialized_end=1168
+  _globals['_CHANNELEMULATOR']._serialized_start=1171
+  _globals['_CHANNELEMULATOR']._serialized_end=1447
 # @@protoc_insertion_point(module_scope)

@@ -68,8 +68,9 @@ class ChannelEmulatorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Apply(self, request, context):
-        """Applies the channel and returns the noisy frame without forwarding it:
-        raw channel outputs for custom receivers and for measurement.
+        """Applies the channel (budget, fading, noise; not the link's timing or
+        loss) and returns the noisy frame without forwarding it: raw channel
+        outputs for custom receivers and for measurement.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

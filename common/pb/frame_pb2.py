@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import tensor_pb2 as semcom_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15semcom/v1/frame.proto\x12\tsemcom.v1\x1a\x16semcom/v1/tensor.proto\"<\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"\xb2\x01\n\x0b\x46rameHeader\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x15\n\rcodec_version\x18\x03 \x01(\r\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\nimage_size\x18\x05 \x01(\x0b\x32\x14.semcom.v1.ImageSize\x12\x13\n\x0bnum_classes\x18\x06 \x01(\r\x12\x15\n\rsource_values\x18\x07 \x01(\x04\"T\n\x0bSymbolBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x07symbols\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor\x12\x13\n\x0bpower_scale\x18\x03 \x01(\x02\"^\n\x0c\x43hannelState\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06snr_db\x18\x02 \x01(\x01\x12\x16\n\x0enoise_variance\x18\x03 \x01(\x01\x12\x17\n\x0fmeasured_snr_db\x18\x04 \x01(\x01\"\xf8\x01\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x16.semcom.v1.FrameHeader\x12&\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x16.semcom.v1.SymbolBlock\x12\x31\n\tside_info\x18\x03 \x03(\x0b\x32\x1e.semcom.v1.Frame.SideInfoEntry\x12(\n\x07\x63hannel\x18\x04 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x1a\x42\n\rSideInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15semcom/v1/frame.proto\x12\tsemcom.v1\x1a\x16semcom/v1/tensor.proto\"<\n\tImageSize\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x10\n\x08\x63hannels\x18\x03 \x01(\r\"\xc9\x01\n\x0b\x46rameHeader\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x15\n\rcodec_version\x18\x03 \x01(\r\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12(\n\nimage_size\x18\x05 \x01(\x0b\x32\x14.semcom.v1.ImageSize\x12\x13\n\x0bnum_classes\x18\x06 \x01(\r\x12\x15\n\rsource_values\x18\x07 \x01(\x04\x12\x15\n\rpilot_spacing\x18\x08 \x01(\r\"i\n\x0bSymbolBlock\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x07symbols\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor\x12\x13\n\x0bpower_scale\x18\x03 \x01(\x02\x12\x13\n\x0b\x65rased_tail\x18\x04 \x01(\x04\"\xa8\x02\n\x0c\x43hannelState\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06snr_db\x18\x02 \x01(\x01\x12\x16\n\x0enoise_variance\x18\x03 \x01(\x01\x12\x17\n\x0fmeasured_snr_db\x18\x04 \x01(\x01\x12\x10\n\x08k_factor\x18\x05 \x01(\x01\x12\x19\n\x11\x63oherence_symbols\x18\x06 \x01(\r\x12\x0b\n\x03\x63si\x18\x07 \x01(\t\x12\x11\n\tequalizer\x18\x08 \x01(\t\x12!\n\x06\x66\x61\x64ing\x18\t \x01(\x0b\x32\x11.semcom.v1.Tensor\x12\x14\n\x0c\x63hannel_uses\x18\n \x01(\x04\x12\x17\n\x0f\x62\x61ndwidth_ratio\x18\x0b \x01(\x01\x12\x19\n\x11truncated_symbols\x18\x0c \x01(\x04\x12\x0e\n\x06\x65rased\x18\r \x01(\x08\"\xf8\x01\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x16.semcom.v1.FrameHeader\x12&\n\x06\x62locks\x18\x02 \x03(\x0b\x32\x16.semcom.v1.SymbolBlock\x12\x31\n\tside_info\x18\x03 \x03(\x0b\x32\x1e.semcom.v1.Frame.SideInfoEntry\x12(\n\x07\x63hannel\x18\x04 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x1a\x42\n\rSideInfoEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,13 +37,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGESIZE']._serialized_start=60
   _globals['_IMAGESIZE']._serialized_end=120
   _globals['_FRAMEHEADER']._serialized_start=123
-  _globals['_FRAMEHEADER']._serialized_end=301
-  _globals['_SYMBOLBLOCK']._serialized_start=303
-  _globals['_SYMBOLBLOCK']._serialized_end=387
-  _globals['_CHANNELSTATE']._serialized_start=389
-  _globals['_CHANNELSTATE']._serialized_end=483
-  _globals['_FRAME']._serialized_start=486
-  _globals['_FRAME']._serialized_end=734
-  _globals['_FRAME_SIDEINFOENTRY']._serialized_start=668
-  _globals['_FRAME_SIDEINFOENTRY']._serialized_end=734
+  _globals['_FRAMEHEADER']._serialized_end=324
+  _globals['_SYMBOLBLOCK']._serialized_start=326
+  _globals['_SYMBOLBLOCK']._serialized_end=431
+  _globals['_CHANNELSTATE']._serialized_start=434
+  _globals['_CHANNELSTATE']._serialized_end=730
+  _globals['_FRAME']._serialized_start=733
+  _globals['_FRAME']._serialized_end=981
+  _globals['_FRAME_SIDEINFOENTRY']._serialized_start=915
+  _globals['_FRAME_SIDEINFOENTRY']._serialized_end=981
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class ImageSize(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
-    __slots__ = ("frame_id", "codec", "codec_version", "model_version", "image_size", "num_classes", "source_values")
+    __slots__ = ("frame_id", "codec", "codec_version", "model_version", "image_size", "num_classes", "source_values", "pilot_spacing")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     CODEC_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class FrameHeader(_message.Message):
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_VALUES_FIELD_NUMBER: _ClassVar[int]
+    PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     codec: str
     codec_version: int
@@ -33,29 +34,50 @@ class FrameHeader(_message.Message):
     image_size: ImageSize
     num_classes: int
     source_values: int
-    def __init__(self, frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., codec_version: _Optional[int] = ..., model_version: _Optional[str] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., num_classes: _Optional[int] = ..., source_values: _Optional[int] = ...) -> None: ...
+    pilot_spacing: int
+    def __init__(self, frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., codec_version: _Optional[int] = ..., model_version: _Optional[str] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., num_classes: _Optional[int] = ..., source_values: _Optional[int] = ..., pilot_spacing: _Optional[int] = ...) -> None: ...
 
 class SymbolBlock(_message.Message):
-    __slots__ = ("name", "symbols", "power_scale")
+    __slots__ = ("name", "symbols", "power_scale", "erased_tail")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     POWER_SCALE_FIELD_NUMBER: _ClassVar[int]
+    ERASED_TAIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     symbols: _tensor_pb2.Tensor
     power_scale: float
-    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., power_scale: _Optional[float] = ...) -> None: ...
+    erased_tail: int
+    def __init__(self, name: _Optional[str] = ..., symbols: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., power_scale: _Optional[float] = ..., erased_tail: _Optional[int] = ...) -> None: ...
 
 class ChannelState(_message.Message):
-    __slots__ = ("model", "snr_db", "noise_variance", "measured_snr_db")
+    __slots__ = ("model", "snr_db", "noise_variance", "measured_snr_db", "k_factor", "coherence_symbols", "csi", "equalizer", "fading", "channel_uses", "bandwidth_ratio", "truncated_symbols", "erased")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
     MEASURED_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    K_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    COHERENCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    CSI_FIELD_NUMBER: _ClassVar[int]
+    EQUALIZER_FIELD_NUMBER: _ClassVar[int]
+    FADING_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_USES_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
     model: str
     snr_db: float
     noise_variance: float
     measured_snr_db: float
-    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ...) -> None: ...
+    k_factor: float
+    coherence_symbols: int
+    csi: str
+    equalizer: str
+    fading: _tensor_pb2.Tensor
+    channel_uses: int
+    bandwidth_ratio: float
+    truncated_symbols: int
+    erased: bool
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., measured_snr_db: _Optional[float] = ..., k_factor: _Optional[float] = ..., coherence_symbols: _Optional[int] = ..., csi: _Optional[str] = ..., equalizer: _Optional[str] = ..., fading: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., truncated_symbols: _Optional[int] = ..., erased: _Optional[bool] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("header", "blocks", "side_info", "channel")

@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TransmitRequest(_message.Message):
-    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id")
+    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id", "pilot_spacing")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     codec: str
     bandwidth_ratio: float
     image_id: str
-    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ...) -> None: ...
+    pilot_spacing: int
+    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ...) -> None: ...
 
 class Quality(_message.Message):
     __slots__ = ("psnr_db", "ssim")
@@ -27,20 +29,22 @@ class Quality(_message.Message):
     def __init__(self, psnr_db: _Optional[float] = ..., ssim: _Optional[float] = ...) -> None: ...
 
 class StageTimings(_message.Message):
-    __slots__ = ("encode_seconds", "channel_seconds", "decode_seconds", "end_to_end_seconds", "overhead_seconds", "quality_seconds")
+    __slots__ = ("encode_seconds", "channel_seconds", "decode_seconds", "end_to_end_seconds", "overhead_seconds", "quality_seconds", "link_seconds")
     ENCODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DECODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     END_TO_END_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OVERHEAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     QUALITY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LINK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     encode_seconds: float
     channel_seconds: float
     decode_seconds: float
     end_to_end_seconds: float
     overhead_seconds: float
     quality_seconds: float
-    def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ...) -> None: ...
+    link_seconds: float
+    def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ..., link_seconds: _Optional[float] = ...) -> None: ...
 
 class TransmitResponse(_message.Message):
     __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size")
