@@ -1,9 +1,10 @@
 """The server interceptor every service runs.
 
-It does two things on every RPC, in one wrapper so they agree on the outcome:
-maps ServiceError (and unexpected exceptions) to gRPC status codes with
-clear messages, and records the go-grpc-prometheus server metrics with the
-final code.
+It does three things on every RPC, in one wrapper so they agree on the
+outcome: maps ServiceError (and unexpected exceptions) to gRPC status codes
+with clear messages, records the go-grpc-prometheus server metrics with the
+final code, and counts calls in flight so shutdown can drain them (while
+draining, new calls other than health checks get UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -22,9 +23,38 @@ from .metrics import GrpcServerMetrics
 log = logging.getLogger(__name__)
 
 
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: GrpcServerMetrics):
         self._metrics = metrics
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._draining = False
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuses new calls (but health checks) and waits for those in flight; False on timeout."""
+        self._draining = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def _enter(self, service: str, method: str) -> bool:
+        """Admits a call unless draining; the caller must _leave() an admitted one."""
+        if self._draining and service != HEALTH_SERVICE:
+            return False
+        self._in_flight += 1
+        self._idle.clear()
+        return True
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
     async def intercept_service(
         self,
@@ -57,6 +87,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, behavior, rpc_type: str, service: str, method: str):
         async def wrapped(request, context: grpc.aio.ServicerContext):
+            if not self._enter(service, method):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
                 return await behavior(request, context)
@@ -64,6 +96,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await call.fail(error)
             finally:
                 call.finish()
+                self._leave()
 
         return wrapped
 
@@ -73,6 +106,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_unary(behavior, rpc_type, service, method)
 
         async def wrapped(request, context: grpc.aio.ServicerContext) -> AsyncIterator:
+            if not self._enter(service, method):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
                 async for response in behavior(request, context):
@@ -81,6 +116,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await call.fail(error)
             finally:
                 call.finish()
+                self._leave()
 
         return wrapped
 

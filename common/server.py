@@ -30,14 +30,17 @@ from .rpc import server_options
 
 log = logging.getLogger(__name__)
 
+_LINGER_SECONDS = 0.2
+
 
 class ServiceServer:
     def __init__(self, name: str, settings: ServerSettings, registry: CollectorRegistry):
         self.name = name
         self.settings = settings
         self.registry = registry
+        self.interceptor = ServiceInterceptor(GrpcServerMetrics(registry))
         self.server = grpc.aio.server(
-            interceptors=[ServiceInterceptor(GrpcServerMetrics(registry))],
+            interceptors=[self.interceptor],
             options=server_options(settings.max_message_bytes),
         )
         self.health = health.aio.HealthServicer()
@@ -90,10 +93,23 @@ class ServiceServer:
             os.replace(temporary, self.settings.ready_file)  # readers never see half a file
 
     async def stop(self, grace: float | None = None) -> None:
-        """Reports NOT_SERVING, refuses new calls, lets calls in flight finish within `grace`."""
+        """Reports NOT_SERVING, refuses new calls, lets calls in flight finish within `grace`.
+
+        The drain is ours rather than grpc's own stop(grace): that closes each
+        connection as its last call completes, and a socket closed with client
+        frames still unread is reset, which can destroy the response just
+        sent. Lingering a moment after the drain lets clients read it first.
+        """
         grace = self.settings.grace_seconds if grace is None else grace
         log.info("%s stopping (grace %.1f s)", self.name, grace)
         await self.health.enter_graceful_shutdown()
+        if grace > 0:
+            start = asyncio.get_running_loop().time()
+            if await self.interceptor.drain(grace):
+                await asyncio.sleep(min(_LINGER_SECONDS, grace))
+            else:
+                log.warning("%s: calls still in flight after %.1f s; cancelling them", self.name, grace)
+            grace = max(0.0, grace - (asyncio.get_running_loop().time() - start))
         await self.server.stop(grace)
         if self._metrics_httpd is not None:
             self._metrics_httpd.shutdown()

@@ -84,11 +84,14 @@ def test_sigterm_lets_the_call_in_flight_finish_then_refuses_new_calls(processes
 
 
 def test_cli_sets_the_live_channel_and_sends_images(processes, tmp_path):
-    changed = run_cli("channel", "set", "--address", processes.channel, "--snr-db", "5", "--seed", "7")
+    changed = run_cli("channel", "set", "--address", processes.channel, "--snr-db", "5", "--seed", "7",
+                      "--model", "rician", "--k-factor", "3", "--coherence-symbols", "64")
     assert changed.returncode == 0, changed.stderr
-    assert changed.stdout.strip() == "model=awgn snr_db=5 seed=7"
+    settings = dict(item.split("=") for item in changed.stdout.split())
+    assert {k: settings[k] for k in ("model", "snr_db", "seed", "k_factor", "coherence_symbols", "csi")} == {
+        "model": "rician", "snr_db": "5", "seed": "7", "k_factor": "3", "coherence_symbols": "64", "csi": "perfect"}
     shown = run_cli("channel", "get", "--address", processes.channel)
-    assert shown.stdout.strip() == "model=awgn snr_db=5 seed=7"
+    assert shown.stdout == changed.stdout
 
     out = tmp_path / "received"
     images = [str(p) for p in sample_images()[:2]]
@@ -125,7 +128,7 @@ def test_environment_variables_configure_a_service(tmp_path):
             time.sleep(0.05)
         port = __import__("json").loads(ready.read_text())["port"]
         shown = run_cli("channel", "get", "--address", f"127.0.0.1:{port}")
-        assert shown.stdout.strip() == "model=awgn snr_db=-4.5 seed=unset"
+        assert shown.stdout.startswith("model=awgn snr_db=-4.5 seed=unset k_factor=0 ")
     finally:
         service.send_signal(signal.SIGTERM)
         assert service.wait(30) == 0

@@ -10,10 +10,12 @@ import grpc
 
 from semcom.common import codecs
 
+from semcom.channel_emulator.server import CHANNEL_FLAGS
+
 from . import services
 from .client import (
-    RESULT_COLUMNS, configure_channel, describe_rpc_error, format_table, get_channel_config, read_images,
-    result_row, transmit_all,
+    RESULT_COLUMNS, configure_channel, describe_channel, describe_rpc_error, format_table, get_channel_config,
+    read_images, result_row, transmit_all,
 )
 
 DESCRIPTION = """\
@@ -48,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     channel = commands.add_parser("channel", help="read or change the live channel")
     channel_verbs = channel.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb in ("get", "set"):
-        sub = channel_verbs.add_parser(verb, help=f"{verb} the channel configuration")
+        sub = channel_verbs.add_parser(verb, help=f"{verb} the channel configuration",
+                                       description="Settings left out keep their value." if verb == "set" else None)
         sub.add_argument("--address", default="127.0.0.1:50052", help="channel emulator HOST:PORT [%(default)s]")
         if verb == "set":
-            sub.add_argument("--snr-db", type=float, help="SNR, Es/N0 in dB")
-            sub.add_argument("--model", help="channel model (awgn)")
-            sub.add_argument("--seed", type=int, help="reseed the noise generator")
+            for name, (kind, help) in CHANNEL_FLAGS.items():
+                sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help)
 
     demo = commands.add_parser("demo", help="run the three services and send the bundled samples through them")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder [%(default)s]")
@@ -95,11 +97,10 @@ def _run(args: argparse.Namespace) -> int:
         return _send(args)
     if args.command == "channel":
         if args.verb == "set":
-            config = configure_channel(args.address, snr_db=args.snr_db, model=args.model, seed=args.seed)
+            config = configure_channel(args.address, **{name: getattr(args, name) for name in CHANNEL_FLAGS})
         else:
             config = get_channel_config(args.address)
-        seed = config.seed if config.HasField("seed") else "unset"
-        print(f"model={config.model} snr_db={config.snr_db:g} seed={seed}")
+        print(describe_channel(config))
         return 0
     if args.command == "demo":
         from .demo import run_demo

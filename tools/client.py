@@ -49,6 +49,15 @@ def configure_channel(address: str, *, timeout: float = 10.0, **settings) -> cha
         return stub.Configure(request, timeout=timeout)
 
 
+def describe_channel(config: channel_emulator_pb2.ChannelConfig) -> str:
+    """One line of key=value for every setting, in the proto's field order."""
+    parts = []
+    for field in config.DESCRIPTOR.fields:
+        value = getattr(config, field.name) if config.HasField(field.name) else "unset"
+        parts.append(f"{field.name}={value:g}" if isinstance(value, float) else f"{field.name}={value}")
+    return " ".join(parts)
+
+
 def get_channel_config(address: str, *, timeout: float = 10.0) -> channel_emulator_pb2.ChannelConfig:
     with sync_channel(address) as channel:
         stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(channel)
