@@ -154,3 +154,16 @@ def test_demo_prints_the_table_and_writes_side_by_side_pngs(tmp_path):
         original = Image.open(path)
         assert panel.height > original.height and panel.width >= 3 * original.width  # original | 0 dB | 20 dB
     assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
+
+
+@pytest.mark.parametrize("benchmark,expected", [
+    ("pipeline", "gRPC + serialization overhead:"),
+    ("channel", "added by the channel emulator:"),
+])
+def test_benchmark_commands_run_and_report_measured_ratios(benchmark, expected):
+    """Not a timing test: the benchmarks run end to end and print their ratios."""
+    result = run_cli("bench", benchmark, "--repeats", "10")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if expected in line)
+    ratio = float(line.rsplit("(", 1)[1].split("x")[0].split()[-1])
+    assert ratio > 1.0  # through gRPC is slower than without it

@@ -78,3 +78,55 @@ def _time(function, repeats: int, warmup: int, label: str) -> float:
         if i >= warmup:
             samples.append(time.perf_counter() - start)
     return float(np.median(samples))
+
+
+CHANNEL_MODELS = {
+    "awgn": {"model": "awgn"},
+    "rayleigh block": {"model": "rayleigh", "coherence_symbols": 0},
+    "rayleigh fast": {"model": "rayleigh", "coherence_symbols": 1},
+    "rician K=3, L=64": {"model": "rician", "k_factor": 3.0, "coherence_symbols": 64},
+}
+
+
+def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
+    """Emulator throughput in channel uses per second (in-process), and the
+    latency the channel hop adds to a 64x64 frame (through the services)."""
+    from semcom.common import frames as frame_codec
+    from semcom.common.frames import Frame, SymbolBlock
+    from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc
+
+    rng = np.random.default_rng(0)
+    lines = [f"emulator throughput, in-process (median of {repeats // 10} frames):",
+             f"  {'model':<18} {'64x64 frame':>22} {f'{large_symbols} symbols':>24}"]
+    small = pipeline.encode(encode_png(generate_scene(64, 64, seed=0)[0]), "linear_analog", 0.0,
+                            max_pixels=64 * 64).frame
+    symbols = (rng.standard_normal(large_symbols) + 1j * rng.standard_normal(large_symbols)).astype(np.complex64)
+    large = Frame("large", "linear_analog", 1, 1024, 1024, [SymbolBlock("image", symbols / np.sqrt(2))])
+    for name, settings in CHANNEL_MODELS.items():
+        emulator = ChannelEmulator(ChannelConfig(snr_db=10.0, seed=0, **settings))
+        rates = []
+        for frame in (small, large):
+            seconds = _time(lambda: emulator.apply(frame), max(5, repeats // 10), 2, name)
+            rates.append(f"{frame.channel_uses / seconds / 1e6:8.1f} M uses/s")
+        lines.append(f"  {name:<18} {rates[0]:>22} {rates[1]:>24}")
+
+    message = frame_codec.to_proto(small)
+    with tempfile.TemporaryDirectory() as logs, start_processes(Path(logs), channel_args=("--seed", "0")) as services:
+        receiver_address = services.processes["receiver"].address
+        with sync_channel(services.channel) as ch, sync_channel(receiver_address) as rx:
+            channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(ch)
+            receiver_stub = receiver_pb2_grpc.ReceiverStub(rx)
+            noisy = channel_stub.Apply(channel_emulator_pb2.ApplyRequest(frame=message)).frame
+            direct = _time(lambda: receiver_stub.Decode(receiver_pb2.DecodeRequest(frame=noisy), timeout=10),
+                           repeats, 20, "decode direct")
+            through = _time(lambda: channel_stub.Forward(channel_emulator_pb2.ForwardRequest(frame=message), timeout=10),
+                            repeats, 20, "via channel")
+    lines += [
+        f"\nadded latency of the channel hop, one 64x64 frame ({small.channel_uses} symbols), AWGN, no link delay "
+        f"(medians of {repeats}):",
+        f"  client -> receiver Decode:                      {1000 * direct:7.2f} ms",
+        f"  client -> channel Forward -> receiver Decode:   {1000 * through:7.2f} ms",
+        f"  added by the channel emulator:                  {1000 * (through - direct):7.2f} ms "
+        f"({through / direct:.2f}x)",
+    ]
+    return "\n".join(lines)

@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--height", type=int, default=64)
     pipe.add_argument("--width", type=int, default=64)
     pipe.add_argument("--repeats", type=int, default=200)
+    chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
+    chan.add_argument("--repeats", type=int, default=200)
 
     data = commands.add_parser("data", help="datasets")
     data_which = data.add_subparsers(dest="dataset", required=True, metavar="WHAT")
@@ -109,10 +111,13 @@ def _run(args: argparse.Namespace) -> int:
                  bandwidth_ratio=args.bandwidth_ratio)
         return 0
     if args.command == "bench":
-        from .bench import bench_pipeline, report
+        from . import bench
 
+        if args.benchmark == "channel":
+            print(bench.bench_channel(repeats=args.repeats))
+            return 0
         size = (args.height, args.width)
-        print(report(bench_pipeline(size, repeats=args.repeats), size, args.repeats))
+        print(bench.report(bench.bench_pipeline(size, repeats=args.repeats), size, args.repeats))
         return 0
     if args.command == "data":
         from semcom.common.data.scenes import write_samples
