@@ -14,6 +14,7 @@ import uvloop
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common.config import ServerSettings
+from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc, transmitter_pb2_grpc
 from semcom.common.rpc import sync_channel
 from semcom.common.server import ServiceServer
 from semcom.receiver import server as receiver_server
@@ -86,3 +87,18 @@ def channel_to(services):
         channel.close()
 
 
+
+
+@pytest.fixture(scope="module")
+def transmitter(services, channel_to):
+    return transmitter_pb2_grpc.TransmitterStub(channel_to(services.transmitter))
+
+
+@pytest.fixture(scope="module")
+def channel(services, channel_to):
+    return channel_emulator_pb2_grpc.ChannelEmulatorStub(channel_to(services.channel))
+
+
+@pytest.fixture(scope="module")
+def receiver(services, channel_to):
+    return receiver_pb2_grpc.ReceiverStub(channel_to(services.receiver))

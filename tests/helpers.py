@@ -8,7 +8,9 @@ import struct
 import urllib.request
 import zlib
 
+import grpc
 import numpy as np
+import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -59,3 +61,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def assert_rpc_error(call, code, *fragments: str):
+    """Runs `call`, which must fail with `code` and a message holding every fragment; returns the error."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    error = raised.value
+    assert error.code() == code, error.details()
+    for fragment in fragments:
+        assert fragment in error.details()
+    return error

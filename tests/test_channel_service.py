@@ -10,23 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from helpers import metric, sample_png, scrape
+from helpers import assert_rpc_error, metric, sample_png, scrape
 from semcom.common import codecs, frames
 from semcom.common.images import decode_image
 from semcom.common.pb import channel_emulator_pb2 as pb
-from semcom.common.pb import channel_emulator_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
+from semcom.common.pb import transmitter_pb2
 
 SAMPLE_SYMBOLS = 64 * 128 * 3 // 2  # linear analog at full resolution
-
-
-@pytest.fixture(scope="module")
-def transmitter(services, channel_to):
-    return transmitter_pb2_grpc.TransmitterStub(channel_to(services.transmitter))
-
-
-@pytest.fixture(scope="module")
-def channel(services, channel_to):
-    return channel_emulator_pb2_grpc.ChannelEmulatorStub(channel_to(services.channel))
 
 
 @pytest.fixture
@@ -47,21 +37,14 @@ def forward_request():
     return pb.ForwardRequest(frame=frames.to_proto(frame))
 
 
-def rpc_error(call) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    return raised.value
-
-
 # --- bandwidth budget ----------------------------------------------------------------------------------------------
 
 
 def test_a_frame_over_the_budget_is_rejected_naming_budget_and_size(transmitter, configure, services):
     configure(max_channel_uses=5000, over_budget="reject")
     before = scrape(services.channel)
-    error = rpc_error(lambda: transmit(transmitter))
-    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert f"{SAMPLE_SYMBOLS} complex channel uses, over the channel's bandwidth budget of 5000" in error.details()
+    assert_rpc_error(lambda: transmit(transmitter), grpc.StatusCode.RESOURCE_EXHAUSTED,
+                     f"{SAMPLE_SYMBOLS} complex channel uses, over the channel's bandwidth budget of 5000")
     after = scrape(services.channel)
     assert metric(after, "semcom_channel_frames_rejected_total", reason="budget") - \
         metric(before, "semcom_channel_frames_rejected_total", reason="budget") == 1
@@ -102,9 +85,8 @@ def test_estimated_csi_from_pilots_decodes_close_to_perfect_csi(transmitter, con
     assert estimated.channel_uses == SAMPLE_SYMBOLS + math.ceil(SAMPLE_SYMBOLS / 63)  # pilots are channel uses
     assert estimated.channel.csi == "estimated" and estimated.channel.k_factor == 2.0
     assert estimated.quality.psnr_db > perfect.quality.psnr_db - 4  # about the 3 dB of one-pilot LS
-    no_pilots = rpc_error(lambda: transmit(transmitter))
-    assert no_pilots.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "frame.header.pilot_spacing: 0, but csi is 'estimated'" in no_pilots.details()
+    assert_rpc_error(lambda: transmit(transmitter), grpc.StatusCode.INVALID_ARGUMENT,
+                     "frame.header.pilot_spacing: 0, but csi is 'estimated'")
 
 
 def test_fading_metrics_record_gain_and_k_factor(transmitter, configure, services):
@@ -129,8 +111,7 @@ def test_fading_metrics_record_gain_and_k_factor(transmitter, configure, service
 ])
 def test_invalid_channel_settings_are_rejected_naming_the_field(channel, configure, settings, fragment):
     before = channel.GetConfig(pb.GetConfigRequest())
-    error = rpc_error(lambda: configure(**settings))
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in error.details()
+    assert_rpc_error(lambda: configure(**settings), grpc.StatusCode.INVALID_ARGUMENT, fragment)
     assert channel.GetConfig(pb.GetConfigRequest()) == before
 
 
@@ -205,5 +186,4 @@ def test_lost_frames_reach_the_client_as_data_loss_and_none_silently(channel, co
     assert metric(after["receiver"], "semcom_receiver_erasures_total") - \
         metric(before["receiver"], "semcom_receiver_erasures_total") == outcomes["DATA_LOSS"]
     configure(loss_probability=1.0)
-    error = rpc_error(lambda: transmit(transmitter))
-    assert error.code() == grpc.StatusCode.DATA_LOSS and "receiver at" in error.details()
+    assert_rpc_error(lambda: transmit(transmitter), grpc.StatusCode.DATA_LOSS, "receiver at", "erasure")

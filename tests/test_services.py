@@ -15,15 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client import CollectorRegistry
 
-from helpers import free_port, metric, png_bytes, png_header_only, sample_png, scrape
+from helpers import assert_rpc_error, free_port, metric, png_bytes, png_header_only, sample_png, scrape
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.awgn import measured_snr_db
 from semcom.common import codecs, frames, tensors
 from semcom.common.data import sample_images
 from semcom.common.images import decode_image
 from semcom.common.pb import (
-    channel_emulator_pb2, channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc, tensor_pb2,
-    transmitter_pb2, transmitter_pb2_grpc,
+    channel_emulator_pb2, receiver_pb2, receiver_pb2_grpc, tensor_pb2, transmitter_pb2, transmitter_pb2_grpc,
 )
 from semcom.common.quality import psnr_db
 from semcom.common.server import ServiceServer
@@ -32,21 +31,6 @@ from semcom.receiver.metrics import ReceiverMetrics
 from semcom.transmitter import server as transmitter_server
 
 from conftest import settings_for_tests
-
-
-@pytest.fixture(scope="module")
-def transmitter(services, channel_to):
-    return transmitter_pb2_grpc.TransmitterStub(channel_to(services.transmitter))
-
-
-@pytest.fixture(scope="module")
-def channel(services, channel_to):
-    return channel_emulator_pb2_grpc.ChannelEmulatorStub(channel_to(services.channel))
-
-
-@pytest.fixture(scope="module")
-def receiver(services, channel_to):
-    return receiver_pb2_grpc.ReceiverStub(channel_to(services.receiver))
 
 
 @pytest.fixture
@@ -63,16 +47,6 @@ def snr(channel):
 
 def transmit(stub, image: bytes, **fields) -> transmitter_pb2.TransmitResponse:
     return stub.Transmit(transmitter_pb2.TransmitRequest(image=image, **fields), timeout=30)
-
-
-def assert_rpc_error(call, code: grpc.StatusCode, *fragments: str) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    error = raised.value
-    assert error.code() == code, error.details()
-    for fragment in fragments:
-        assert fragment in error.details()
-    return error
 
 
 def assert_chain_still_serves(transmitter) -> None:
