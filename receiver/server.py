@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +17,7 @@ from .metrics import ReceiverMetrics
 from .servicer import ReceiverServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50053, 9103
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +36,10 @@ async def start(settings: ServerSettings) -> ServiceServer:
                        ReceiverServicer(settings, metrics))
 
     async def load_models() -> None:
-        for codec_id in codecs.available():
-            codec = await asyncio.to_thread(codecs.get, codec_id)
+        loaded, missing = await asyncio.to_thread(codecs.load_all)
+        for reason in missing.values():  # serve the others; frames for these get UNAVAILABLE
+            log.warning("%s", reason)
+        for codec_id, codec in loaded.items():
             metrics.model_info.labels(codec_id, str(codec.version), "fp32").set(1)
 
     await server.start(load=load_models)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -73,17 +74,57 @@ def build_parser() -> argparse.ArgumentParser:
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
     chan.add_argument("--repeats", type=int, default=200)
 
+    train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
+                                description="Trains MODEL, checkpointing as it goes (--resume continues), then "
+                                            "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
+    train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc"])
+    train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--learning-rate", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--train-count", type=int, default=4000, help="synthetic training scenes")
+    train.add_argument("--val-count", type=int, default=200, help="synthetic validation scenes")
+    train.add_argument("--checkpoint-every", type=int, default=250)
+    train.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"))
+    train.add_argument("--weights-dir", type=Path, help="where to ship the weights (default: the package's)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
+
+    sweep = commands.add_parser(
+        "sweep", help="evaluate codecs x channels x SNRs: CSV, Markdown table and plots",
+        description="Runs the synthetic validation split through encode, channel and decode for every codec, channel "
+                    "model and SNR, in-process (the services' own code) or --via-grpc through running services.")
+    sweep.add_argument("--codecs", nargs="+", default=None, help="codecs (default: all that have weights)")
+    sweep.add_argument("--channels", nargs="+", default=["awgn", "rayleigh"], help="channel models")
+    sweep.add_argument("--snr-db", type=float, nargs="+", default=[-5.0, 0.0, 5.0, 10.0, 15.0, 20.0])
+    sweep.add_argument("--count", type=int, default=50, help="validation images per point")
+    sweep.add_argument("--bandwidth-ratio", type=float, default=None,
+                       help="k/n for codecs with adjustable bandwidth (default: the semantic codec's, 1280 uses)")
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--out", type=Path, default=Path("sweep-output"))
+    sweep.add_argument("--via-grpc", metavar="TRANSMITTER", help="send through a running transmitter HOST:PORT")
+    sweep.add_argument("--channel-address", help="with --via-grpc: the channel emulator HOST:PORT to configure")
+
+    models = commands.add_parser("models", help="the shipped models and their cards")
+    models.add_argument("--write", action="store_true", help="also write common/weights/README.md")
+
     data = commands.add_parser("data", help="datasets")
     data_which = data.add_subparsers(dest="dataset", required=True, metavar="WHAT")
     samples = data_which.add_parser("samples", help="write the demo sample images")
     samples.add_argument("--out", type=Path, required=True)
+    synth = data_which.add_parser("synth", help="write a split of the synthetic street scenes (images + train-ID labels)")
+    synth.add_argument("--split", choices=["train", "val", "test"], default="val")
+    synth.add_argument("--count", type=int, default=200)
+    synth.add_argument("--size", default="64x128", help="HEIGHTxWIDTH [%(default)s]")
+    synth.add_argument("--out", type=Path, required=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return _run(args, argv)
     except grpc.RpcError as error:
         print(f"semcom: {describe_rpc_error(error)}", file=sys.stderr)
         return 1
@@ -92,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return services.serve(args.service, args)
     if args.command == "send":
@@ -119,6 +160,55 @@ def _run(args: argparse.Namespace) -> int:
         size = (args.height, args.width)
         print(bench.report(bench.bench_pipeline(size, repeats=args.repeats), size, args.repeats))
         return 0
+    if args.command == "train":
+        import json
+
+        from semcom.common.models import store
+
+        from .train import SPECS, TrainConfig, main_command, train
+
+        torch_config = TrainConfig(
+            steps=args.steps or SPECS[args.model].default_steps, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
+            checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
+            weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,
+        )
+        card = train(args.model, torch_config, command=main_command(sys.argv[1:] if argv is None else argv))
+        print(json.dumps({"model": card["model"], "wall_seconds": card["training"]["wall_seconds"],
+                          **card["evaluation"]["metrics"]}, indent=2))
+        return 0
+    if args.command == "sweep":
+        from . import sweep
+
+        codec_ids = args.codecs or [c for c in sweep.DEFAULT_CODECS if c in codecs.available()]
+        points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
+                                 args.bandwidth_ratio or sweep.EQUAL_BANDWIDTH_RATIO, args.seed, args.via_grpc,
+                                 args.channel_address)
+        paths = sweep.write_outputs(points, args.out)
+        print(sweep.markdown_table(points))
+        print(sweep.UNAVAILABLE_METRICS)
+        if points and math.isnan(points[0].ms_ssim):
+            print(f"MS-SSIM: not computed; it needs images of at least {sweep.MS_SSIM_MIN_SIDE} px a side.")
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
+    if args.command == "models":
+        from semcom.common.models.store import WEIGHTS_DIR
+
+        from .model_cards import render
+
+        text = render()
+        print(text)
+        if args.write:
+            (WEIGHTS_DIR / "README.md").write_text(text)
+        return 0
+    if args.command == "data" and args.dataset == "synth":
+        from semcom.common.data.datasets import SyntheticScenes, write_split
+
+        height, width = _parse_size(args.size)
+        count = write_split(SyntheticScenes(args.split, args.count, (height, width)), args.out)
+        print(f"wrote {count} {height}x{width} scenes of the {args.split} split to {args.out}/images and "
+              f"{args.out}/labels (Cityscapes train IDs)")
+        return 0
     if args.command == "data":
         from semcom.common.data.scenes import write_samples
 
@@ -126,6 +216,16 @@ def _run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     raise AssertionError(args.command)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size: expected HEIGHTxWIDTH such as 64x128, got {text!r}") from None
+    if height < 8 or width < 8:
+        raise ValueError(f"--size: {text} is too small (at least 8x8)")
+    return height, width
 
 
 def _send(args: argparse.Namespace) -> int:

@@ -20,9 +20,10 @@ from .metrics import TransmitterMetrics
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
-                 pilot_spacing: int = 0):
+                 pilot_spacing: int = 0, design_snr_db: float = 10.0):
         self._settings = settings
         self._pilot_spacing = pilot_spacing
+        self._design_snr_db = design_snr_db
         self._metrics = metrics
         self._default_codec = default_codec
         self._channel = channel
@@ -87,7 +88,9 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def _encode(self, request: pb.TransmitRequest, codec_id: str):
         start = time.perf_counter()
         encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio, max_pixels=self._settings.max_pixels,
-                                  pilot_spacing=request.pilot_spacing or self._pilot_spacing)
+                                  pilot_spacing=request.pilot_spacing or self._pilot_spacing,
+                                  design_snr_db=request.design_snr_db if request.HasField("design_snr_db")
+                                  else self._design_snr_db)
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 

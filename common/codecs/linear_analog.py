@@ -32,7 +32,7 @@ class LinearAnalogCodec:
     version = 1
     default_bandwidth_ratio = MAX_BANDWIDTH_RATIO
 
-    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str) -> Frame:
+    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         height, width, _ = image.shape
         if not (0 < bandwidth_ratio <= MAX_BANDWIDTH_RATIO) or not math.isfinite(bandwidth_ratio):
             raise InvalidInput(

@@ -11,8 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Unavailable
 from ..frames import Frame
+from ..models.store import WeightsMissing
 
 
 class Codec(Protocol):
@@ -20,8 +21,11 @@ class Codec(Protocol):
     version: int
     default_bandwidth_ratio: float
 
-    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str) -> Frame:
-        """uint8 [H, W, 3] image -> frame of unit-power complex symbols."""
+    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
+        """uint8 [H, W, 3] image -> frame of unit-power complex symbols.
+
+        options: codec-specific settings a codec may use and others ignore
+        (design_snr_db for the digital codecs)."""
 
     def decode(self, frame: Frame) -> np.ndarray:
         """Received frame (channel state attached, if any) -> uint8 [H, W, 3] image."""
@@ -41,9 +45,29 @@ def available() -> list[str]:
 
 
 def get(codec_id: str, field: str = "codec") -> Codec:
-    """The shared instance of a codec; InvalidInput naming `field` if unknown."""
+    """The shared instance of a codec, its trained weights loaded.
+
+    Raises InvalidInput naming `field` for an unknown codec, and Unavailable
+    when the codec's weights are not there (not trained or not shipped).
+    """
     if codec_id not in _CODECS:
         raise InvalidInput(f"{field}: unknown codec '{codec_id}'; available: {', '.join(available())}")
     if codec_id not in _INSTANCES:
-        _INSTANCES[codec_id] = _CODECS[codec_id]()
+        codec = _CODECS[codec_id]()
+        try:
+            getattr(codec, "parts", None)  # learned codecs load their weights here, once
+        except WeightsMissing as error:
+            raise Unavailable(f"codec '{codec_id}' is not loaded: {error}") from None
+        _INSTANCES[codec_id] = codec
     return _INSTANCES[codec_id]
+
+
+def load_all() -> tuple[dict[str, Codec], dict[str, str]]:
+    """Instantiates every registered codec: (loaded codecs, {codec: why not} for those without weights)."""
+    loaded, missing = {}, {}
+    for codec_id in available():
+        try:
+            loaded[codec_id] = get(codec_id)
+        except Unavailable as error:
+            missing[codec_id] = str(error)
+    return loaded, missing

@@ -7,18 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TransmitRequest(_message.Message):
-    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id", "pilot_spacing")
+    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id", "pilot_spacing", "design_snr_db")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_SNR_DB_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     codec: str
     bandwidth_ratio: float
     image_id: str
     pilot_spacing: int
-    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ...) -> None: ...
+    design_snr_db: float
+    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., design_snr_db: _Optional[float] = ...) -> None: ...
 
 class Quality(_message.Message):
     __slots__ = ("psnr_db", "ssim")

@@ -1,0 +1,1 @@
+"""The project's neural networks (all trained by `semcom train`)."""

@@ -1,0 +1,65 @@
+"""Shipped weights: where they live, how they are loaded, and their model cards.
+
+Each trained model `name` ships as common/weights/<name>.pt (a dict of state
+dicts, one per part, loaded with torch.load(weights_only=True)) beside
+common/weights/<name>.card.json (the model card: architecture, training
+command, data, steps, wall time, metrics, sha256 of the .pt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import jscc, segmenter
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+ARCHITECTURES = {
+    "AttentionUNet": segmenter.AttentionUNet,
+    "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
+    "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
+    "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
+}
+
+
+class WeightsMissing(FileNotFoundError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build(architecture: dict[str, dict]) -> dict[str, nn.Module]:
+    """{"encoder": {"class": "MapEncoder", "kwargs": {...}}, ...} -> fresh modules."""
+    return {part: ARCHITECTURES[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}
+
+
+def card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
+    path = weights_dir / f"{name}.card.json"
+    if not path.is_file():
+        raise WeightsMissing(f"no trained '{name}' at {weights_dir}: run `semcom train {name}` first")
+    return json.loads(path.read_text())
+
+
+@cache
+def load(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, nn.Module]:
+    """The trained parts of model `name`, in eval mode; checks the card's sha256."""
+    description = card(name, weights_dir)
+    path = weights_dir / f"{name}.pt"
+    if not path.is_file():
+        raise WeightsMissing(f"model card for '{name}' found but {path} is missing")
+    digest = sha256_of(path)
+    if digest != description["sha256"]:
+        raise ValueError(f"{path}: sha256 {digest} does not match its model card ({description['sha256']})")
+    parts = build(description["architecture"])
+    states = torch.load(path, map_location="cpu", weights_only=True)
+    for part, module in parts.items():
+        module.load_state_dict(states[part])
+        module.eval()
+    return parts

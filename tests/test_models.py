@@ -1,0 +1,76 @@
+"""The networks: forward shapes, parameter/FLOP counts, and short real
+training runs through the training harness that must lower the loss."""
+
+import numpy as np
+import pytest
+import torch
+
+from semcom.common.models.jscc import (
+    ImageDecoder, ImageEncoder, LatentDecoder, LatentEncoder, MapDecoder, MapEncoder, from_symbols, to_symbols,
+)
+from semcom.common.models.layers import CBAM, count_flops, count_parameters
+from semcom.common.models.segmenter import AttentionUNet
+from semcom.tools.train import SPECS, TrainConfig, train
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4])
+def test_segmenter_levels_are_configurable_and_keep_the_resolution(levels):
+    net = AttentionUNet(num_classes=19, base_channels=8, levels=levels)
+    assert net(torch.rand(2, 3, 64, 128)).shape == (2, 19, 64, 128)
+
+
+def test_cbam_keeps_shape_and_counts_are_reported():
+    assert CBAM(16)(torch.rand(1, 16, 8, 8)).shape == (1, 16, 8, 8)
+    net = AttentionUNet()
+    assert 100_000 < count_parameters(net) < 2_000_000
+    assert count_flops(net, torch.rand(1, 3, 64, 128)) > 1e8
+
+
+def test_symbols_have_unit_power_per_item_and_map_back_to_features():
+    features = torch.randn(3, 4, 16, 32) * torch.tensor([0.1, 1.0, 10.0]).view(3, 1, 1, 1)
+    symbols = to_symbols(features)
+    assert symbols.shape == (3, 1024) and symbols.dtype == torch.complex64
+    torch.testing.assert_close(symbols.abs().pow(2).mean(1), torch.ones(3))
+    planes = from_symbols(symbols, torch.full((3, 1024), 0.01), (4, 16, 32))
+    assert planes.shape == (3, 8, 16, 32)
+    torch.testing.assert_close(planes[:, 4:], torch.full((3, 4, 16, 32), -2.0))  # log10 of the error variance
+
+
+@pytest.mark.parametrize("encoder,decoder,input_shape,symbols", [
+    (MapEncoder(), MapDecoder(), (2, 19, 64, 128), 1024),
+    (ImageEncoder(), ImageDecoder(), (2, 3, 64, 128), 1280),
+])
+def test_codec_networks_round_trip_shapes(encoder, decoder, input_shape, symbols):
+    features = encoder(torch.rand(*input_shape))
+    z = to_symbols(features)
+    assert z.shape == (2, symbols)
+    out = decoder(from_symbols(z, torch.full(z.shape, 0.1), tuple(features.shape[1:])))
+    assert out.shape[-2:] == input_shape[-2:]
+
+
+def test_latent_encoder_gives_mean_and_log_variance():
+    mean, log_variance = LatentEncoder()(torch.rand(2, 3, 64, 128))
+    assert mean.shape == log_variance.shape == (2, 4, 8, 16)
+    z = to_symbols(mean)
+    assert LatentDecoder()(from_symbols(z, torch.full(z.shape, 0.1), (4, 8, 16))).shape == (2, 3, 64, 128)
+
+
+@pytest.mark.parametrize("model", sorted(SPECS))
+def test_a_short_training_run_lowers_the_loss_and_ships_a_card(model, tmp_path):
+    config = TrainConfig(steps=40, batch_size=8, train_count=48, val_count=8, checkpoint_every=20,
+                         checkpoint_dir=tmp_path / "checkpoints", weights_dir=tmp_path / "weights", bf16=False)
+    card = train(model, config)
+    assert card["training"]["final_loss"] < 0.8 * card["training"]["initial_loss"]
+    assert (tmp_path / "weights" / f"{model}.pt").is_file() and (tmp_path / "checkpoints" / f"{model}.ckpt").is_file()
+    assert card["sha256"] and card["training"]["steps"] == 40 and card["evaluation"]["metrics"]
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
+    base = dict(batch_size=4, train_count=16, val_count=4, checkpoint_every=5, checkpoint_dir=tmp_path / "ck",
+                weights_dir=tmp_path / "w", bf16=False)
+    train("map_codec", TrainConfig(steps=5, **base))
+    capsys.readouterr()
+    resumed = train("map_codec", TrainConfig(steps=10, resume=True, **base))
+    assert "resumed map_codec from" in capsys.readouterr().err  # continued at step 5, not restarted
+    state = torch.load(tmp_path / "ck" / "map_codec.ckpt", weights_only=False)
+    assert state["step"] == 10 and resumed["training"]["steps"] == 10
