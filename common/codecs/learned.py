@@ -67,7 +67,8 @@ class _FixedBandwidthCodec:
             )
 
     def _input(self, image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(_resize(image, self.preset.height, self.preset.width)).permute(2, 0, 1)[None].float() / 255
+        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
+        return pixels.permute(2, 0, 1)[None].float() / 255
 
     def _frame(self, image: np.ndarray, frame_id: str, symbols: torch.Tensor, **fields) -> Frame:
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
