@@ -169,14 +169,15 @@ def plot(points: list[Point], path: Path) -> Path:
 
     channels = list(dict.fromkeys(p.channel for p in points))
     figure, axes = plt.subplots(2, len(channels), figsize=(5.5 * len(channels), 7.5), squeeze=False)
+    colours = {codec: f"C{i}" for i, codec in enumerate(dict.fromkeys(p.codec for p in points))}
     for column, channel in enumerate(channels):
-        for codec in dict.fromkeys(p.codec for p in points):
+        for codec, colour in colours.items():
             series = sorted((p for p in points if p.codec == codec and p.channel == channel), key=lambda p: p.snr_db)
             snrs = [p.snr_db for p in series]
             label = f"{codec} (k/n={series[0].bandwidth_ratio:.3f})"
             if any(math.isfinite(p.psnr_db) for p in series):
-                axes[0, column].plot(snrs, [p.psnr_db for p in series], marker="o", label=label)
-            axes[1, column].plot(snrs, [p.miou for p in series], marker="o", label=label)
+                axes[0, column].plot(snrs, [p.psnr_db for p in series], marker="o", color=colour, label=label)
+            axes[1, column].plot(snrs, [p.miou for p in series], marker="o", color=colour, label=label)
         axes[0, column].set(title=f"{channel}: PSNR", xlabel="SNR (dB)", ylabel="PSNR (dB)")
         axes[1, column].set(title=f"{channel}: mIoU of the segmenter on the reconstruction", xlabel="SNR (dB)",
                             ylabel="mIoU", ylim=(0, 1))
