@@ -74,3 +74,14 @@ def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
     assert "resumed map_codec from" in capsys.readouterr().err  # continued at step 5, not restarted
     state = torch.load(tmp_path / "ck" / "map_codec.ckpt", weights_only=False)
     assert state["step"] == 10 and resumed["training"]["steps"] == 10
+
+
+def test_codec_bandwidth_is_configurable_at_training(tmp_path):
+    config = TrainConfig(steps=3, channels=2, batch_size=4, train_count=8, val_count=4, checkpoint_every=3,
+                         checkpoint_dir=tmp_path / "ck", weights_dir=tmp_path / "w", bf16=False)
+    card = train("latent_codec", config)
+    assert {spec["kwargs"]["channels"] for spec in card["architecture"].values()} == {2}
+    mean, _ = LatentEncoder(channels=2)(torch.rand(1, 3, 64, 128))
+    assert to_symbols(mean).shape == (1, 128)  # 2 x 8 x 16 / 2 complex uses
+    with pytest.raises(ValueError, match="applies to the codecs"):
+        train("segmenter", TrainConfig(steps=1, channels=2, weights_dir=tmp_path / "w"))

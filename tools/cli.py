@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
     train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc"])
     train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
+    train.add_argument("--channels", type=int,
+                       help="codecs: feature channels sent, setting the bandwidth (map/Deep JSCC: channels x H/4 x W/4 "
+                            "/ 2 complex uses; latent: x H/8 x W/8 / 2); default: the shipped models' 4, 4 and 5")
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--learning-rate", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -99,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--channels", nargs="+", default=["awgn", "rayleigh"], help="channel models")
     sweep.add_argument("--snr-db", type=float, nargs="+", default=[-5.0, 0.0, 5.0, 10.0, 15.0, 20.0])
     sweep.add_argument("--count", type=int, default=50, help="validation images per point")
-    sweep.add_argument("--bandwidth-ratio", type=float, default=None,
-                       help="k/n for codecs with adjustable bandwidth (default: the semantic codec's, 1280 uses)")
+    sweep.add_argument("--bandwidth-ratio", type=float, nargs="+", default=None,
+                       help="k/n values for the codecs with adjustable bandwidth (linear_analog, jpeg, webp); "
+                            "default: the semantic codec's, 1280 uses")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--out", type=Path, default=Path("sweep-output"))
     sweep.add_argument("--via-grpc", metavar="TRANSMITTER", help="send through a running transmitter HOST:PORT")
@@ -168,7 +172,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from .train import SPECS, TrainConfig, main_command, train
 
         torch_config = TrainConfig(
-            steps=args.steps or SPECS[args.model].default_steps, batch_size=args.batch_size,
+            steps=args.steps or SPECS[args.model].default_steps, channels=args.channels, batch_size=args.batch_size,
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
             weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,
@@ -182,7 +186,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         codec_ids = args.codecs or [c for c in sweep.DEFAULT_CODECS if c in codecs.available()]
         points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
-                                 args.bandwidth_ratio or sweep.EQUAL_BANDWIDTH_RATIO, args.seed, args.via_grpc,
+                                 args.bandwidth_ratio or [sweep.EQUAL_BANDWIDTH_RATIO], args.seed, args.via_grpc,
                                  args.channel_address)
         paths = sweep.write_outputs(points, args.out)
         print(sweep.markdown_table(points))

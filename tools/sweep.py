@@ -53,16 +53,18 @@ class Point:
 
 
 def run_sweep(codec_ids=DEFAULT_CODECS, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
-              bandwidth_ratio: float = EQUAL_BANDWIDTH_RATIO, seed: int = 0, via_grpc: str | None = None,
+              bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
               channel_address: str | None = None) -> list[Point]:
+    """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR."""
     images, labels = materialize(SyntheticScenes("val", count))
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
-    with tqdm(total=len(codec_ids) * len(channels) * len(snrs_db) * count, desc="sweep", unit="image") as progress:
-        for codec_id in codec_ids:
+    runs = [(codec_id, ratio) for codec_id in codec_ids
+            for ratio in (bandwidth_ratios if _adjustable(codecs.get(codec_id)) else (0.0,))]
+    with tqdm(total=len(runs) * len(channels) * len(snrs_db) * count, desc="sweep", unit="image") as progress:
+        for codec_id, ratio in runs:
             codec = codecs.get(codec_id)
-            ratio = bandwidth_ratio if _adjustable(codec) else 0.0
             for channel in channels:
                 for snr in snrs_db:
                     config = ChannelConfig(model=channel, snr_db=snr, seed=seed, csi="perfect", equalizer="mmse")
@@ -152,11 +154,11 @@ def markdown_table(points: list[Point]) -> str:
     lines = ["PSNR (dB) / mIoU per SNR (dB); k/n in complex channel uses per source real value.", "",
              "| codec | channel | k/n | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
              "|---|---|---|" + "---|" * len(snrs)]
-    for codec, channel in dict.fromkeys((p.codec, p.channel) for p in points):
-        row = {p.snr_db: p for p in points if (p.codec, p.channel) == (codec, channel)}
+    for codec, channel, ratio in dict.fromkeys((p.codec, p.channel, round(p.bandwidth_ratio, 4)) for p in points):
+        row = {p.snr_db: p for p in points
+               if (p.codec, p.channel, round(p.bandwidth_ratio, 4)) == (codec, channel, ratio)}
         cells = [(f"{row[s].psnr_db:.1f}" if math.isfinite(row[s].psnr_db) else "–") + f" / {row[s].miou:.2f}"
                  for s in snrs]
-        ratio = next(iter(row.values())).bandwidth_ratio
         lines.append(f"| {codec} | {channel} | {ratio:.4f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -169,10 +171,12 @@ def plot(points: list[Point], path: Path) -> Path:
 
     channels = list(dict.fromkeys(p.channel for p in points))
     figure, axes = plt.subplots(2, len(channels), figsize=(5.5 * len(channels), 7.5), squeeze=False)
-    colours = {codec: f"C{i}" for i, codec in enumerate(dict.fromkeys(p.codec for p in points))}
+    runs = list(dict.fromkeys((p.codec, round(p.bandwidth_ratio, 4)) for p in points))
+    colours = {run: f"C{i}" for i, run in enumerate(runs)}
     for column, channel in enumerate(channels):
-        for codec, colour in colours.items():
-            series = sorted((p for p in points if p.codec == codec and p.channel == channel), key=lambda p: p.snr_db)
+        for (codec, ratio), colour in colours.items():
+            series = sorted((p for p in points if p.codec == codec and p.channel == channel
+                             and round(p.bandwidth_ratio, 4) == ratio), key=lambda p: p.snr_db)
             snrs = [p.snr_db for p in series]
             label = f"{codec} (k/n={series[0].bandwidth_ratio:.3f})"
             if any(math.isfinite(p.psnr_db) for p in series):

@@ -151,6 +151,7 @@ SPECS = {
 @dataclass
 class TrainConfig:
     steps: int
+    channels: int | None = None  # codecs: feature channels sent, i.e. the bandwidth (default: the spec's)
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
@@ -169,6 +170,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     spec = SPECS[name]
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
+    architecture = _with_channels(spec.architecture, config.channels)  # fails fast on a bad --channels
     torch.manual_seed(config.seed)
     size = (config.preset.height, config.preset.width)
     print(f"generating {config.train_count} training and {config.val_count} validation scenes at "
@@ -176,7 +178,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     train_images, train_labels = _as_tensors(*materialize(SyntheticScenes("train", config.train_count, size)))
     val_images, val_labels = _as_tensors(*materialize(SyntheticScenes("val", config.val_count, size)))
 
-    parts = store.build(spec.architecture)
+    parts = store.build(architecture)
     modules = nn.ModuleDict(parts).to(device)
     optimizer = torch.optim.AdamW(modules.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.steps))
@@ -221,7 +223,16 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     modules.eval().cpu()
     with torch.no_grad():
         metrics = spec.evaluate(parts, val_images, val_labels, seed=12345)
-    return _ship(name, spec, parts, config, metrics, losses, wall_seconds, device, command)
+    return _ship(name, architecture, spec.uses_channel, parts, config, metrics, losses, wall_seconds, device, command)
+
+
+def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[str, dict]:
+    """The architecture with every part's `channels` (the codec's bandwidth) replaced."""
+    if channels is None:
+        return architecture
+    if not all("channels" in spec["kwargs"] for spec in architecture.values()):
+        raise ValueError("--channels applies to the codecs (map_codec, latent_codec, deep_jscc), not the segmenter")
+    return {part: {**spec, "kwargs": {**spec["kwargs"], "channels": channels}} for part, spec in architecture.items()}
 
 
 def _warmup_cosine(steps: int) -> Callable[[int], float]:
@@ -249,14 +260,14 @@ def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, e
     temporary.replace(path)  # a stopped run never leaves half a checkpoint
 
 
-def _ship(name, spec, parts, config, metrics, losses, wall_seconds, device, command) -> dict:
+def _ship(name, architecture, uses_channel, parts, config, metrics, losses, wall_seconds, device, command) -> dict:
     config.weights_dir.mkdir(parents=True, exist_ok=True)
     weights = config.weights_dir / f"{name}.pt"
     torch.save({part: module.state_dict() for part, module in parts.items()}, weights)
     example = torch.rand(1, 3, config.preset.height, config.preset.width)
     card = {
         "model": name,
-        "architecture": spec.architecture,
+        "architecture": architecture,
         "preset": {"name": config.preset.name, "height": config.preset.height, "width": config.preset.width,
                    "num_classes": config.preset.num_classes},
         "parameters": {part: count_parameters(module) for part, module in parts.items()},
@@ -268,7 +279,7 @@ def _ship(name, spec, parts, config, metrics, losses, wall_seconds, device, comm
             "seed": config.seed, "bf16_autocast": config.bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
             "channel": "awgn and rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in [-5, 20] dB"
-            if spec.uses_channel else "none",
+            if uses_channel else "none",
             "initial_loss": float(np.mean(losses[:10])) if losses else math.nan,
             "final_loss": float(np.mean(losses[-10:])) if losses else math.nan,
         },
@@ -285,7 +296,7 @@ def _flops(name: str, parts: dict, image: torch.Tensor) -> dict[str, int]:
     if name == "segmenter":
         return {"net": count_flops(parts["net"], image)}
     if name == "map_codec":
-        one_hot = torch.zeros(1, 19, *image.shape[-2:])
+        one_hot = torch.zeros(1, parts["encoder"].net[0][0].in_channels, *image.shape[-2:])
         features = parts["encoder"](one_hot)
     elif name == "latent_codec":
         features = parts["encoder"](image)[0]

@@ -40,12 +40,26 @@ def mmse_statistics(block: SymbolBlock, noise_variance: float) -> tuple[np.ndarr
 
 
 class _FixedBandwidthCodec:
-    """Shared by learned codecs: preset size, fixed k, torch in no-grad eval mode."""
+    """Shared by learned codecs: preset size, k fixed by the trained model, torch in no-grad eval mode.
+
+    The bandwidth comes from the model card: the encoder's `channels` feature
+    maps at 1/`downsampling` of the preset size, two real values per complex use.
+    """
 
     model_name: str
-    channel_uses: int
+    downsampling: int
     version = 1
     preset = CPU
+
+    @cached_property
+    def feature_shape(self) -> tuple[int, int, int]:
+        channels = store.card(self.model_name)["architecture"]["encoder"]["kwargs"]["channels"]
+        return channels, self.preset.height // self.downsampling, self.preset.width // self.downsampling
+
+    @property
+    def channel_uses(self) -> int:
+        channels, height, width = self.feature_shape
+        return channels * height * width // 2
 
     @property
     def default_bandwidth_ratio(self) -> float:
@@ -90,13 +104,12 @@ class _FixedBandwidthCodec:
 @register
 class DeepJSCCCodec(_FixedBandwidthCodec):
     """Deep JSCC (Bourtsoulatze, Kurka, Gündüz 2019): an image autoencoder
-    trained through AWGN and Rayleigh channels; 1280 complex uses per image."""
+    trained through AWGN and Rayleigh channels (shipped: 1280 complex uses per image)."""
 
     codec_id = "deep_jscc"
     model_name = "deep_jscc"
     block_name = "image"
-    channel_uses = 1280
-    feature_shape = (5, 16, 32)
+    downsampling = 4
 
     @torch.no_grad()
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
@@ -112,13 +125,12 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
 @register
 class SemanticMapCodec(_FixedBandwidthCodec):
     """The semantic map alone: the segmenter's map through the learned map
-    JSCC (1024 complex uses); decodes to train-ID labels, shown as colours."""
+    JSCC (shipped: 1024 complex uses); decodes to train-ID labels, shown as colours."""
 
     codec_id = "semantic_map"
     model_name = "map_codec"
     block_name = "semantic_map"
-    channel_uses = 1024
-    feature_shape = (4, 16, 32)
+    downsampling = 4
     decodes_labels = True
 
     @cached_property
