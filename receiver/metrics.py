@@ -12,6 +12,14 @@ class ReceiverMetrics:
         self.frames = Counter(
             "semcom_receiver_frames", "Frames decoded successfully.", ["codec"], registry=registry
         )
+        self.queue_seconds = Histogram(
+            "semcom_receiver_queue_seconds", "Time a frame waited for a decode worker.",
+            buckets=LATENCY_SECONDS_BUCKETS, registry=registry,
+        )
+        self.batch_size = Histogram(
+            "semcom_receiver_batch_size", "Frames decoded together in one model call.",
+            buckets=(1, 2, 4, 8, 16, 32), registry=registry,
+        )
         self.erasures = Counter(
             "semcom_receiver_erasures", "Frames that arrived erased (lost on the link).", registry=registry
         )

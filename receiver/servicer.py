@@ -21,9 +21,10 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
 
     async def Decode(self, request: receiver_pb2.DecodeRequest, context) -> receiver_pb2.DecodeResponse:
         # Validation and decoding are CPU work: keep them off the event loop.
-        return await asyncio.to_thread(self._decode, request)
+        return await asyncio.to_thread(self._decode, request, time.perf_counter())
 
-    def _decode(self, request: receiver_pb2.DecodeRequest) -> receiver_pb2.DecodeResponse:
+    def _decode(self, request: receiver_pb2.DecodeRequest, arrived: float) -> receiver_pb2.DecodeResponse:
+        self._metrics.queue_seconds.observe(time.perf_counter() - arrived)
         if request.frame.channel.erased:
             self._metrics.erasures.inc()
             raise ServiceError(f"frame {request.frame.header.frame_id or '(no id)'} was lost on the link (erasure)",
@@ -36,6 +37,7 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
         start = time.perf_counter()
         image = decode_frame(frame)
         seconds = time.perf_counter() - start
+        self._metrics.batch_size.observe(1)  # one frame per model call until dynamic batching
         self._metrics.decode_seconds.labels(frame.codec).observe(seconds)
         self._metrics.frames.labels(frame.codec).inc()
         return receiver_pb2.DecodeResponse(frame_id=frame.frame_id, image=tensors.to_proto(image), decode_seconds=seconds)

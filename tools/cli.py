@@ -110,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--via-grpc", metavar="TRANSMITTER", help="send through a running transmitter HOST:PORT")
     sweep.add_argument("--channel-address", help="with --via-grpc: the channel emulator HOST:PORT to configure")
 
+    load = commands.add_parser("load", help="bounded load on a transmitter, with a latency and error report",
+                               description="Sends images from N concurrent workers until --duration or "
+                                           "--max-requests, paced to --rate if given; loopback or compose names only.")
+    load.add_argument("--transmitter", default="127.0.0.1:50051", help="transmitter HOST:PORT [%(default)s]")
+    load.add_argument("--concurrency", type=int, default=4)
+    load.add_argument("--duration", type=float, default=10.0, help="seconds at most [%(default)s]")
+    load.add_argument("--rate", type=float, help="requests per second in total (default: as fast as answered)")
+    load.add_argument("--max-requests", type=int, default=1000, help="requests at most [%(default)s]")
+    load.add_argument("--codec", default="", help="codec (default: the transmitter's)")
+    load.add_argument("--images", type=Path, nargs="*", help="images to send (default: the bundled samples)")
+
+    health = commands.add_parser("health", help="grpc.health.v1 check: exit 0 when SERVING (for healthchecks)")
+    health.add_argument("address", help="HOST:PORT")
+    health.add_argument("--service", default="", help="service name ('' = the whole server)")
+    health.add_argument("--timeout", type=float, default=3.0)
+
     models = commands.add_parser("models", help="the shipped models and their cards")
     models.add_argument("--write", action="store_true", help="also write common/weights/README.md")
 
@@ -195,6 +211,26 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             print(f"MS-SSIM: not computed; it needs images of at least {sweep.MS_SSIM_MIN_SIDE} px a side.")
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0
+    if args.command == "load":
+        from semcom.common.data import sample_images
+
+        from .load import run_load
+
+        files = [p.read_bytes() for p in (args.images or sample_images())]
+        report = run_load(args.transmitter, files, args.concurrency, args.duration, args.rate, args.max_requests,
+                          args.codec)
+        print(report.render())
+        return 0
+    if args.command == "health":
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from semcom.common.rpc import sync_channel
+
+        with sync_channel(args.address) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout).status
+        print(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+        return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
     if args.command == "models":
         from semcom.common.models.store import WEIGHTS_DIR
 

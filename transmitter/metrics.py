@@ -32,3 +32,7 @@ class TransmitterMetrics:
         self.ssim = histogram(
             "semcom_transmitter_ssim_ratio", "SSIM of the reconstruction against the original.", RATIO_BUCKETS
         )
+        self.miou = histogram(
+            "semcom_transmitter_miou_ratio",
+            "mIoU of the segmenter on the reconstruction against its map of the original.", RATIO_BUCKETS,
+        )

@@ -3,6 +3,7 @@ library, usable in-process."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, replace
 
@@ -11,8 +12,10 @@ import numpy as np
 from semcom.common import codecs
 from semcom.common.csi import insert_pilots
 from semcom.common.frames import Frame
+from semcom.common.data.labels import NUM_TRAIN_IDS
+from semcom.common.errors import ServiceError
 from semcom.common.images import decode_image
-from semcom.common.quality import psnr_db, ssim
+from semcom.common.quality import confusion_matrix, mean_iou, psnr_db, ssim
 
 
 @dataclass
@@ -40,3 +43,16 @@ def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pix
 def quality(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:
     """(PSNR in dB, SSIM) of the reconstruction against the original."""
     return psnr_db(original, reconstruction), ssim(original, reconstruction)
+
+
+def semantic_fidelity(original: np.ndarray, reconstruction: np.ndarray, codec_id: str) -> float:
+    """mIoU of the segmenter on the reconstruction against its map of the original; NaN
+    where it means nothing (a codec that decodes to a map) or no segmenter is loaded."""
+    try:
+        segmenter = codecs.get("semantic_map")
+    except ServiceError:
+        return math.nan
+    if getattr(codecs.get(codec_id), "decodes_labels", False):
+        return math.nan
+    reference = segmenter.segment(original)
+    return mean_iou(confusion_matrix(reference, segmenter.segment(reconstruction), NUM_TRAIN_IDS))

@@ -105,8 +105,9 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                 f"sent {list(encoded.image.shape)}"
             )
         psnr, ssim = pipeline.quality(encoded.image, reconstruction)
+        miou = pipeline.semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec)
         png = encode_png(reconstruction)
-        return pb.Quality(psnr_db=psnr, ssim=ssim), png, time.perf_counter() - start
+        return pb.Quality(psnr_db=psnr, ssim=ssim, miou=miou), png, time.perf_counter() - start
 
     def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
         m = self._metrics
@@ -115,5 +116,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         m.channel_uses.labels(codec_id).observe(frame.channel_uses)
         m.bandwidth_ratio.labels(codec_id).observe(frame.bandwidth_ratio)  # as sent, before any truncation
         m.ssim.labels(codec_id).observe(quality.ssim)
+        if math.isfinite(quality.miou):
+            m.miou.labels(codec_id).observe(quality.miou)
         if math.isfinite(quality.psnr_db):  # a lossless image has infinite PSNR
             m.psnr.labels(codec_id).observe(quality.psnr_db)

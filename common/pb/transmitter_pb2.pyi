@@ -23,12 +23,14 @@ class TransmitRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., design_snr_db: _Optional[float] = ...) -> None: ...
 
 class Quality(_message.Message):
-    __slots__ = ("psnr_db", "ssim")
+    __slots__ = ("psnr_db", "ssim", "miou")
     PSNR_DB_FIELD_NUMBER: _ClassVar[int]
     SSIM_FIELD_NUMBER: _ClassVar[int]
+    MIOU_FIELD_NUMBER: _ClassVar[int]
     psnr_db: float
     ssim: float
-    def __init__(self, psnr_db: _Optional[float] = ..., ssim: _Optional[float] = ...) -> None: ...
+    miou: float
+    def __init__(self, psnr_db: _Optional[float] = ..., ssim: _Optional[float] = ..., miou: _Optional[float] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("encode_seconds", "channel_seconds", "decode_seconds", "end_to_end_seconds", "overhead_seconds", "quality_seconds", "link_seconds")
