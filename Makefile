@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: setup demo test proto clean
+.PHONY: setup system-deps demo test proto clean
 
 setup: $(VENV)/.installed
 
@@ -17,7 +17,20 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/semcom demo --out $(DEMO_OUT)
 
-test: setup
+# The deploy tests use Debian's prometheus (and promtool) and docker-compose;
+# installed here where apt-get and root allow, otherwise those tests skip and say why.
+system-deps:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v docker-compose >/dev/null; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages prometheus and docker-compose for the deploy tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus docker-compose >/dev/null) || echo "could not install them: the deploy tests that need them will skip"; \
+	else \
+		echo "prometheus or docker-compose missing and no root apt-get: the deploy tests that need them will skip"; \
+	fi
+
+test: setup system-deps
 	$(PY) -m pytest
 
 # Regenerates common/pb from proto/ (commit the result).

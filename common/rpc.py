@@ -53,6 +53,9 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.enable_retries", 1),
         ("grpc.service_config", _RETRY_SERVICE_CONFIG),
+        # A restarted peer is found again within about a second (gRPC's default backoff grows to 120 s).
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
 
 
