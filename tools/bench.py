@@ -37,6 +37,7 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
         encoded = pipeline.encode(image, codec, 0.0, max_pixels=size[0] * size[1])
         reconstruction = decode_frame(emulator.apply(encoded.frame)[0])
         pipeline.quality(encoded.image, reconstruction)
+        pipeline.semantic_fidelity(encoded.image, reconstruction, codec)  # the transmitter computes it too
         encode_png(reconstruction)
 
     local = _time(in_process, repeats, warmup, "in-process")
@@ -61,7 +62,7 @@ def report(results: dict[str, float], size: tuple[int, int], repeats: int) -> st
         f"one {size[0]}x{size[1]} image, linear_analog codec, AWGN; medians of {repeats} sequential calls",
         f"  in-process pipeline (same code, no gRPC):       {1000 * local:8.2f} ms",
         f"  client -> transmitter -> channel -> receiver:   {1000 * remote:8.2f} ms",
-        f"    of which encode / channel / decode / quality: {1000 * results['encode_seconds']:.2f} / "
+        f"    of which encode / channel / decode / quality (PSNR, SSIM, mIoU): {1000 * results['encode_seconds']:.2f} / "
         f"{1000 * results['channel_seconds']:.2f} / {1000 * results['decode_seconds']:.2f} / "
         f"{1000 * results['quality_seconds']:.2f} ms",
         f"  gRPC + serialization overhead:                  {1000 * overhead:8.2f} ms "

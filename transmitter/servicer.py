@@ -20,8 +20,9 @@ from .metrics import TransmitterMetrics
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
-                 pilot_spacing: int = 0, design_snr_db: float = 10.0):
+                 pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True):
         self._settings = settings
+        self._report_miou = report_miou
         self._pilot_spacing = pilot_spacing
         self._design_snr_db = design_snr_db
         self._metrics = metrics
@@ -105,7 +106,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                 f"sent {list(encoded.image.shape)}"
             )
         psnr, ssim = pipeline.quality(encoded.image, reconstruction)
-        miou = pipeline.semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec)
+        miou = (pipeline.semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec)
+                if self._report_miou else math.nan)
         png = encode_png(reconstruction)
         return pb.Quality(psnr_db=psnr, ssim=ssim, miou=miou), png, time.perf_counter() - start
 
