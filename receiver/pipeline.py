@@ -22,8 +22,16 @@ from semcom.common.frames import Frame, SymbolBlock
 
 def decode_frame(frame: Frame) -> np.ndarray:
     """Decodes a received frame with the codec its header names; uint8 [H, W, 3]."""
+    return decode_frame_with_map(frame)[0]
+
+
+def decode_frame_with_map(frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
+    """(image uint8 [H, W, 3], the received semantic map as train IDs, or None for codecs without one)."""
     codec = codecs.get(frame.codec, field="frame.header.codec")
-    return codec.decode(equalize_frame(frame))
+    equalized = equalize_frame(frame)
+    if getattr(codec, "decodes_map", False):
+        return codec.decode_with_map(equalized)
+    return codec.decode(equalized), None
 
 
 def equalize_frame(frame: Frame) -> Frame:

@@ -9,7 +9,8 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs
-from semcom.common.config import ServerSettings, add_server_options, server_settings
+from semcom.common.codecs.generative import SamplerSettings, configure_sampler
+from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -22,13 +23,28 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
+    add_option(parser, "--ddim-steps", type=int, default=SamplerSettings.steps,
+               help="diffusion decoder: DDIM steps per image (semantic, gesco)")
+    add_option(parser, "--ddim-eta", type=float, default=SamplerSettings.eta, help="DDIM eta (0: deterministic)")
+    add_option(parser, "--guidance-scale", type=float, default=SamplerSettings.guidance_scale,
+               help="classifier-free guidance scale (1: off; >1 calls the model twice per step)")
+    add_option(parser, "--start-from-channel", type=int, default=1,
+               help="1: begin denoising from the latent's coarse image at the timestep matching the channel SNR; "
+                    "0: from pure noise")
+    add_option(parser, "--min-start-timestep", type=int, default=SamplerSettings.min_start_timestep,
+               help="with --start-from-channel: begin at this timestep at the earliest (of 1000)")
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
-    return server_settings(args), {}
+    sampler = SamplerSettings(args.ddim_steps, args.ddim_eta, args.guidance_scale, bool(args.start_from_channel),
+                              args.min_start_timestep)
+    return server_settings(args), {"sampler": sampler}
 
 
-async def start(settings: ServerSettings) -> ServiceServer:
+async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings()) -> ServiceServer:
+    if not 1 <= sampler.steps <= 1000:
+        raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
+    configure_sampler(sampler)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)

@@ -11,7 +11,7 @@ from semcom.common.errors import ServiceError
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 
 from .metrics import ReceiverMetrics
-from .pipeline import decode_frame
+from .pipeline import decode_frame_with_map
 
 
 class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
@@ -35,9 +35,13 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
             max_channel_uses=self._settings.max_message_bytes // 8,
         )
         start = time.perf_counter()
-        image = decode_frame(frame)
+        image, semantic_map = decode_frame_with_map(frame)
         seconds = time.perf_counter() - start
         self._metrics.batch_size.observe(1)  # one frame per model call until dynamic batching
         self._metrics.decode_seconds.labels(frame.codec).observe(seconds)
         self._metrics.frames.labels(frame.codec).inc()
-        return receiver_pb2.DecodeResponse(frame_id=frame.frame_id, image=tensors.to_proto(image), decode_seconds=seconds)
+        response = receiver_pb2.DecodeResponse(frame_id=frame.frame_id, image=tensors.to_proto(image),
+                                               decode_seconds=seconds)
+        if semantic_map is not None:
+            response.semantic_map.CopyFrom(tensors.to_proto(semantic_map))
+        return response

@@ -131,3 +131,43 @@ def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
         f"({through / direct:.2f}x)",
     ]
     return "\n".join(lines)
+
+
+def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10.0)) -> str:
+    """Quality and fp32 decode time of the semantic codec against DDIM steps (and the start from the channel)."""
+    from semcom.common import codecs
+    from semcom.common.codecs import generative
+    from semcom.common.data.datasets import SyntheticScenes, materialize
+    from semcom.common.data.labels import NUM_TRAIN_IDS
+    from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
+
+    images, labels = materialize(SyntheticScenes("val", count))
+    codec, segmenter = codecs.get("semantic"), codecs.get("semantic_map")
+    frames = {snr: [ChannelEmulator(ChannelConfig(snr_db=snr, seed=i)).apply(
+        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
+        for snr in snrs_db}
+    settings = [(steps, True) for steps in steps_list] + [(steps_list[1], False)]
+    header = "  ".join(f"PSNR@{s:g}dB  mIoU@{s:g}dB" for s in snrs_db)
+    lines = [f"semantic codec, AWGN, {count} validation scenes, fp32, 2-core CPU; start from the channel unless noted",
+             f"  {'DDIM steps':<26} {header}  decode s/image"]
+    previous = generative.SAMPLER
+    try:
+        for steps, from_channel in settings:
+            generative.configure_sampler(generative.SamplerSettings(steps=steps, start_from_channel=from_channel))
+            cells, seconds = [], []
+            for snr in snrs_db:
+                confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), np.int64)
+                psnrs = []
+                for frame, image, truth in tqdm(list(zip(frames[snr], images, labels)), leave=False,
+                                                desc=f"{steps} steps {snr:g} dB"):
+                    start = time.perf_counter()
+                    output = decode_frame(frame)
+                    seconds.append(time.perf_counter() - start)
+                    psnrs.append(psnr_db(image, output))
+                    confusion += confusion_matrix(truth, segmenter.segment(output), NUM_TRAIN_IDS)
+                cells.append(f"{np.mean(psnrs):9.2f}  {mean_iou(confusion):9.3f}")
+            name = f"{steps}" + ("" if from_channel else " (from pure noise)")
+            lines.append(f"  {name:<26} {'  '.join(cells)}  {np.median(seconds):8.2f}")
+    finally:
+        generative.configure_sampler(previous)
+    return "\n".join(lines)

@@ -73,16 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--repeats", type=int, default=200)
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
     chan.add_argument("--repeats", type=int, default=200)
+    diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs DDIM steps")
+    diffusion.add_argument("--count", type=int, default=8, help="validation scenes")
+    diffusion.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
 
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
                                             "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
-    train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc"])
+    train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion"])
     train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
     train.add_argument("--channels", type=int,
                        help="codecs: feature channels sent, setting the bandwidth (map/Deep JSCC: channels x H/4 x W/4 "
                             "/ 2 complex uses; latent: x H/8 x W/8 / 2); default: the shipped models' 4, 4 and 5")
-    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--batch-size", type=int, help="default: the model's own (16; 8 for diffusion)")
     train.add_argument("--learning-rate", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--train-count", type=int, default=4000, help="synthetic training scenes")
@@ -102,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--channels", nargs="+", default=["awgn", "rayleigh"], help="channel models")
     sweep.add_argument("--snr-db", type=float, nargs="+", default=[-5.0, 0.0, 5.0, 10.0, 15.0, 20.0])
     sweep.add_argument("--count", type=int, default=50, help="validation images per point")
+    sweep.add_argument("--generative-count", type=int, default=12,
+                       help="images per point for the diffusion codecs (semantic, gesco: ~1 s each on a CPU)")
     sweep.add_argument("--bandwidth-ratio", type=float, nargs="+", default=None,
                        help="k/n values for the codecs with adjustable bandwidth (linear_analog, jpeg, webp); "
                             "default: the semantic codec's, 1280 uses")
@@ -177,6 +182,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
             return 0
+        if args.benchmark == "diffusion":
+            print(bench.bench_diffusion(tuple(args.steps), args.count))
+            return 0
         size = (args.height, args.width)
         print(bench.report(bench.bench_pipeline(size, repeats=args.repeats), size, args.repeats))
         return 0
@@ -188,7 +196,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from .train import SPECS, TrainConfig, main_command, train
 
         torch_config = TrainConfig(
-            steps=args.steps or SPECS[args.model].default_steps, channels=args.channels, batch_size=args.batch_size,
+            steps=args.steps or SPECS[args.model].default_steps, channels=args.channels,
+            batch_size=args.batch_size or SPECS[args.model].batch_size,
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
             weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,
@@ -203,7 +212,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         codec_ids = args.codecs or [c for c in sweep.DEFAULT_CODECS if c in codecs.available()]
         points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
                                  args.bandwidth_ratio or [sweep.EQUAL_BANDWIDTH_RATIO], args.seed, args.via_grpc,
-                                 args.channel_address)
+                                 args.channel_address, args.generative_count)
         paths = sweep.write_outputs(points, args.out)
         print(sweep.markdown_table(points))
         print(sweep.UNAVAILABLE_METRICS)

@@ -25,6 +25,7 @@ _CAPTION_HEIGHT = 12
 def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = None, codec: str = "",
              bandwidth_ratio: float = 0.0, seed: int = 0) -> list[tuple[str, ...]]:
     images = images or sample_images()
+    codec = codec or default_codec()
     if not images:
         raise FileNotFoundError("no images to send (the bundled samples are missing)")
     to_send = read_images(images)
@@ -39,6 +40,9 @@ def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = Non
                 for response in transmit_all(services.transmitter, to_send, codec=codec,
                                              bandwidth_ratio=bandwidth_ratio):
                     rows.append(result_row(response))
+                    if response.received_map_png:  # original | received map | regenerated, per SNR
+                        received[response.image_id].append(
+                            (f"{snr:g} dB: map", _as_size(decode_image(response.received_map_png), response)))
                     received[response.image_id].append(
                         (f"{snr:g} dB: {response.quality.psnr_db:.1f} dB PSNR",
                          decode_image(response.reconstruction_png))
@@ -53,9 +57,26 @@ def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = Non
     for image in to_send:
         path = out / f"{image.image_id}.png"
         side_by_side([("original", decode_image(image.data)), *received[image.image_id]]).save(path)
-    print(f"\nwrote {len(to_send)} side-by-side PNGs (original | received at {', '.join(f'{s:g}' for s in snrs_db)} dB) "
+    print(f"\nwrote {len(to_send)} side-by-side PNGs (original | {codec} received at {', '.join(f'{s:g}' for s in snrs_db)} dB) "
           f"and results.csv to {out}/")
     return rows
+
+
+def _as_size(image: np.ndarray, response) -> np.ndarray:
+    size = (response.image_size.width, response.image_size.height)
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.NEAREST))
+
+
+def default_codec() -> str:
+    """The demo shows the semantic codec where its models are shipped, else linear analog."""
+    from semcom.common import codecs
+    from semcom.common.errors import ServiceError
+
+    try:
+        codecs.get("semantic")
+        return "semantic"
+    except ServiceError:
+        return "linear_analog"
 
 
 def side_by_side(panels: list[tuple[str, np.ndarray]]) -> Image.Image:

@@ -30,7 +30,8 @@ from semcom.common.frames import Frame
 from semcom.receiver.pipeline import decode_frame, equalize_frame
 from semcom.transmitter import pipeline
 
-DEFAULT_CODECS = ("semantic_map", "deep_jscc", "linear_analog", "webp", "jpeg")
+DEFAULT_CODECS = ("semantic", "gesco", "semantic_map", "deep_jscc", "linear_analog", "webp", "jpeg")
+GENERATIVE_CODECS = ("semantic", "gesco")
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 EQUAL_BANDWIDTH_RATIO = 1280 / (64 * 128 * 3)  # the semantic codec's k/n at the CPU preset
@@ -54,24 +55,31 @@ class Point:
 
 def run_sweep(codec_ids=DEFAULT_CODECS, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
-              channel_address: str | None = None) -> list[Point]:
-    """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR."""
+              channel_address: str | None = None, generative_count: int | None = None) -> list[Point]:
+    """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
+
+    generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
+    """
     images, labels = materialize(SyntheticScenes("val", count))
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
     runs = [(codec_id, ratio) for codec_id in codec_ids
             for ratio in (bandwidth_ratios if _adjustable(codecs.get(codec_id)) else (0.0,))]
-    with tqdm(total=len(runs) * len(channels) * len(snrs_db) * count, desc="sweep", unit="image") as progress:
+    limit = {codec_id: min(count, generative_count or count) if codec_id in GENERATIVE_CODECS else count
+             for codec_id in codec_ids}
+    total = sum(limit[codec_id] for codec_id, _ in runs) * len(channels) * len(snrs_db)
+    with tqdm(total=total, desc="sweep", unit="image") as progress:
         for codec_id, ratio in runs:
             codec = codecs.get(codec_id)
+            n = limit[codec_id]
             for channel in channels:
                 for snr in snrs_db:
                     config = ChannelConfig(model=channel, snr_db=snr, seed=seed, csi="perfect", equalizer="mmse")
                     transmit = (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
                                 else _in_process_transmitter(ChannelEmulator(config)))
-                    points.append(_measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter,
-                                           transmit, progress))
+                    points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n], labels[:n],
+                                           segmenter, transmit, progress))
     return points
 
 

@@ -46,6 +46,8 @@ class Spec:
     evaluate: Callable  # (parts, images, labels, seed) -> {metric: value}
     default_steps: int
     uses_channel: bool = True
+    ema_decay: float | None = None  # ship an exponential moving average of the weights
+    batch_size: int = 16
 
 
 def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -132,6 +134,60 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
+# --- the semantic diffusion decoder -------------------------------------------------------------------------------
+
+DIFFUSION_TIMESTEPS = 1000
+UNCONDITIONAL_RATE, MAP_ONLY_RATE = 0.1, 0.2  # condition dropout: CFG's null condition and the map-only mode
+
+
+def received_condition(images, labels, channel, snr_db=None, map_only=False):
+    """What the receiver would condition on: the map and latent after their codecs and the channel."""
+    from semcom.common.models.conditioning import make_condition
+
+    map_parts, latent_parts = store.load("map_codec"), store.load("latent_codec")
+    with torch.no_grad():
+        map_features = map_parts["encoder"](_one_hot(labels, CPU.num_classes))
+        soft_map = map_parts["decoder"](_through_channel(map_features, channel, snr_db)).float().softmax(1)
+        guide = None
+        if not map_only:
+            mean, _ = latent_parts["encoder"](images)
+            guide = latent_parts["decoder"](_through_channel(mean, channel, snr_db)).float()
+        return make_condition(soft_map, guide)
+
+
+def _diffusion_loss(parts, images, labels, channel):
+    from semcom.common.models.sampling import CosineSchedule
+
+    condition = received_condition(images, labels, channel)
+    draw = torch.rand(len(images), device=images.device)
+    condition = torch.where((draw < UNCONDITIONAL_RATE).view(-1, 1, 1, 1), torch.zeros_like(condition), condition)
+    map_only = ((draw >= UNCONDITIONAL_RATE) & (draw < UNCONDITIONAL_RATE + MAP_ONLY_RATE)).view(-1, 1, 1, 1)
+    condition[:, -3:] = torch.where(map_only, torch.zeros_like(condition[:, -3:]), condition[:, -3:])
+    x0 = images * 2 - 1
+    t = torch.randint(0, DIFFUSION_TIMESTEPS, (len(images),), device=images.device)
+    noise = torch.randn_like(x0)
+    x_t = CosineSchedule(DIFFUSION_TIMESTEPS).add_noise(x0, noise, t)
+    return F.mse_loss(parts["net"](x_t, t, condition).float(), noise)
+
+
+def _diffusion_eval(parts, images, labels, seed, count: int = 16, steps: int = 10):
+    from semcom.common.models.sampling import CosineSchedule, DDIMSampler
+
+    segmenter = store.load("segmenter")["net"]
+    metrics = {}
+    for snr in (0.0, 10.0):
+        channel = ChannelInTheLoop(("awgn",), seed=seed)
+        condition = received_condition(images[:count], labels[:count], channel, snr)
+        sampler = DDIMSampler(CosineSchedule(DIFFUSION_TIMESTEPS), steps=steps)
+        generated = (sampler.sample(parts["net"], condition, (count, 3, *images.shape[-2:]),
+                                    generator=torch.Generator().manual_seed(seed)) + 1) / 2
+        confusion = confusion_matrix(labels[:count].numpy(), segmenter(generated).argmax(1).numpy(), CPU.num_classes)
+        metrics[f"psnr_db_awgn_{snr:g}db"] = float(np.mean([psnr_db(_to_uint8(a), _to_uint8(b))
+                                                            for a, b in zip(images[:count], generated)]))
+        metrics[f"miou_awgn_{snr:g}db"] = mean_iou(confusion)
+    return metrics
+
+
 SPECS = {
     "segmenter": Spec({"net": {"class": "AttentionUNet", "kwargs": {"num_classes": 19, "base_channels": 16,
                                                                      "levels": 3}}},
@@ -145,6 +201,9 @@ SPECS = {
     "deep_jscc": Spec({"encoder": {"class": "ImageEncoder", "kwargs": {"channels": 5}},
                        "decoder": {"class": "ImageDecoder", "kwargs": {"channels": 5}}},
                       _deep_jscc_loss, _image_eval(lambda parts, x: parts["encoder"](x)), default_steps=4000),
+    "diffusion": Spec({"net": {"class": "SemanticDiffusionUNet", "kwargs": {"num_classes": 19,
+                                                                           "widths": [32, 64, 96]}}},
+                      _diffusion_loss, _diffusion_eval, default_steps=4000, ema_decay=0.999, batch_size=8),
 }
 
 
@@ -196,6 +255,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         step, elapsed = state["step"], state["elapsed_seconds"]
         print(f"resumed {name} from {checkpoint_path} at step {step}", file=sys.stderr)
 
+    ema = _ema_copy(modules) if spec.ema_decay else None
+    if ema is not None and config.resume and checkpoint_path.is_file():
+        ema.load_state_dict(state["ema"])
     modules.train()
     started = time.monotonic() - elapsed
     losses = []
@@ -211,15 +273,19 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
             loss.backward()
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                _ema_update(ema, modules, spec.ema_decay)
             step += 1
             losses.append(loss.item())
             progress.update()
             progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if step % config.checkpoint_every == 0 or step == config.steps:
                 _save_checkpoint(checkpoint_path, modules, optimizer, schedule, rng, step,
-                                 time.monotonic() - started)
+                                 time.monotonic() - started, ema)
     wall_seconds = time.monotonic() - started
 
+    if ema is not None:  # evaluate and ship the averaged weights
+        modules.load_state_dict(ema.state_dict())
     modules.eval().cpu()
     with torch.no_grad():
         metrics = spec.evaluate(parts, val_images, val_labels, seed=12345)
@@ -251,12 +317,31 @@ def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, torch.from_numpy(labels).long()
 
 
-def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, elapsed: float) -> None:
+def _ema_copy(modules: nn.Module) -> nn.Module:
+    import copy
+
+    ema = copy.deepcopy(modules)
+    for parameter in ema.parameters():
+        parameter.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, modules: nn.Module, decay: float) -> None:
+    for average, current in zip(ema.state_dict().values(), modules.state_dict().values()):
+        if average.dtype.is_floating_point:
+            average.mul_(decay).add_(current, alpha=1 - decay)
+        else:
+            average.copy_(current)
+
+
+def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, elapsed: float, ema=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     torch.save({"modules": modules.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "step": step, "elapsed_seconds": elapsed}, temporary)
+                "torch_rng": torch.get_rng_state(), "step": step, "elapsed_seconds": elapsed,
+                "ema": ema.state_dict() if ema is not None else None}, temporary)
     temporary.replace(path)  # a stopped run never leaves half a checkpoint
 
 
@@ -293,6 +378,9 @@ def _ship(name, architecture, uses_channel, parts, config, metrics, losses, wall
 
 
 def _flops(name: str, parts: dict, image: torch.Tensor) -> dict[str, int]:
+    if name == "diffusion":  # one denoising step
+        condition = torch.zeros(1, parts["net"].num_classes + 3, *image.shape[-2:])
+        return {"net_per_step": count_flops(parts["net"], image, torch.zeros(1, dtype=torch.long), condition)}
     if name == "segmenter":
         return {"net": count_flops(parts["net"], image)}
     if name == "map_codec":

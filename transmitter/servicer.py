@@ -7,6 +7,7 @@ import time
 from semcom.common import frames, tensors
 from semcom.common.config import ServerSettings
 from semcom.common.errors import InvalidInput, ServiceError
+from semcom.common.data.labels import colorize
 from semcom.common.images import encode_png
 from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
 from semcom.common.pb import transmitter_pb2 as pb
@@ -57,6 +58,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                                   timeout=context.time_remaining()),
         )
         quality, png, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded.image)
+        map_png = await asyncio.to_thread(self._map_png, forwarded.decoded)
         end_to_end = time.perf_counter() - start
 
         frame = encoded.frame
@@ -83,6 +85,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                 - quality_seconds - link_seconds,
             ),
             reconstruction_png=png,
+            received_map_png=map_png,
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
         )
 
@@ -110,6 +113,13 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                 if self._report_miou else math.nan)
         png = encode_png(reconstruction)
         return pb.Quality(psnr_db=psnr, ssim=ssim, miou=miou), png, time.perf_counter() - start
+
+    def _map_png(self, decoded) -> bytes:
+        if not decoded.HasField("semantic_map"):
+            return b""
+        labels = tensors.from_proto(decoded.semantic_map, "decoded.semantic_map", dtype=tensor_pb2.DATA_TYPE_UINT8,
+                                    ndim=2)
+        return encode_png(colorize(labels))
 
     def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
         m = self._metrics

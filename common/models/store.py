@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import jscc, segmenter
+from . import diffusion, jscc, segmenter
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 ARCHITECTURES = {
@@ -24,6 +24,7 @@ ARCHITECTURES = {
     "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
     "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
     "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
+    "SemanticDiffusionUNet": diffusion.SemanticDiffusionUNet,
 }
 
 

@@ -14,11 +14,13 @@ class DecodeRequest(_message.Message):
     def __init__(self, frame: _Optional[_Union[_frame_pb2.Frame, _Mapping]] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
-    __slots__ = ("frame_id", "image", "decode_seconds")
+    __slots__ = ("frame_id", "image", "decode_seconds", "semantic_map")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     DECODE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_MAP_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     image: _tensor_pb2.Tensor
     decode_seconds: float
-    def __init__(self, frame_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., decode_seconds: _Optional[float] = ...) -> None: ...
+    semantic_map: _tensor_pb2.Tensor
+    def __init__(self, frame_id: _Optional[str] = ..., image: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., decode_seconds: _Optional[float] = ..., semantic_map: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...

@@ -51,7 +51,7 @@ class StageTimings(_message.Message):
     def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ..., link_seconds: _Optional[float] = ...) -> None: ...
 
 class TransmitResponse(_message.Message):
-    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size")
+    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size", "received_map_png")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class TransmitResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     RECONSTRUCTION_PNG_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_MAP_PNG_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     frame_id: str
     codec: str
@@ -72,4 +73,5 @@ class TransmitResponse(_message.Message):
     timings: StageTimings
     reconstruction_png: bytes
     image_size: _frame_pb2.ImageSize
-    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ...) -> None: ...
+    received_map_png: bytes
+    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ..., received_map_png: _Optional[bytes] = ...) -> None: ...

@@ -1,0 +1,108 @@
+"""The receiver's generative decoder: a SPADE-conditioned UNet in the SDM /
+GESCO family that predicts the noise in x_t given the timestep and the
+condition (the received soft semantic map and the decoded latent's coarse
+image). The noise schedule and the sampler live apart (sampling.py).
+
+Condition layout [B, num_classes + 3, H, W]: the soft map (probabilities),
+then the guide image in [-1, 1]. An all-zero condition is the "no condition"
+of classifier-free guidance; a zero guide with a map is the map-only
+condition (the Q-GESCO-faithful codec sends no latent).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps [B] -> [B, dim]."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device) / half)
+    angles = t.float()[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], 1)
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalization (Park et al. 2019): group-normalize x,
+    then scale and shift it per pixel by maps computed from the condition."""
+
+    def __init__(self, channels: int, condition_channels: int, hidden: int = 32):
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.SiLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        features = self.shared(F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        return self.norm(x) * (1 + self.gamma(features)) + self.beta(features)
+
+
+class SPADEResBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, condition_channels: int):
+        super().__init__()
+        self.norm1 = SPADE(in_channels, condition_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.time = nn.Linear(embedding_dim, out_channels)
+        self.norm2 = SPADE(out_channels, condition_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x, embedding, condition):
+        h = self.conv1(F.silu(self.norm1(x, condition)))
+        h = h + self.time(embedding)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h, condition)))
+        return h + self.skip(x)
+
+
+class SemanticDiffusionUNet(nn.Module):
+    """x_t [B, 3, H, W], t [B] (0..T-1), condition [B, num_classes + 3, H, W] -> predicted noise [B, 3, H, W].
+
+    H and W must be divisible by 2**(len(widths) - 1).
+    """
+
+    def __init__(self, num_classes: int = 19, widths: tuple[int, ...] = (32, 64, 96), embedding_dim: int = 128):
+        super().__init__()
+        condition_channels = num_classes + 3
+        self.num_classes = num_classes
+        self.embedding_dim = embedding_dim
+        self.time_mlp = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.SiLU(),
+                                      nn.Linear(embedding_dim, embedding_dim))
+        self.stem = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        previous = widths[0]
+        for i, width in enumerate(widths):
+            self.down_blocks.append(SPADEResBlock(previous, width, embedding_dim, condition_channels))
+            previous = width
+            if i < len(widths) - 1:
+                self.downsamples.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+        self.middle = SPADEResBlock(previous, previous, embedding_dim, condition_channels)
+        self.up_blocks = nn.ModuleList()
+        for width in reversed(widths):
+            self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels))
+            previous = width
+        self.out_norm = SPADE(previous, condition_channels)
+        self.out = nn.Conv2d(previous, 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        embedding = self.time_mlp(timestep_embedding(t, self.embedding_dim))
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down_blocks):
+            h = block(h, embedding, condition)
+            skips.append(h)
+            if i < len(self.downsamples):
+                h = self.downsamples[i](h)
+        h = self.middle(h, embedding, condition)
+        for block in self.up_blocks:
+            skip = skips.pop()
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, skip], 1), embedding, condition)
+        return self.out(F.silu(self.out_norm(h, condition)))
