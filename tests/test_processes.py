@@ -137,9 +137,8 @@ def test_environment_variables_configure_a_service(tmp_path):
     assert bad.returncode == 2 and "SEMCOM_SNR_DB='loud' is not a valid float" in bad.stderr
 
 
-def test_demo_prints_the_table_and_writes_side_by_side_pngs(tmp_path):
-    out = tmp_path / "demo"
-    demo = run_cli("demo", "--out", str(out), "--snr-db", "0", "20")
+def run_demo(out: Path, *extra: str) -> list[list[str]]:
+    demo = run_cli("demo", "--out", str(out), "--snr-db", "0", "20", *extra)
     assert demo.returncode == 0, demo.stderr
     header = next(line for line in demo.stdout.splitlines() if line.lstrip().startswith("image"))
     for column in ("codec", "SNR dB", "PSNR dB", "SSIM", "symbols", "k/n", "encode ms", "channel ms",
@@ -147,13 +146,26 @@ def test_demo_prints_the_table_and_writes_side_by_side_pngs(tmp_path):
         assert column in header
     rows = [line.split() for line in demo.stdout.splitlines() if line.startswith("scene_")]
     assert len(rows) == 2 * len(sample_images())
+    assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
+    return rows
+
+
+def test_demo_regenerates_the_samples_and_shows_original_map_and_image(tmp_path):
+    rows = run_demo(tmp_path / "demo")
+    assert {r[1] for r in rows} == {"semantic"}
+    assert all(float(r[3]) > 15 for r in rows)
+    for path in sample_images():
+        panel, original = Image.open(tmp_path / "demo" / path.name), Image.open(path)
+        # original | map at 0 dB | image at 0 dB | map at 20 dB | image at 20 dB
+        assert panel.height > original.height and panel.width >= 5 * original.width
+
+
+def test_demo_with_linear_analog_follows_the_snr(tmp_path):
+    rows = run_demo(tmp_path / "demo", "--codec", "linear_analog")
     psnr = {(r[0], r[2]): float(r[3]) for r in rows}
     assert all(psnr[(image, "20")] > psnr[(image, "0")] + 10 for image, _ in psnr)
     for path in sample_images():
-        panel = Image.open(out / path.name)
-        original = Image.open(path)
-        assert panel.height > original.height and panel.width >= 3 * original.width  # original | 0 dB | 20 dB
-    assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
+        assert Image.open(tmp_path / "demo" / path.name).width >= 3 * Image.open(path).width  # no map panels
 
 
 @pytest.mark.parametrize("benchmark,expected", [

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
     train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion"])
     train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
+    train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
+                       help="image size: cpu 64x128 (the shipped models), gpu 256x512 (Cityscapes scale; "
+                            "recorded in the model card)")
     train.add_argument("--channels", type=int,
                        help="codecs: feature channels sent, setting the bandwidth (map/Deep JSCC: channels x H/4 x W/4 "
                             "/ 2 complex uses; latent: x H/8 x W/8 / 2); default: the shipped models' 4, 4 and 5")
@@ -192,6 +195,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         import json
 
         from semcom.common.models import store
+        from semcom.common.presets import PRESETS
 
         from .train import SPECS, TrainConfig, main_command, train
 
@@ -201,6 +205,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
             weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,
+            preset=PRESETS[args.preset],
         )
         card = train(args.model, torch_config, command=main_command(sys.argv[1:] if argv is None else argv))
         print(json.dumps({"model": card["model"], "wall_seconds": card["training"]["wall_seconds"],

@@ -174,6 +174,7 @@ def _diffusion_eval(parts, images, labels, seed, count: int = 16, steps: int = 1
     from semcom.common.models.sampling import CosineSchedule, DDIMSampler
 
     segmenter = store.load("segmenter")["net"]
+    count = min(count, len(images))
     metrics = {}
     for snr in (0.0, 10.0):
         channel = ChannelInTheLoop(("awgn",), seed=seed)
