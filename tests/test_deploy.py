@@ -33,7 +33,7 @@ SEMCOM = [sys.executable, "-m", "semcom.tools.cli"]
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed (make test installs it with apt-get where it can)")
+        pytest.skip(reason=f"{tool} is not installed (make test installs it with apt-get where it can)")
     return path
 
 

@@ -39,7 +39,7 @@ def hosts():
         sh("ip", "netns", "add", NAMESPACES["tx"])
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or error
-        pytest.skip(f"network namespaces are not permitted here ({str(detail).strip()})")
+        pytest.skip(reason=f"network namespaces are not permitted here ({str(detail).strip()})")
     try:
         for name in ("ch", "rx"):
             sh("ip", "netns", "add", NAMESPACES[name])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -76,10 +77,10 @@ def run_sweep(codec_ids=DEFAULT_CODECS, channels=DEFAULT_CHANNELS, snrs_db=DEFAU
             for channel in channels:
                 for snr in snrs_db:
                     config = ChannelConfig(model=channel, snr_db=snr, seed=seed, csi="perfect", equalizer="mmse")
-                    transmit = (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
-                                else _in_process_transmitter(ChannelEmulator(config)))
-                    points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n], labels[:n],
-                                           segmenter, transmit, progress))
+                    with (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
+                          else nullcontext(_in_process_transmitter(ChannelEmulator(config)))) as transmit:
+                        points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
+                                               labels[:n], segmenter, transmit, progress))
     return points
 
 
@@ -97,7 +98,9 @@ def _in_process_transmitter(emulator: ChannelEmulator):
     return transmit
 
 
+@contextmanager
 def _grpc_transmitter(transmitter: str, channel_address: str | None, config: ChannelConfig):
+    """Configures the running channel emulator and yields a transmit function over one gRPC channel."""
     from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
     from semcom.common.rpc import sync_channel
 
@@ -107,14 +110,15 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
         raise ValueError("--via-grpc needs --channel-address to configure the channel emulator")
     configure_channel(channel_address, model=config.model, snr_db=config.snr_db, seed=config.seed, csi=config.csi,
                       equalizer=config.equalizer)
-    stub = transmitter_pb2_grpc.TransmitterStub(sync_channel(transmitter))
+    with sync_channel(transmitter) as channel:
+        stub = transmitter_pb2_grpc.TransmitterStub(channel)
 
-    def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float):
-        response = stub.Transmit(transmitter_pb2.TransmitRequest(image=data, codec=codec_id, bandwidth_ratio=ratio,
-                                                                 design_snr_db=design_snr_db), timeout=60)
-        return response, decode_image(response.reconstruction_png)
+        def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float):
+            response = stub.Transmit(transmitter_pb2.TransmitRequest(image=data, codec=codec_id, bandwidth_ratio=ratio,
+                                                                     design_snr_db=design_snr_db), timeout=60)
+            return response, decode_image(response.reconstruction_png)
 
-    return transmit
+        yield transmit
 
 
 def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress) -> Point:
