@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from semcom.common import codecs
 from semcom.common.codecs.generative import SamplerSettings, configure_sampler
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.models import precision as model_precision
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
+    add_option(parser, "--precision", default="fp32", help="learned decoders: fp32 or bf16 (AMX autocast)")
     add_option(parser, "--ddim-steps", type=int, default=SamplerSettings.steps,
                help="diffusion decoder: DDIM steps per image (semantic, gesco)")
     add_option(parser, "--ddim-eta", type=float, default=SamplerSettings.eta, help="DDIM eta (0: deterministic)")
@@ -38,13 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     sampler = SamplerSettings(args.ddim_steps, args.ddim_eta, args.guidance_scale, bool(args.start_from_channel),
                               args.min_start_timestep)
-    return server_settings(args), {"sampler": sampler}
+    return server_settings(args), {"sampler": sampler, "precision": args.precision}
 
 
-async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings()) -> ServiceServer:
+async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(),
+                precision: str = "fp32") -> ServiceServer:
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     configure_sampler(sampler)
+    model_precision.configure(precision)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
@@ -56,7 +60,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
         for reason in missing.values():  # serve the others; frames for these get UNAVAILABLE
             log.warning("%s", reason)
         for codec_id, codec in loaded.items():
-            metrics.model_info.labels(codec_id, str(codec.version), "fp32").set(1)
+            metrics.model_info.labels(codec_id, str(codec.version), model_precision.current()).set(1)
 
     await server.start(load=load_models)
     return server

@@ -145,3 +145,25 @@ def test_the_receiver_service_regenerates_images_and_returns_the_received_map(tr
     assert math.isfinite(response.quality.psnr_db)
     if codec == "semantic":  # gesco's map-only start from noise is weak in the shipped model (see README)
         assert response.quality.psnr_db > 15
+
+
+def test_bf16_decoding_stays_close_to_fp32_and_the_receiver_reports_its_precision(services):
+    from semcom.common.models import precision
+    from semcom.receiver import server as receiver_server
+
+    frame = transmit_locally("semantic", IMAGES[3], 10.0)
+    reference = decode_frame(frame)
+    try:
+        precision.configure("bf16")
+        assert psnr_db(reference, decode_frame(frame)) > 35
+        bf16_receiver = services.start(receiver_server, precision="bf16")
+    finally:
+        precision.configure("fp32")
+    try:
+        from helpers import metric, scrape
+
+        assert metric(scrape(bf16_receiver), "semcom_receiver_model_info", codec="semantic", precision="bf16") == 1
+    finally:
+        services.loop.run(bf16_receiver.stop(0))
+    with pytest.raises(ValueError, match="--precision"):
+        precision.configure("int4")

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs DDIM steps")
     diffusion.add_argument("--count", type=int, default=8, help="validation scenes")
     diffusion.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    prec = bench_which.add_parser("precision", help="fp32 vs bf16 decoding of the semantic codec, in one run")
+    prec.add_argument("--count", type=int, default=8, help="validation scenes")
 
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
@@ -184,6 +186,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
+            return 0
+        if args.benchmark == "precision":
+            print(bench.bench_precision(args.count))
             return 0
         if args.benchmark == "diffusion":
             print(bench.bench_diffusion(tuple(args.steps), args.count))

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import store
+from ..models import precision, store
 from ..models.conditioning import make_condition
 from ..models.jscc import from_symbols, to_symbols
 from ..models.sampling import CosineSchedule, DDIMSampler
@@ -99,12 +99,18 @@ class _GenerativeCodec:
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = max(self.schedule.timestep_for_snr(frame.channel.snr_db), settings.min_start_timestep)
             initial = guide * 2 - 1
-        x0 = sampler.sample(self.parts["diffusion"], condition, (1, 3, self.preset.height, self.preset.width),
+        x0 = sampler.sample(lambda x, t, c: self.parts["diffusion"](x, t, c).float(), condition,
+                            (1, 3, self.preset.height, self.preset.width),
                             generator=torch.Generator().manual_seed(seed), initial=initial, start=start)
         return _resize(_to_uint8((x0[0] + 1) / 2), frame.height, frame.width)
 
     def decode(self, frame: Frame) -> np.ndarray:
         return self.decode_with_map(frame)[0]
+
+    def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128]), at the configured precision."""
+        with torch.no_grad(), precision.autocast():
+            return self._decode_with_map(frame)
 
 
 @register
@@ -131,13 +137,11 @@ class SemanticCodec(_GenerativeCodec):
                      blocks=[SymbolBlock("semantic_map", map_symbols[0].numpy()),
                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
-    @torch.no_grad()
-    def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128])."""
+    def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         self._check(frame)
         noise = frame.channel.noise_variance if frame.channel else 0.0
-        soft_map = self.parts["map"]["decoder"](self._received(frame, "semantic_map", self.map_shape, noise)).softmax(1)
-        guide = self.parts["latent"]["decoder"](self._received(frame, "latent", self.latent_shape, noise))
+        soft_map = self.parts["map"]["decoder"](self._received(frame, "semantic_map", self.map_shape, noise)).float().softmax(1)
+        guide = self.parts["latent"]["decoder"](self._received(frame, "latent", self.latent_shape, noise)).float()
         image = self._generate(frame, make_condition(soft_map, guide), guide)
         return image, soft_map.argmax(1)[0].byte().numpy()
 
@@ -178,8 +182,7 @@ class GescoCodec(_GenerativeCodec):
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
                      blocks=[SymbolBlock("semantic_map", symbols.numpy().astype(np.complex64), self._scale)])
 
-    @torch.no_grad()
-    def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         self._check(frame)
         block = frame.block("semantic_map")
         if block.symbols.size != self.channel_uses:

@@ -19,7 +19,7 @@ from PIL import Image
 from ..data.labels import colorize
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import store
+from ..models import precision, store
 from ..models.jscc import from_symbols, to_symbols
 from ..presets import CPU
 from .registry import register
@@ -118,7 +118,8 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
 
     @torch.no_grad()
     def decode(self, frame: Frame) -> np.ndarray:
-        output = self.parts["decoder"](self._decoder_input(frame, self.feature_shape))
+        with precision.autocast():
+            output = self.parts["decoder"](self._decoder_input(frame, self.feature_shape)).float()
         return _resize(_to_uint8(output[0]), frame.height, frame.width)
 
 
@@ -153,7 +154,9 @@ class SemanticMapCodec(_FixedBandwidthCodec):
     @torch.no_grad()
     def decode_labels(self, frame: Frame) -> np.ndarray:
         """Train IDs uint8 [preset H, preset W] of the received map."""
-        return self.parts["decoder"](self._decoder_input(frame, self.feature_shape)).argmax(1)[0].byte().numpy()
+        with precision.autocast():
+            logits = self.parts["decoder"](self._decoder_input(frame, self.feature_shape)).float()
+        return logits.argmax(1)[0].byte().numpy()
 
     def decode(self, frame: Frame) -> np.ndarray:
         labels = Image.fromarray(self.decode_labels(frame)).resize((frame.width, frame.height), Image.Resampling.NEAREST)

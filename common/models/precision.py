@@ -1,0 +1,33 @@
+"""The precision learned decoders run in, per process (the receiver's --precision).
+
+fp32: plain float32. bf16: torch autocast to bfloat16, which this CPU runs on
+its AMX units; weights stay float32 and only matmuls/convolutions drop to
+bf16. (int8 post-training quantization is issue 6's remaining work.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("fp32", "bf16")
+_precision = "fp32"
+
+
+def configure(precision: str) -> None:
+    global _precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision: {precision!r}, expected one of {', '.join(PRECISIONS)}")
+    _precision = precision
+
+
+def current() -> str:
+    return _precision
+
+
+def autocast():
+    """A context in which model calls run at the configured precision."""
+    if _precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
