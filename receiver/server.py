@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +18,6 @@ from .metrics import ReceiverMetrics
 from .servicer import ReceiverServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50053, 9103
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +54,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
                        ReceiverServicer(settings, metrics))
 
     async def load_models() -> None:
-        loaded, missing = await asyncio.to_thread(codecs.load_all)
-        for reason in missing.values():  # serve the others; frames for these get UNAVAILABLE
-            log.warning("%s", reason)
-        for codec_id, codec in loaded.items():
+        for codec_id, codec in (await asyncio.to_thread(codecs.load_all)).items():
             metrics.model_info.labels(codec_id, str(codec.version), model_precision.current()).set(1)
 
     await server.start(load=load_models)

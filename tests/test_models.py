@@ -1,7 +1,6 @@
 """The networks: forward shapes, parameter/FLOP counts, and short real
 training runs through the training harness that must lower the loss."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from prometheus_client import CollectorRegistry
 
@@ -19,7 +18,6 @@ from .servicer import TransmitterServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50051, 9101
 DEFAULT_CODEC = "linear_analog"
-log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +52,7 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
 
     async def load_models() -> None:
-        _, missing = await asyncio.to_thread(codecs.load_all)
-        for reason in missing.values():
-            log.warning("%s", reason)
+        await asyncio.to_thread(codecs.load_all)
 
     await server.start(load=load_models)
     return server

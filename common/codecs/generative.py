@@ -33,8 +33,7 @@ from ..models import precision, store
 from ..models.conditioning import make_condition
 from ..models.jscc import from_symbols, to_symbols
 from ..models.sampling import CosineSchedule, DDIMSampler
-from ..presets import CPU
-from .learned import _resize, _to_uint8, mmse_statistics
+from .learned import _PresetCodec, _resize, _to_uint8, mmse_statistics
 from .registry import register
 
 
@@ -61,9 +60,7 @@ def configure_sampler(settings: SamplerSettings) -> None:
     SAMPLER = settings
 
 
-class _GenerativeCodec:
-    version = 1
-    preset = CPU
+class _GenerativeCodec(_PresetCodec):
     decodes_map = True  # decode_with_map returns the received map too
 
     @cached_property
@@ -81,15 +78,10 @@ class _GenerativeCodec:
         return CosineSchedule(1000)
 
     def _labels(self, image: np.ndarray) -> torch.Tensor:
-        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width)).permute(2, 0, 1)[None].float()
-        return self.parts["segmenter"](pixels / 255).argmax(1)
+        return self.parts["segmenter"](self._input(image)).argmax(1)
 
     def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         return F.one_hot(labels, self.preset.num_classes).permute(0, 3, 1, 2).float()
-
-    def _check(self, frame: Frame) -> None:
-        if frame.codec_version != self.version:
-            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
 
     def _generate(self, frame: Frame, condition: torch.Tensor, guide: torch.Tensor | None) -> np.ndarray:
         settings = SAMPLER
@@ -120,16 +112,10 @@ class SemanticCodec(_GenerativeCodec):
     latent_shape = (4, 8, 16)
     channel_uses = 1024 + 256
 
-    @property
-    def default_bandwidth_ratio(self) -> float:
-        return self.channel_uses / (self.preset.height * self.preset.width * 3)
-
     @torch.no_grad()
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
-        if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
-            raise InvalidInput(f"bandwidth_ratio: semantic sends a fixed {self.channel_uses} complex channel uses "
-                               f"(k/n = {self.default_bandwidth_ratio:.4f} at 64x128); leave it 0")
-        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width)).permute(2, 0, 1)[None].float() / 255
+        self._check_ratio(bandwidth_ratio)
+        pixels = self._input(image)
         map_symbols = to_symbols(self.parts["map"]["encoder"](self._one_hot(self._labels(image))))
         latent_symbols = to_symbols(self.parts["latent"]["encoder"](pixels)[0])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
@@ -138,7 +124,7 @@ class SemanticCodec(_GenerativeCodec):
                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
     def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        self._check(frame)
+        self._check_version(frame)
         noise = frame.channel.noise_variance if frame.channel else 0.0
         soft_map = self.parts["map"]["decoder"](self._received(frame, "semantic_map", self.map_shape, noise)).float().softmax(1)
         guide = self.parts["latent"]["decoder"](self._received(frame, "latent", self.latent_shape, noise)).float()
@@ -163,19 +149,13 @@ class GescoCodec(_GenerativeCodec):
         return self.preset.num_classes * self.preset.height * self.preset.width // 2
 
     @property
-    def default_bandwidth_ratio(self) -> float:
-        return self.channel_uses / (self.preset.height * self.preset.width * 3)
-
-    @property
     def _scale(self) -> float:
         """One-hot values have mean power 1/C per real value: this makes E|x|^2 = 1."""
         return math.sqrt(self.preset.num_classes / 2)
 
     @torch.no_grad()
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
-        if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
-            raise InvalidInput(f"bandwidth_ratio: gesco sends the whole one-hot map, {self.channel_uses} complex "
-                               f"channel uses (k/n = {self.default_bandwidth_ratio:.2f}); leave it 0")
+        self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
         reals = self._one_hot(self._labels(image)).flatten() * self._scale
         symbols = torch.complex(reals[0::2], reals[1::2])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
@@ -183,7 +163,7 @@ class GescoCodec(_GenerativeCodec):
                      blocks=[SymbolBlock("semantic_map", symbols.numpy().astype(np.complex64), self._scale)])
 
     def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        self._check(frame)
+        self._check_version(frame)
         block = frame.block("semantic_map")
         if block.symbols.size != self.channel_uses:
             raise InvalidInput(f"frame.blocks['semantic_map'].symbols: {block.symbols.size} symbols, "

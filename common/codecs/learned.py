@@ -39,7 +39,36 @@ def mmse_statistics(block: SymbolBlock, noise_variance: float) -> tuple[np.ndarr
         return (block.symbols / (1.0 + error)).astype(np.complex64), np.where(np.isinf(error), 1.0, error / (1.0 + error))
 
 
-class _FixedBandwidthCodec:
+class _PresetCodec:
+    """Shared by every codec built on trained models: the preset size, a bandwidth fixed
+    by the models (`channel_uses`), image-to-tensor conversion and the version check."""
+
+    version = 1
+    preset = CPU
+    channel_uses: int
+
+    @property
+    def default_bandwidth_ratio(self) -> float:
+        return self.channel_uses / (self.preset.height * self.preset.width * 3)
+
+    def _check_ratio(self, bandwidth_ratio: float) -> None:
+        if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
+            raise InvalidInput(
+                f"bandwidth_ratio: {self.codec_id} sends a fixed {self.channel_uses} complex channel uses per image "
+                f"(k/n = {self.default_bandwidth_ratio:.4f} at {self.preset.height}x{self.preset.width}); leave it 0"
+            )
+
+    def _input(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 [H, W, 3] -> float [1, 3, preset H, preset W] in [0, 1]."""
+        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
+        return pixels.permute(2, 0, 1)[None].float() / 255
+
+    def _check_version(self, frame: Frame) -> None:
+        if frame.codec_version != self.version:
+            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
+
+
+class _FixedBandwidthCodec(_PresetCodec):
     """Shared by learned codecs: preset size, k fixed by the trained model, torch in no-grad eval mode.
 
     The bandwidth comes from the model card: the encoder's `channels` feature
@@ -48,8 +77,6 @@ class _FixedBandwidthCodec:
 
     model_name: str
     downsampling: int
-    version = 1
-    preset = CPU
 
     @cached_property
     def feature_shape(self) -> tuple[int, int, int]:
@@ -61,10 +88,6 @@ class _FixedBandwidthCodec:
         channels, height, width = self.feature_shape
         return channels * height * width // 2
 
-    @property
-    def default_bandwidth_ratio(self) -> float:
-        return self.channel_uses / (self.preset.height * self.preset.width * 3)
-
     @cached_property
     def parts(self) -> dict:
         return store.load(self.model_name)
@@ -73,25 +96,13 @@ class _FixedBandwidthCodec:
     def model_version(self) -> str:
         return store.card(self.model_name)["sha256"][:12]
 
-    def _check_ratio(self, bandwidth_ratio: float) -> None:
-        if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
-            raise InvalidInput(
-                f"bandwidth_ratio: {self.codec_id} sends a fixed {self.channel_uses} complex channel uses per image "
-                f"(k/n = {self.default_bandwidth_ratio:.4f} at {self.preset.height}x{self.preset.width}); leave it 0"
-            )
-
-    def _input(self, image: np.ndarray) -> torch.Tensor:
-        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
-        return pixels.permute(2, 0, 1)[None].float() / 255
-
     def _frame(self, image: np.ndarray, frame_id: str, symbols: torch.Tensor, **fields) -> Frame:
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], model_version=self.model_version,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))], **fields)
 
     def _decoder_input(self, frame: Frame, feature_shape: tuple[int, int, int]) -> torch.Tensor:
-        if frame.codec_version != self.version:
-            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
+        self._check_version(frame)
         block = frame.block(self.block_name)
         if block.symbols.size != self.channel_uses:
             raise InvalidInput(f"frame.blocks['{self.block_name}'].symbols: {block.symbols.size} symbols, "

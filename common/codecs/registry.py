@@ -7,6 +7,7 @@ the frame header. New codecs register with `@register`.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +31,8 @@ class Codec(Protocol):
     def decode(self, frame: Frame) -> np.ndarray:
         """Received frame (channel state attached, if any) -> uint8 [H, W, 3] image."""
 
+
+log = logging.getLogger(__name__)
 
 _CODECS: dict[str, type] = {}
 _INSTANCES: dict[str, Codec] = {}
@@ -62,12 +65,13 @@ def get(codec_id: str, field: str = "codec") -> Codec:
     return _INSTANCES[codec_id]
 
 
-def load_all() -> tuple[dict[str, Codec], dict[str, str]]:
-    """Instantiates every registered codec: (loaded codecs, {codec: why not} for those without weights)."""
-    loaded, missing = {}, {}
+def load_all() -> dict[str, Codec]:
+    """Instantiates every registered codec and returns those that loaded; the others
+    (no weights) are logged, and frames for them get UNAVAILABLE."""
+    loaded = {}
     for codec_id in available():
         try:
             loaded[codec_id] = get(codec_id)
         except Unavailable as error:
-            missing[codec_id] = str(error)
-    return loaded, missing
+            log.warning("%s", error)
+    return loaded
