@@ -46,6 +46,7 @@ class ServiceServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
+        self._servicers: list[object] = []
         self._metrics_httpd = None
         self.port = 0
         self.metrics_port = 0
@@ -54,6 +55,7 @@ class ServiceServer:
         """Registers a servicer, e.g. add_service('semcom.v1.Receiver', add_ReceiverServicer_to_server, s)."""
         add_to_server(servicer, self.server)
         self._service_names.append(service_name)
+        self._servicers.append(servicer)
 
     async def start(self, load: Callable[[], Awaitable[None]] | None = None) -> None:
         """Binds and starts serving (NOT_SERVING), runs `load`, then reports SERVING."""
@@ -111,6 +113,9 @@ class ServiceServer:
                 log.warning("%s: calls still in flight after %.1f s; cancelling them", self.name, grace)
             grace = max(0.0, grace - (asyncio.get_running_loop().time() - start))
         await self.server.stop(grace)
+        for servicer in self._servicers:
+            if hasattr(servicer, "aclose"):  # background work of its own, e.g. the receiver's batcher
+                await servicer.aclose()
         if self._metrics_httpd is not None:
             self._metrics_httpd.shutdown()
             self._metrics_httpd.server_close()

@@ -6,18 +6,18 @@ from semcom.common.metrics import LATENCY_SECONDS_BUCKETS
 class ReceiverMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.decode_seconds = Histogram(
-            "semcom_receiver_decode_seconds", "Time to decode one frame into an image.",
+            "semcom_receiver_decode_seconds", "Time to decode one frame into an image (its whole batch's time).",
             ["codec"], buckets=LATENCY_SECONDS_BUCKETS, registry=registry,
         )
         self.frames = Counter(
             "semcom_receiver_frames", "Frames decoded successfully.", ["codec"], registry=registry
         )
         self.queue_seconds = Histogram(
-            "semcom_receiver_queue_seconds", "Time a frame waited for a decode worker.",
+            "semcom_receiver_queue_seconds", "Time from a Decode call's arrival to the start of its batch.",
             buckets=LATENCY_SECONDS_BUCKETS, registry=registry,
         )
         self.batch_size = Histogram(
-            "semcom_receiver_batch_size", "Frames decoded together in one model call.",
+            "semcom_receiver_batch_size", "Frames decoded together in one batch (dynamic batching).",
             buckets=(1, 2, 4, 8, 16, 32), registry=registry,
         )
         self.erasures = Counter(

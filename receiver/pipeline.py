@@ -15,7 +15,7 @@ import numpy as np
 
 from semcom.common import codecs
 from semcom.common.csi import equalize, estimate_from_pilots, pilot_mask
-from semcom.common.errors import InvalidInput
+from semcom.common.errors import InvalidInput, ServiceError
 from semcom.common.fading_layout import blocks_of, expand
 from semcom.common.frames import Frame, SymbolBlock
 
@@ -27,11 +27,38 @@ def decode_frame(frame: Frame) -> np.ndarray:
 
 def decode_frame_with_map(frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
     """(image uint8 [H, W, 3], the received semantic map as train IDs, or None for codecs without one)."""
-    codec = codecs.get(frame.codec, field="frame.header.codec")
-    equalized = equalize_frame(frame)
-    if getattr(codec, "decodes_map", False):
-        return codec.decode_with_map(equalized)
-    return codec.decode(equalized), None
+    result = decode_frames_with_maps([frame])[0]
+    if isinstance(result, ServiceError):
+        raise result
+    return result
+
+
+Decoded = tuple[np.ndarray, np.ndarray | None]
+
+
+def decode_frames_with_maps(frames: list[Frame]) -> list[Decoded | ServiceError]:
+    """Decodes many frames at once: those of batching codecs (the generative ones) share
+    sampler runs; the others are decoded one by one. A bad frame gets its own error in
+    its own slot and does not fail the others."""
+    results: list[Decoded | ServiceError | None] = [None] * len(frames)
+    batches: dict[str, list[tuple[int, object]]] = {}
+    for index, frame in enumerate(frames):
+        try:
+            codec = codecs.get(frame.codec, field="frame.header.codec")
+            equalized = equalize_frame(frame)
+            if getattr(codec, "batches", False):
+                batches.setdefault(frame.codec, []).append((index, codec.prepare(equalized)))
+            elif getattr(codec, "decodes_map", False):
+                results[index] = codec.decode_with_map(equalized)
+            else:
+                results[index] = codec.decode(equalized), None
+        except ServiceError as error:
+            results[index] = error
+    for codec_id, items in batches.items():
+        images = codecs.get(codec_id).generate([prepared for _, prepared in items])
+        for (index, prepared), image in zip(items, images):
+            results[index] = image, prepared.received_map
+    return results
 
 
 def equalize_frame(frame: Frame) -> Frame:

@@ -11,6 +11,7 @@ from semcom.common import codecs
 from semcom.common.codecs.generative import SamplerSettings, configure_sampler
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.models import precision as model_precision
+from semcom.common.models import quantized
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -22,7 +23,13 @@ DEFAULT_PORT, DEFAULT_METRICS_PORT = 50053, 9103
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
-    add_option(parser, "--precision", default="fp32", help="learned decoders: fp32 or bf16 (AMX autocast)")
+    add_option(parser, "--precision", default="fp32",
+               help="learned decoders: fp32, bf16 (autocast) or int8 (the diffusion decoder made by `semcom quantize`)")
+    add_option(parser, "--max-batch-size", type=int, default=8,
+               help="dynamic batching: decode up to this many concurrent frames together (1: no batching)")
+    add_option(parser, "--max-queue-delay-ms", type=float, default=0.0,
+               help="dynamic batching: wait this long after a frame arrives for more to batch with it "
+                    "(0: batch only frames already waiting)")
     add_option(parser, "--ddim-steps", type=int, default=SamplerSettings.steps,
                help="diffusion decoder: DDIM steps per image (semantic, gesco)")
     add_option(parser, "--ddim-eta", type=float, default=SamplerSettings.eta, help="DDIM eta (0: deterministic)")
@@ -38,20 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     sampler = SamplerSettings(args.ddim_steps, args.ddim_eta, args.guidance_scale, bool(args.start_from_channel),
                               args.min_start_timestep)
-    return server_settings(args), {"sampler": sampler, "precision": args.precision}
+    return server_settings(args), {"sampler": sampler, "precision": args.precision,
+                                   "max_batch_size": args.max_batch_size,
+                                   "max_queue_delay": args.max_queue_delay_ms / 1000}
 
 
-async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(),
-                precision: str = "fp32") -> ServiceServer:
+async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
+                max_batch_size: int = 8, max_queue_delay: float = 0.0) -> ServiceServer:
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     configure_sampler(sampler)
     model_precision.configure(precision)
+    if precision == "int8":
+        quantized.load()  # fail at start, with the reason, when the int8 artifact is missing or stale
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
     server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                       ReceiverServicer(settings, metrics))
+                       ReceiverServicer(settings, metrics, max_batch_size, max_queue_delay))
 
     async def load_models() -> None:
         for codec_id, codec in (await asyncio.to_thread(codecs.load_all)).items():

@@ -102,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
 
+    quantize = commands.add_parser(
+        "quantize", help="make the int8 diffusion decoder (receiver --precision int8) from the shipped fp32 weights",
+        description="Post-training W8A8 quantization: activation ranges are calibrated on the fp32 sampler's own "
+                    "inputs across timesteps, channels, SNRs and both generative codecs; the result is an ONNX "
+                    "Runtime QDQ model written beside the fp32 weights with its card.")
+    quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (5 sampler inputs each) [%(default)s]")
+    quantize.add_argument("--seed", type=int, default=0, help="draws scenes, channels and SNRs [%(default)s]")
+    quantize.add_argument("--float-ops", nargs="*", default=None, metavar="OP",
+                          help="ONNX op types kept in float (default: the measured choice, see --sensitivity)")
+    quantize.add_argument("--float-modules", nargs="*", default=None, metavar="MODULE",
+                          help="UNet modules kept in float, e.g. out time_mlp (default: the measured choice)")
+    quantize.add_argument("--weights-dir", type=Path, default=None, help="read and write weights here")
+    quantize.add_argument("--sensitivity", action="store_true",
+                          help="instead: measure the int8 error with each candidate module kept in float")
+
     sweep = commands.add_parser(
         "sweep", help="evaluate codecs x channels x SNRs: CSV, Markdown table and plots",
         description="Runs the synthetic validation split through encode, channel and decode for every codec, channel "
@@ -215,6 +230,24 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         card = train(args.model, torch_config, command=main_command(sys.argv[1:] if argv is None else argv))
         print(json.dumps({"model": card["model"], "wall_seconds": card["training"]["wall_seconds"],
                           **card["evaluation"]["metrics"]}, indent=2))
+        return 0
+    if args.command == "quantize":
+        import json
+
+        from semcom.common.models import store
+
+        from . import quantize
+
+        weights_dir = args.weights_dir or store.WEIGHTS_DIR
+        if args.sensitivity:
+            print(quantize.sensitivity(args.scenes, args.seed, weights_dir=weights_dir))
+            return 0
+        config = quantize.QuantizeConfig(
+            args.scenes, args.seed, weights_dir=weights_dir,
+            float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
+            float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
+        card = quantize.quantize_decoder(config, command="semcom " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(json.dumps({key: card[key] for key in ("sha256", "weight_bytes", "wall_seconds")}, indent=2))
         return 0
     if args.command == "sweep":
         from . import sweep

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -29,12 +30,25 @@ from torch.nn import functional as F
 
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import precision, store
+from ..models import precision, quantized, store
 from ..models.conditioning import make_condition
 from ..models.jscc import from_symbols, to_symbols
 from ..models.sampling import CosineSchedule, DDIMSampler
 from .learned import _PresetCodec, _resize, _to_uint8, mmse_statistics
 from .registry import register
+
+
+@dataclass
+class Prepared:
+    """One received frame, ready to be sampled with others."""
+
+    condition: torch.Tensor  # [1, C + 3, H, W]: received soft map and guide image
+    initial: torch.Tensor | None  # [1, 3, H, W] in [-1, 1]: where sampling starts (start from the channel)
+    start: int | None  # its timestep; None: from pure noise at T - 1
+    seed: int  # of the frame's noise, from its id
+    height: int  # of the image to return
+    width: int
+    received_map: np.ndarray  # train IDs uint8 [64, 128]
 
 
 @dataclass
@@ -62,12 +76,16 @@ def configure_sampler(settings: SamplerSettings) -> None:
 
 class _GenerativeCodec(_PresetCodec):
     decodes_map = True  # decode_with_map returns the received map too
+    batches = True  # prepare() per frame, then generate() for many at once
 
     @cached_property
     def parts(self) -> dict:
         """All the trained models the codec needs; loading them proves they are there."""
-        return {"diffusion": store.load("diffusion")["net"], "segmenter": store.load("segmenter")["net"],
-                "map": store.load("map_codec"), "latent": store.load("latent_codec")}
+        parts = {"diffusion": store.load("diffusion")["net"], "segmenter": store.load("segmenter")["net"],
+                 "map": store.load("map_codec"), "latent": store.load("latent_codec")}
+        if precision.current() == "int8":
+            parts["diffusion_int8"] = quantized.load()  # at start, not at the first frame
+        return parts
 
     @cached_property
     def model_version(self) -> str:
@@ -83,26 +101,66 @@ class _GenerativeCodec(_PresetCodec):
     def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         return F.one_hot(labels, self.preset.num_classes).permute(0, 3, 1, 2).float()
 
-    def _generate(self, frame: Frame, condition: torch.Tensor, guide: torch.Tensor | None) -> np.ndarray:
+    def noise_predictor(self):
+        """The UNet at the configured precision: (x_t, t, condition) -> predicted noise, float32."""
+        if precision.current() == "int8":
+            return quantized.load()
+        net = self.parts["diffusion"]
+        return lambda x, t, condition: net(x, t, condition).float()
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
+        with torch.no_grad(), precision.autocast():
+            self._check_version(frame)
+            soft_map, guide = self._condition_inputs(frame)
         settings = SAMPLER
-        sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
-        seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = max(self.schedule.timestep_for_snr(frame.channel.snr_db), settings.min_start_timestep)
             initial = guide * 2 - 1
-        x0 = sampler.sample(lambda x, t, c: self.parts["diffusion"](x, t, c).float(), condition,
-                            (1, 3, self.preset.height, self.preset.width),
-                            generator=torch.Generator().manual_seed(seed), initial=initial, start=start)
-        return _resize(_to_uint8((x0[0] + 1) / 2), frame.height, frame.width)
+        seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
+        return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,
+                        soft_map.argmax(1)[0].byte().numpy())
+
+    def generate(self, prepared: list[Prepared], observe: Callable | None = None) -> list[np.ndarray]:
+        """Regenerates the images of prepared frames, batched: one sampler run per start timestep.
+
+        Each frame's noise comes from its own seed, so its image does not depend on its batch.
+        observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
+        """
+        settings = SAMPLER
+        sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
+        predict = self.noise_predictor()
+        if observe is not None:
+            unobserved = predict
+
+            def predict(x, t, condition):
+                observe(x, t, condition)
+                return unobserved(x, t, condition)
+
+        images: list[np.ndarray | None] = [None] * len(prepared)
+        groups: dict[int | None, list[int]] = {}
+        for index, item in enumerate(prepared):
+            groups.setdefault(item.start, []).append(index)
+        with torch.no_grad(), precision.autocast():
+            for start, indices in groups.items():
+                items = [prepared[i] for i in indices]
+                x0 = sampler.sample(
+                    predict, torch.cat([item.condition for item in items]),
+                    (len(items), 3, self.preset.height, self.preset.width),
+                    generator=[torch.Generator().manual_seed(item.seed) for item in items],
+                    initial=None if start is None else torch.cat([item.initial for item in items]), start=start)
+                for i, item, sample in zip(indices, items, x0):
+                    images[i] = _resize(_to_uint8((sample + 1) / 2), item.height, item.width)
+        return images
 
     def decode(self, frame: Frame) -> np.ndarray:
         return self.decode_with_map(frame)[0]
 
     def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128]), at the configured precision."""
-        with torch.no_grad(), precision.autocast():
-            return self._decode_with_map(frame)
+        prepared = self.prepare(frame)
+        return self.generate([prepared])[0], prepared.received_map
 
 
 @register
@@ -123,13 +181,11 @@ class SemanticCodec(_GenerativeCodec):
                      blocks=[SymbolBlock("semantic_map", map_symbols[0].numpy()),
                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
-    def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        self._check_version(frame)
+    def _condition_inputs(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
         noise = frame.channel.noise_variance if frame.channel else 0.0
         soft_map = self.parts["map"]["decoder"](self._received(frame, "semantic_map", self.map_shape, noise)).float().softmax(1)
         guide = self.parts["latent"]["decoder"](self._received(frame, "latent", self.latent_shape, noise)).float()
-        image = self._generate(frame, make_condition(soft_map, guide), guide)
-        return image, soft_map.argmax(1)[0].byte().numpy()
+        return soft_map, guide
 
     def _received(self, frame: Frame, name: str, shape: tuple[int, int, int], noise: float) -> torch.Tensor:
         block = frame.block(name)
@@ -162,8 +218,7 @@ class GescoCodec(_GenerativeCodec):
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
                      blocks=[SymbolBlock("semantic_map", symbols.numpy().astype(np.complex64), self._scale)])
 
-    def _decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        self._check_version(frame)
+    def _condition_inputs(self, frame: Frame) -> tuple[torch.Tensor, None]:
         block = frame.block("semantic_map")
         if block.symbols.size != self.channel_uses:
             raise InvalidInput(f"frame.blocks['semantic_map'].symbols: {block.symbols.size} symbols, "
@@ -175,6 +230,4 @@ class GescoCodec(_GenerativeCodec):
                                                                self.preset.width)
         # Q-GESCO's receiver: 3x3 average pooling, then 3x3 max pooling, of the noisy one-hot map.
         smoothed = F.max_pool2d(F.avg_pool2d(noisy_map, 3, 1, 1), 3, 1, 1).clamp(min=0)
-        soft_map = smoothed / smoothed.sum(1, keepdim=True).clamp(min=1e-6)
-        image = self._generate(frame, make_condition(soft_map, None), None)
-        return image, soft_map.argmax(1)[0].byte().numpy()
+        return smoothed / smoothed.sum(1, keepdim=True).clamp(min=1e-6), None

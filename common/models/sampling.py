@@ -12,7 +12,7 @@ the "start from the channel" idea of diffusion-driven semantic communication.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -52,16 +52,19 @@ class DDIMSampler:
 
     @torch.no_grad()
     def sample(self, predict_noise: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-               condition: torch.Tensor, shape: tuple[int, ...], generator: torch.Generator | None = None,
+               condition: torch.Tensor, shape: tuple[int, ...],
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
                initial: torch.Tensor | None = None, start: int | None = None) -> torch.Tensor:
         """x0 [shape] in [-1, 1].
 
         predict_noise(x_t, t [B], condition) -> noise. With guidance_scale != 1 it is also
         called with an all-zero condition. `initial` and `start`: begin at x_start = q(x_start | initial).
+        `generator`: one for the batch, or one per batch item, so that an item's noise (and so its
+        sample) does not depend on what it is batched with.
         """
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
-        noise = torch.randn(shape, generator=generator)
+        noise = _randn(shape, generator)
         x = noise if initial is None else self.schedule.add_noise(initial, noise, torch.full((shape[0],), steps[0]))
         for i, t in enumerate(steps):
             batch_t = torch.full((shape[0],), t, dtype=torch.long)
@@ -73,7 +76,7 @@ class DDIMSampler:
             sigma = self.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
             if self.eta > 0 and i + 1 < len(steps):
-                x = x + sigma * torch.randn(shape, generator=generator)
+                x = x + sigma * _randn(shape, generator)
         return x
 
     def _guided(self, predict_noise, x, t, condition):
@@ -82,3 +85,11 @@ class DDIMSampler:
         both = predict_noise(torch.cat([x, x]), torch.cat([t, t]), torch.cat([condition, torch.zeros_like(condition)]))
         conditional, unconditional = both.chunk(2)
         return unconditional + self.guidance_scale * (conditional - unconditional)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator])
