@@ -171,36 +171,3 @@ def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10
     finally:
         generative.configure_sampler(previous)
     return "\n".join(lines)
-
-
-def bench_precision(count: int = 8, repeats: int = 2, snr_db: float = 10.0) -> str:
-    """fp32 against bf16 (AMX autocast) for the semantic codec's decoder, measured in one run."""
-    from semcom.common import codecs
-    from semcom.common.data.datasets import SyntheticScenes, materialize
-    from semcom.common.models import precision
-    from semcom.common.quality import psnr_db
-
-    images, _ = materialize(SyntheticScenes("val", count))
-    codec = codecs.get("semantic")
-    frames = [ChannelEmulator(ChannelConfig(snr_db=snr_db, seed=i)).apply(
-        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
-    seconds, outputs = {}, {}
-    previous = precision.current()
-    try:
-        for name in ("fp32", "bf16") * repeats:  # interleaved, so both see the same machine
-            precision.configure(name)
-            start = time.perf_counter()
-            outputs[name] = [decode_frame(frame) for frame in frames]
-            seconds.setdefault(name, []).append((time.perf_counter() - start) / count)
-    finally:
-        precision.configure(previous)
-    fp32, bf16 = min(seconds["fp32"]), min(seconds["bf16"])
-    quality = {name: float(np.mean([psnr_db(a, b) for a, b in zip(images, outputs[name])])) for name in outputs}
-    agreement = float(np.mean([psnr_db(a, b) for a, b in zip(outputs["fp32"], outputs["bf16"])]))
-    return "\n".join([
-        f"semantic codec decode (5 DDIM steps), {count} scenes at {snr_db:g} dB AWGN, best of {repeats}:",
-        f"  fp32: {1000 * fp32:7.1f} ms/image  PSNR {quality['fp32']:.2f} dB",
-        f"  bf16: {1000 * bf16:7.1f} ms/image  PSNR {quality['bf16']:.2f} dB",
-        f"  bf16 speed-up: {fp32 / bf16:.2f}x; PSNR change {quality['bf16'] - quality['fp32']:+.2f} dB; "
-        f"bf16 images are {agreement:.1f} dB PSNR from the fp32 ones",
-    ])

@@ -76,8 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs DDIM steps")
     diffusion.add_argument("--count", type=int, default=8, help="validation scenes")
     diffusion.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
-    prec = bench_which.add_parser("precision", help="fp32 vs bf16 decoding of the semantic codec, in one run")
-    prec.add_argument("--count", type=int, default=8, help="validation scenes")
+    receiver = bench_which.add_parser(
+        "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
+                         "FLOPs/BOPs, quality over the sweep (several minutes)")
+    receiver.add_argument("--count", type=int, default=8, help="validation scenes for latency [%(default)s]")
+    receiver.add_argument("--requests", type=int, default=24,
+                          help="Decode calls per concurrency level (at least 2 per caller) [%(default)s]")
+    receiver.add_argument("--quality-count", type=int, default=16,
+                          help="validation scenes per sweep point for the quality comparison [%(default)s]")
+    receiver.add_argument("--repeats", type=int, default=5, help="latency repeats (medians) [%(default)s]")
+    receiver.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent callers")
 
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
@@ -202,8 +210,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
             return 0
-        if args.benchmark == "precision":
-            print(bench.bench_precision(args.count))
+        if args.benchmark == "receiver":
+            from .bench_receiver import bench_receiver
+
+            print(bench_receiver(args.count, args.requests, args.quality_count, args.repeats,
+                                 tuple(args.concurrency)))
             return 0
         if args.benchmark == "diffusion":
             print(bench.bench_diffusion(tuple(args.steps), args.count))

@@ -66,9 +66,7 @@ def calibration_samples(scenes: int, seed: int) -> list[dict[str, np.ndarray]]:
     def record(x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> None:
         samples.append({"x": x.float().numpy().copy(), "t": t.numpy().copy(), "condition": condition.numpy().copy()})
 
-    previous = precision.current()
-    precision.configure("fp32")  # calibrate on the full-precision trajectories
-    try:
+    with precision.using("fp32"):  # calibrate on the full-precision trajectories
         for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
             image, _ = train[int(rng.integers(len(train)))]
             codec = codecs.get("gesco" if rng.random() < GESCO_SHARE else "semantic")
@@ -77,8 +75,6 @@ def calibration_samples(scenes: int, seed: int) -> list[dict[str, np.ndarray]]:
             frame = codec.encode(image, codec.default_bandwidth_ratio, f"calibration-{seed}-{index}")
             received = equalize_frame(ChannelEmulator(config).apply(frame)[0])
             codec.generate([codec.prepare(received)], observe=record)
-    finally:
-        precision.configure(previous)
     return samples
 
 

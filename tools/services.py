@@ -91,18 +91,19 @@ def start_processes(log_dir: Path, channel_args: tuple[str, ...] = (), timeout: 
     log_dir.mkdir(parents=True, exist_ok=True)
     group = ServiceProcesses()
     try:
-        receiver = group.processes["receiver"] = _start_one("receiver", (), log_dir, timeout)
-        channel = group.processes["channel"] = _start_one(
+        receiver = group.processes["receiver"] = start_service("receiver", (), log_dir, timeout)
+        channel = group.processes["channel"] = start_service(
             "channel", ("--receiver", receiver.address, *channel_args), log_dir, timeout
         )
-        group.processes["transmitter"] = _start_one("transmitter", ("--channel", channel.address), log_dir, timeout)
+        group.processes["transmitter"] = start_service("transmitter", ("--channel", channel.address), log_dir, timeout)
     except BaseException:
         group.stop()
         raise
     return group
 
 
-def _start_one(name: str, extra: tuple[str, ...], log_dir: Path, timeout: float) -> ServiceProcess:
+def start_service(name: str, extra: tuple[str, ...], log_dir: Path, timeout: float = 60.0) -> ServiceProcess:
+    """`semcom serve NAME --port 0 ... EXTRA` as a child process; returns once it is serving."""
     ready_file = Path(tempfile.mkdtemp(prefix=f"semcom-{name}-")) / "ready.json"
     log_path = log_dir / f"{name}.log"
     command = [sys.executable, "-m", "semcom.tools.cli", "serve", name, "--port", "0", "--metrics-port", "0",

@@ -90,8 +90,10 @@ def _adjustable(codec) -> bool:
 
 
 def _in_process_transmitter(emulator: ChannelEmulator):
-    def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float):
-        encoded = pipeline.encode(data, codec_id, ratio, max_pixels=1 << 24, design_snr_db=design_snr_db)
+    def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float, frame_id: str):
+        # Fixed ids: the generative decoders' noise is seeded by the frame id, so runs repeat exactly.
+        encoded = pipeline.encode(data, codec_id, ratio, max_pixels=1 << 24, design_snr_db=design_snr_db,
+                                  frame_id=frame_id)
         received, _ = emulator.apply(encoded.frame)
         return received, decode_frame(received)
 
@@ -113,7 +115,8 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
     with sync_channel(transmitter) as channel:
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
 
-        def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float):
+        def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float, frame_id: str):
+            # The transmitter names its frames itself.
             response = stub.Transmit(transmitter_pb2.TransmitRequest(image=data, codec=codec_id, bandwidth_ratio=ratio,
                                                                      design_snr_db=design_snr_db), timeout=60)
             return response, decode_image(response.reconstruction_png)
@@ -124,9 +127,9 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
 def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress) -> Point:
     psnrs, ssims, ms_ssims, uses, ratios = [], [], [], [], []
     confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), dtype=np.int64)
-    for data, image, truth in zip(files, images, labels):
+    for index, (data, image, truth) in enumerate(zip(files, images, labels)):
         # Digital codecs choose their rate for the nominal SNR (the transmitter knows the average SNR).
-        received, reconstruction = transmit(data, codec_id, ratio, snr)
+        received, reconstruction = transmit(data, codec_id, ratio, snr, f"sweep-{index}")
         uses.append(received.channel.channel_uses)  # a received Frame or a TransmitResponse: both report it
         ratios.append(received.channel.channel_uses / image.size)
         if getattr(codec, "decodes_labels", False):

@@ -25,15 +25,16 @@ class Encoded:
 
 
 def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pixels: int,
-           pilot_spacing: int = 0, **options) -> Encoded:
+           pilot_spacing: int = 0, frame_id: str | None = None, **options) -> Encoded:
     """Decodes the image file, encodes it with the codec (ratio 0: the codec's
     default; options: codec-specific, e.g. design_snr_db) and inserts a pilot
     before every `pilot_spacing` data symbols of each block (0: none; see
-    common/csi.py)."""
+    common/csi.py). frame_id: a fresh unique one unless given (it seeds the
+    generative decoders' noise, so a fixed id makes a run repeatable)."""
     codec = codecs.get(codec_id, field="codec")
     image = decode_image(image_bytes, max_pixels=max_pixels)
     ratio = bandwidth_ratio or codec.default_bandwidth_ratio
-    frame = codec.encode(image, ratio, frame_id=uuid.uuid4().hex, **options)
+    frame = codec.encode(image, ratio, frame_id=frame_id or uuid.uuid4().hex, **options)
     if pilot_spacing:
         frame.blocks = [replace(b, symbols=insert_pilots(b.symbols, pilot_spacing)) for b in frame.blocks]
         frame.pilot_spacing = pilot_spacing

@@ -81,10 +81,10 @@ class _GenerativeCodec(_PresetCodec):
     @cached_property
     def parts(self) -> dict:
         """All the trained models the codec needs; loading them proves they are there."""
-        parts = {"diffusion": store.load("diffusion")["net"], "segmenter": store.load("segmenter")["net"],
-                 "map": store.load("map_codec"), "latent": store.load("latent_codec")}
-        if precision.current() == "int8":
-            parts["diffusion_int8"] = quantized.load()  # at start, not at the first frame
+        parts = {"segmenter": store.load("segmenter")["net"], "map": store.load("map_codec"),
+                 "latent": store.load("latent_codec")}
+        # At start, not at the first frame; an int8 process does not hold the fp32 UNet.
+        parts["diffusion"] = quantized.load() if precision.current() == "int8" else store.load("diffusion")["net"]
         return parts
 
     @cached_property
@@ -105,7 +105,7 @@ class _GenerativeCodec(_PresetCodec):
         """The UNet at the configured precision: (x_t, t, condition) -> predicted noise, float32."""
         if precision.current() == "int8":
             return quantized.load()
-        net = self.parts["diffusion"]
+        net = store.load("diffusion")["net"]  # cached; loaded here if the process started in int8
         return lambda x, t, condition: net(x, t, condition).float()
 
     def prepare(self, frame: Frame) -> Prepared:

@@ -28,6 +28,17 @@ def current() -> str:
     return _precision
 
 
+@contextlib.contextmanager
+def using(precision: str):
+    """Runs a block at `precision`, then restores the previous one (benchmarks, calibration)."""
+    previous = current()
+    configure(precision)
+    try:
+        yield
+    finally:
+        configure(previous)
+
+
 def autocast():
     """A context in which model calls run at the configured precision."""
     if _precision == "bf16":

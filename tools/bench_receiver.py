@@ -1,0 +1,245 @@
+"""`semcom bench receiver`: the receiver at fp32, bf16 and int8, measured in one run.
+
+* The diffusion UNet alone: latency per denoising step (batch 1, and per image
+  at batch 8), weight bytes, FLOPs and BOPs (bit operations: multiply-adds x
+  weight bits x activation bits, over the convolutions and linear layers).
+* The semantic codec's whole decode, per image at batch 1.
+* Real receiver processes (`semcom serve receiver`) under 1/4/8/16 concurrent
+  Decode callers, with dynamic batching and with batch-1 serving: images/s,
+  and each process's peak memory (VmHWM).
+* Quality against fp32 from the sweep's points (PSNR, SSIM, mIoU per channel
+  and SNR), the mean and the worst difference.
+
+Precisions are interleaved, so a noisy machine slows them alike; latencies
+are medians of repeats.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.common import codecs, frames
+from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.models import precision, quantized, store
+from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
+from semcom.common.rpc import sync_channel
+from semcom.receiver.pipeline import decode_frame, equalize_frame
+
+from . import sweep
+from .services import ServiceProcesses, start_service
+
+PRECISIONS = ("fp32", "bf16", "int8")
+BITS = {"fp32": 32, "bf16": 16, "int8": 8}
+CONCURRENCY = (1, 4, 8, 16)
+
+
+@dataclass
+class UNetFigures:
+    step_ms: dict[str, float]  # batch 1
+    step_ms_batch8: dict[str, float]  # per image
+    weight_bytes: dict[str, int]
+    flops: int  # per step, batch 1
+    bops: dict[str, int]
+
+
+def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 16, repeats: int = 5,
+                   concurrency: tuple[int, ...] = CONCURRENCY, progress: Callable[[str], None] = print) -> str:
+    quantized.load()  # int8 must be there: say so before minutes of measuring fp32
+    images, _ = materialize(SyntheticScenes("val", count))
+    codec = codecs.get("semantic")
+    received = [ChannelEmulator(ChannelConfig(snr_db=10.0, seed=i)).apply(
+        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
+    progress("timing the UNet ...")
+    unet = _unet_figures(codec, received[0], repeats)
+    progress("timing whole decodes ...")
+    image_ms = _decode_ms(received, repeats)
+    progress("serving ...")
+    serving, memory = _serving(received, requests, concurrency, progress)
+    progress("quality over the sweep ...")
+    quality = _quality(quality_count, progress)
+    return _render(unet, image_ms, serving, memory, quality, count, requests, quality_count)
+
+
+def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
+    """Per-step figures on the sampler's real inputs for one received frame."""
+    inputs = []
+    codec.generate([codec.prepare(equalize_frame(frame))], observe=lambda x, t, c: inputs.append((x, t, c)))
+    x, t, condition = inputs[0]
+    batch8 = tuple(torch.cat([v] * 8) for v in (x, t, condition))
+    net = store.load("diffusion")["net"]
+    int8 = quantized.load()
+    calls = {"fp32": net, "bf16": net, "int8": int8}
+    single, eight = {}, {}
+    for _ in range(repeats):
+        for name in PRECISIONS:
+            with precision.using(name), torch.no_grad(), precision.autocast():
+                single.setdefault(name, []).append(_seconds(lambda: calls[name](x, t, condition)))
+                eight.setdefault(name, []).append(_seconds(lambda: calls[name](*batch8)) / 8)
+    macs, float_macs = _multiply_adds(net, (x, t, condition), _float_modules())
+    fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
+    return UNetFigures(
+        step_ms={name: 1000 * statistics.median(v) for name, v in single.items()},
+        step_ms_batch8={name: 1000 * statistics.median(v) for name, v in eight.items()},
+        # bf16 autocast casts weights on the fly: it stores the fp32 ones.
+        weight_bytes={"fp32": fp32_bytes, "bf16": fp32_bytes, "int8": int8.weight_bytes},
+        flops=2 * macs,
+        bops={"fp32": macs * 32 * 32, "bf16": macs * 16 * 16,
+              "int8": (macs - float_macs) * 8 * 8 + float_macs * 32 * 32},
+    )
+
+
+def _float_modules() -> tuple[str, ...]:
+    return tuple(store.card(quantized.NAME)["quantization"]["float_modules"])
+
+
+def _multiply_adds(net: nn.Module, inputs: tuple, float_modules: tuple[str, ...]) -> tuple[int, int]:
+    """(multiply-adds of all convolutions and linear layers, those of the modules int8 keeps in float)."""
+    counts: dict[str, int] = {}
+
+    def hook(name):
+        def record(module, args, output):
+            if isinstance(module, nn.Conv2d):
+                per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            else:
+                per_output = module.in_features
+            counts[name] = counts.get(name, 0) + output.numel() * per_output
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in net.named_modules()
+               if isinstance(module, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            net(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    in_float = sum(n for name, n in counts.items() if any(name == m or name.startswith(m + ".") for m in float_modules))
+    return sum(counts.values()), in_float
+
+
+def _decode_ms(received: list, repeats: int) -> dict[str, float]:
+    seconds = {}
+    for _ in range(max(repeats // 2, 1)):
+        for name in PRECISIONS:
+            with precision.using(name):
+                start = time.perf_counter()
+                for frame in received:
+                    decode_frame(frame)
+                seconds.setdefault(name, []).append((time.perf_counter() - start) / len(received))
+    return {name: 1000 * statistics.median(v) for name, v in seconds.items()}
+
+
+def _serving(received: list, requests: int, concurrency: tuple[int, ...], progress) -> tuple[dict, dict]:
+    """{(precision, max batch): {concurrency: images/s}}, {(precision, max batch): peak RSS bytes}."""
+    messages = [receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)) for frame in received]
+    throughput, memory = {}, {}
+    with tempfile.TemporaryDirectory() as logs:
+        for name in PRECISIONS:
+            for max_batch in (1, 8):
+                progress(f"  receiver --precision {name} --max-batch-size {max_batch}")
+                service = start_service("receiver", ("--precision", name, "--max-batch-size", str(max_batch)),
+                                        Path(logs))
+                with ServiceProcesses({"receiver": service}), sync_channel(service.address) as channel:
+                    stub = receiver_pb2_grpc.ReceiverStub(channel)
+                    stub.Decode(messages[0], timeout=120)  # warm: first-call allocations
+                    throughput[name, max_batch] = {
+                        c: _images_per_second(stub, messages, c, max(requests, 2 * c)) for c in concurrency}
+                    memory[name, max_batch] = _peak_rss(service.process.pid)
+    return throughput, memory
+
+
+def _images_per_second(stub, messages: list, concurrency: int, total: int) -> float:
+    sent = iter(range(total))
+    lock = threading.Lock()
+
+    def caller() -> None:
+        while True:
+            with lock:
+                index = next(sent, None)
+            if index is None:
+                return
+            stub.Decode(messages[index % len(messages)], timeout=300)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(caller) for _ in range(concurrency)]:
+            future.result()
+    return total / (time.perf_counter() - start)
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def _quality(count: int, progress) -> dict[str, list[sweep.Point]]:
+    points = {}
+    for name in PRECISIONS:
+        progress(f"  sweep at {name}")
+        with precision.using(name):
+            points[name] = sweep.run_sweep(["semantic"], count=count)
+    return points
+
+
+def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, requests, quality_count) -> str:
+    fp32 = "fp32"
+    lines = [f"Receiver benchmark: semantic codec, 5 DDIM steps, 64x128, {torch.get_num_threads()} threads; "
+             "ratios are to fp32, measured in this run.", "",
+             "diffusion UNet (per denoising step; batch 8 is per image):",
+             f"  {'':<6} {'ms batch 1':>10} {'speed-up':>8} {'ms @ batch 8':>12} {'weight bytes':>13} {'of fp32':>7} "
+             f"{'GFLOPs':>7} {'GBOPs':>8} {'of fp32':>7}"]
+    for name in PRECISIONS:
+        lines.append(
+            f"  {name:<6} {unet.step_ms[name]:10.1f} {unet.step_ms[fp32] / unet.step_ms[name]:7.2f}x "
+            f"{unet.step_ms_batch8[name]:12.1f} {unet.weight_bytes[name]:13,d} "
+            f"{unet.weight_bytes[name] / unet.weight_bytes[fp32]:7.1%} {unet.flops / 1e9:7.2f} "
+            f"{unet.bops[name] / 1e9:8.0f} {unet.bops[name] / unet.bops[fp32]:7.1%}")
+    lines += ["", f"whole decode of one frame (map and latent decoders + 5 steps), {count} frames at 10 dB AWGN:"]
+    lines += [f"  {name:<6} {image_ms[name]:7.1f} ms/image  {image_ms[fp32] / image_ms[name]:5.2f}x"
+              for name in PRECISIONS]
+    header = "".join(f"{'c=' + str(c):>8}" for c in next(iter(serving.values())))
+    lines += ["", f"receiver service, images/s by concurrent callers ({requests}+ Decode calls each), and the "
+                  "process's peak memory:", f"  {'precision, batching':<26}{header}   peak RSS"]
+    for (name, max_batch), by_concurrency in serving.items():
+        label = f"{name}, " + ("batch-1 serving" if max_batch == 1 else f"dynamic (max {max_batch})")
+        cells = "".join(f"{v:8.2f}" for v in by_concurrency.values())
+        lines.append(f"  {label:<26}{cells}   {memory[name, max_batch] / 2**20:6.0f} MiB")
+    for name in PRECISIONS:
+        gains = "  ".join(f"c={c}: {serving[name, 8][c] / serving[name, 1][c]:.2f}x" for c in serving[name, 1])
+        lines.append(f"  dynamic batching / batch-1 serving, {name}: {gains}")
+    lines += ["", f"quality against fp32 over the sweep (semantic codec, {quality_count} validation scenes per point, "
+                  "AWGN and Rayleigh, -5..20 dB):"]
+    for name in ("bf16", "int8"):
+        diffs = {metric: [getattr(p, metric) - getattr(q, metric) for p, q in zip(quality[name], quality[fp32])]
+                 for metric in ("psnr_db", "ssim", "miou")}
+        worst = min(range(len(diffs["psnr_db"])), key=lambda i: diffs["psnr_db"][i])
+        point = quality[name][worst]
+        lines.append(
+            f"  {name}: mean PSNR {np.mean(diffs['psnr_db']):+.3f} dB, SSIM {np.mean(diffs['ssim']):+.4f}, "
+            f"mIoU {np.mean(diffs['miou']):+.4f}; worst point {diffs['psnr_db'][worst]:+.3f} dB "
+            f"({point.channel} {point.snr_db:g} dB)")
+    lines += ["", f"  {'channel':<9} {'SNR':>4}  " + "  ".join(f"{'PSNR ' + n:>10} {'mIoU ' + n:>10}" for n in PRECISIONS)]
+    for i, reference in enumerate(quality[fp32]):
+        cells = "  ".join(f"{quality[n][i].psnr_db:10.2f} {quality[n][i].miou:10.3f}" for n in PRECISIONS)
+        lines.append(f"  {reference.channel:<9} {reference.snr_db:4g}  {cells}")
+    return "\n".join(lines)
+
+
+def _seconds(call: Callable) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
