@@ -55,18 +55,22 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     configure_sampler(sampler)
-    model_precision.configure(precision)
+    model_precision.check(precision)
     if precision == "int8":
         quantized.load()  # fail at start, with the reason, when the int8 artifact is missing or stale
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
     server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                       ReceiverServicer(settings, metrics, max_batch_size, max_queue_delay))
+                       ReceiverServicer(settings, metrics, precision, max_batch_size, max_queue_delay))
+
+    def load_all() -> dict:
+        with model_precision.using(precision):
+            return codecs.load_all()
 
     async def load_models() -> None:
-        for codec_id, codec in (await asyncio.to_thread(codecs.load_all)).items():
-            metrics.model_info.labels(codec_id, str(codec.version), model_precision.current()).set(1)
+        for codec_id, codec in (await asyncio.to_thread(load_all)).items():
+            metrics.model_info.labels(codec_id, str(codec.version), precision).set(1)
 
     await server.start(load=load_models)
     return server

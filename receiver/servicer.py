@@ -8,6 +8,7 @@ import grpc
 from semcom.common import frames, tensors
 from semcom.common.config import ServerSettings
 from semcom.common.errors import ServiceError
+from semcom.common.models import precision as model_precision
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 
 from .batching import DynamicBatcher
@@ -16,11 +17,12 @@ from .pipeline import decode_frames_with_maps
 
 
 class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
-    def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics, max_batch_size: int = 8,
-                 max_queue_delay: float = 0.0):
+    def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics, precision: str = "fp32",
+                 max_batch_size: int = 8, max_queue_delay: float = 0.0):
         self._settings = settings
         self._metrics = metrics
-        self._batcher = DynamicBatcher(decode_frames_with_maps, max_batch_size, max_queue_delay, metrics)
+        self._precision = precision
+        self._batcher = DynamicBatcher(self._decode_many, max_batch_size, max_queue_delay, metrics)
 
     async def Decode(self, request: receiver_pb2.DecodeRequest, context) -> receiver_pb2.DecodeResponse:
         arrived = time.perf_counter()
@@ -37,6 +39,10 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
 
     async def aclose(self) -> None:
         await self._batcher.aclose()
+
+    def _decode_many(self, batch: list[frames.Frame]) -> list:
+        with model_precision.using(self._precision):
+            return decode_frames_with_maps(batch)
 
     def _validate(self, request: receiver_pb2.DecodeRequest) -> frames.Frame:
         if request.frame.channel.erased:

@@ -10,37 +10,45 @@ JSCC decoders stay float32.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import torch
 
 PRECISIONS = ("fp32", "bf16", "int8")
-_precision = "fp32"
+_default = "fp32"
+# Set by `using` for one block of one thread (or task): receivers with different precisions can
+# share a process (the tests do), and a benchmark can switch without touching the others.
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("precision", default=None)
+
+
+def check(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision: {precision!r}, expected one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 def configure(precision: str) -> None:
-    global _precision
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision: {precision!r}, expected one of {', '.join(PRECISIONS)}")
-    _precision = precision
+    """Sets the process's default precision."""
+    global _default
+    _default = check(precision)
 
 
 def current() -> str:
-    return _precision
+    return _override.get() or _default
 
 
 @contextlib.contextmanager
 def using(precision: str):
-    """Runs a block at `precision`, then restores the previous one (benchmarks, calibration)."""
-    previous = current()
-    configure(precision)
+    """Runs a block (in this thread or task) at `precision`."""
+    token = _override.set(check(precision))
     try:
         yield
     finally:
-        configure(previous)
+        _override.reset(token)
 
 
 def autocast():
-    """A context in which model calls run at the configured precision."""
-    if _precision == "bf16":
+    """A context in which model calls run at the current precision."""
+    if current() == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

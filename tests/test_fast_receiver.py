@@ -1,0 +1,176 @@
+"""The fast receiver: the shipped int8 diffusion decoder (real integer kernels,
+loaded from its artifact), reproducible calibration, the precision switch, and
+dynamic batching that never mixes callers' results. Speed is the benchmark's
+business (`semcom bench receiver`), not these tests'."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import replace
+
+import grpc
+import numpy as np
+import pytest
+
+from helpers import metric, scrape
+from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.common import codecs, frames, tensors
+from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.errors import InvalidInput
+from semcom.common.frames import SymbolBlock
+from semcom.common.models import precision, quantized, store
+from semcom.common.models.store import WeightsMissing
+from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
+from semcom.common.quality import psnr_db
+from semcom.common.rpc import sync_channel
+from semcom.receiver import server as receiver_server
+from semcom.receiver.pipeline import decode_frame, decode_frames_with_maps, equalize_frame
+
+IMAGES, _ = materialize(SyntheticScenes("val", 6))
+
+
+def received(codec_id: str, index: int, snr_db: float, model: str = "awgn"):
+    codec = codecs.get(codec_id)
+    frame = codec.encode(IMAGES[index], codec.default_bandwidth_ratio, f"fast-{codec_id}-{index}-{snr_db:g}")
+    return ChannelEmulator(ChannelConfig(model=model, snr_db=snr_db, seed=index, csi="perfect")).apply(frame)[0]
+
+
+def test_the_int8_decoder_runs_integer_kernels_and_stores_a_quarter_of_the_bytes(tmp_path):
+    model = quantized.load()
+    card = store.card(quantized.NAME)
+    assert card["source_sha256"] == store.card("diffusion")["sha256"]
+    fp32_bytes = sum(p.numel() * 4 for p in store.load("diffusion")["net"].parameters())
+    assert model.weight_bytes == card["weight_bytes"]["int8"]
+    assert model.weight_bytes <= 0.26 * fp32_bytes
+    # What ONNX Runtime actually executes after its graph optimizations: fused integer convolutions,
+    # with only the convolutions the card keeps in float left as float ones.
+    import onnx
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3
+    onnxruntime.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    float_convolutions = sum(op in ("Conv", "FusedConv") for op in ops)
+    assert ops.count("QLinearConv") >= 60
+    assert float_convolutions == len(card["quantization"]["float_modules"])
+
+
+def test_int8_decodes_a_real_frame_close_to_fp32():
+    frame = received("semantic", 0, 10.0)
+    reference = decode_frame(frame)
+    with precision.using("int8"):
+        image = decode_frame(frame)
+        again = decode_frame(frame)
+    assert image.shape == IMAGES[0].shape and image.dtype == np.uint8
+    assert (image == again).all()  # deterministic per frame
+    assert psnr_db(reference, image) > 28  # measured ~36.5 dB from the fp32 image
+    assert abs(psnr_db(IMAGES[0], image) - psnr_db(IMAGES[0], reference)) < 1.0
+
+
+def test_a_missing_or_stale_int8_artifact_is_refused_with_the_fix(tmp_path):
+    for name in ("diffusion.pt", "diffusion.card.json"):
+        shutil.copy(store.WEIGHTS_DIR / name, tmp_path / name)
+    with pytest.raises(WeightsMissing, match="semcom quantize"):
+        quantized.load(tmp_path)
+    for suffix in (".onnx", ".card.json"):
+        shutil.copy(store.WEIGHTS_DIR / f"{quantized.NAME}{suffix}", tmp_path / f"{quantized.NAME}{suffix}")
+    card = (tmp_path / "diffusion.card.json").read_text()
+    (tmp_path / "diffusion.card.json").write_text(card.replace(store.card("diffusion")["sha256"], "0" * 64))
+    with pytest.raises(ValueError, match="semcom quantize"):
+        quantized.load(tmp_path)
+
+
+def test_calibration_is_reproducible_under_a_seed(tmp_path):
+    from semcom.tools.quantize import QuantizeConfig, quantize_decoder
+
+    made = {}
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        folder = tmp_path / run
+        folder.mkdir()
+        for name in ("diffusion.pt", "diffusion.card.json"):
+            shutil.copy(store.WEIGHTS_DIR / name, folder / name)
+        card = quantize_decoder(QuantizeConfig(scenes=2, seed=seed, weights_dir=folder))
+        assert card["calibration"]["samples"] == 10  # 2 scenes x 5 DDIM steps
+        made[run] = card["sha256"]
+        assert quantized.load(folder).weight_bytes == card["weight_bytes"]["int8"]
+    assert made["a"] == made["b"]  # same seed: the same artifact, byte for byte
+    assert made["a"] != made["c"]  # another seed draws other scenes, channels and SNRs
+
+
+def test_a_batch_decodes_each_frame_as_it_decodes_alone():
+    batch = [received("semantic", i, snr) for i, snr in enumerate((0.0, 5.0, 10.0, 20.0))]
+    batch.append(received("gesco", 4, 10.0))  # another codec in the same batch
+    bad = replace(batch[1], frame_id="bad", blocks=[batch[1].blocks[0], SymbolBlock("latent", batch[1].blocks[1].symbols[:7])])
+    results = decode_frames_with_maps([*batch[:2], bad, *batch[2:]])
+    assert isinstance(results[2], InvalidInput) and "latent" in str(results[2])
+    images = [result[0] for i, result in enumerate(results) if i != 2]
+    alone = [decode_frame(frame) for frame in batch]
+    for i, (together, solo) in enumerate(zip(images, alone)):
+        assert psnr_db(solo, together) > 40, i  # its own image, up to float rounding in batched kernels
+        others = [psnr_db(other, together) for j, other in enumerate(alone) if j != i]
+        assert max(others) < 30, i  # and not another caller's
+
+
+def test_the_receiver_batches_concurrent_calls_and_answers_each_caller_its_own(services):
+    batching = services.start(receiver_server, max_batch_size=8, max_queue_delay=0.5)
+    try:
+        sent = [received("semantic", i, snr, model) for i, (snr, model) in
+                enumerate(((0.0, "awgn"), (10.0, "awgn"), (5.0, "rayleigh"), (20.0, "rayleigh")))]
+        sent.append(received("linear_analog", 4, 10.0))
+        bad = replace(sent[0], frame_id="bad-frame", blocks=[SymbolBlock("semantic_map", sent[0].blocks[0].symbols[:5]),
+                                                              sent[0].blocks[1]])
+        requests = [receiver_pb2.DecodeRequest(frame=frames.to_proto(f)) for f in (*sent, bad)]
+        replies: dict[int, object] = {}
+        with sync_channel(services.address(batching)) as channel:
+            stub = receiver_pb2_grpc.ReceiverStub(channel)
+
+            def call(index: int) -> None:
+                try:
+                    replies[index] = stub.Decode(requests[index], timeout=120)
+                except grpc.RpcError as error:
+                    replies[index] = error
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(180)
+            after = stub.Decode(requests[1], timeout=120)  # the service is still up after the bad frame
+        error = replies[len(sent)]
+        assert isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "semantic_map" in error.details()
+        for index, frame in enumerate(sent):
+            reply = replies[index]
+            assert reply.frame_id == frame.frame_id
+            image = tensors.from_proto(reply.image, "image")
+            assert psnr_db(decode_frame(frame), image) > 40, index
+        assert psnr_db(tensors.from_proto(replies[1].image, "image"), tensors.from_proto(after.image, "image")) > 40
+        samples = scrape(batching)
+        batches = metric(samples, "semcom_receiver_batch_size_count")
+        assert metric(samples, "semcom_receiver_batch_size_sum") == len(requests) + 1
+        assert batches < len(requests)  # concurrent calls were decoded together
+        assert metric(samples, "semcom_receiver_queue_seconds_count") == len(requests) + 1
+    finally:
+        services.loop.run(batching.stop(0))
+
+
+def test_an_int8_receiver_decodes_with_the_quantized_model_and_says_so(services):
+    frame = received("semantic", 5, 5.0)
+    int8_receiver = services.start(receiver_server, precision="int8", max_batch_size=1)
+    assert precision.current() == "fp32"  # the receiver's precision is its own, not the process's
+    with precision.using("int8"):
+        expected = decode_frame(frame)
+    try:
+        assert metric(scrape(int8_receiver), "semcom_receiver_model_info", codec="semantic", precision="int8") == 1
+        with sync_channel(services.address(int8_receiver)) as channel:
+            reply = receiver_pb2_grpc.ReceiverStub(channel).Decode(
+                receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)), timeout=120)
+        image = tensors.from_proto(reply.image, "image")
+        assert (image == expected).all()
+        assert psnr_db(decode_frame(frame), image) > 28  # the fp32 decode: close, and not identical
+        assert not (decode_frame(frame) == image).all()
+    finally:
+        services.loop.run(int8_receiver.stop(0))
