@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from prometheus_client import CollectorRegistry
 
@@ -11,7 +12,7 @@ from semcom.common import codecs
 from semcom.common.codecs.generative import SamplerSettings, configure_sampler
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.models import precision as model_precision
-from semcom.common.models import quantized
+from semcom.common.models import quantized, store
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -19,6 +20,7 @@ from .metrics import ReceiverMetrics
 from .servicer import ReceiverServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50053, 9103
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +60,10 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     model_precision.check(precision)
     if precision == "int8":
         quantized.load()  # fail at start, with the reason, when the int8 artifact is missing or stale
+        calibrated = store.card(quantized.NAME)["calibration"]["ddim_steps"]
+        if calibrated != sampler.steps:
+            log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
+                        "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)

@@ -114,12 +114,8 @@ def test_semantic_decoding_is_deterministic_per_frame_and_follows_the_map():
 def test_classifier_free_guidance_changes_the_image():
     frame = transmit_locally("semantic", IMAGES[1], 10.0)
     plain = decode_frame(frame)
-    previous = generative.SAMPLER
-    try:
-        generative.configure_sampler(generative.SamplerSettings(steps=previous.steps, guidance_scale=2.0))
+    with generative.sampler_settings(generative.SamplerSettings(steps=generative.SAMPLER.steps, guidance_scale=2.0)):
         guided = decode_frame(frame)
-    finally:
-        generative.configure_sampler(previous)
     assert guided.shape == plain.shape and not np.array_equal(guided, plain)
 
 

@@ -93,7 +93,7 @@ def test_calibration_is_reproducible_under_a_seed(tmp_path):
         for name in ("diffusion.pt", "diffusion.card.json"):
             shutil.copy(store.WEIGHTS_DIR / name, folder / name)
         card = quantize_decoder(QuantizeConfig(scenes=2, seed=seed, weights_dir=folder))
-        assert card["calibration"]["samples"] == 10  # 2 scenes x 5 DDIM steps
+        assert card["calibration"]["samples"] >= 10  # 2 scenes, 5 to 20 DDIM steps each
         made[run] = card["sha256"]
         assert quantized.load(folder).weight_bytes == card["weight_bytes"]["int8"]
     assert made["a"] == made["b"]  # same seed: the same artifact, byte for byte

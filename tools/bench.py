@@ -150,10 +150,8 @@ def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10
     header = "  ".join(f"PSNR@{s:g}dB  mIoU@{s:g}dB" for s in snrs_db)
     lines = [f"semantic codec, AWGN, {count} validation scenes, fp32, 2-core CPU; start from the channel unless noted",
              f"  {'DDIM steps':<26} {header}  decode s/image"]
-    previous = generative.SAMPLER
-    try:
-        for steps, from_channel in settings:
-            generative.configure_sampler(generative.SamplerSettings(steps=steps, start_from_channel=from_channel))
+    for steps, from_channel in settings:
+        with generative.sampler_settings(generative.SamplerSettings(steps=steps, start_from_channel=from_channel)):
             cells, seconds = [], []
             for snr in snrs_db:
                 confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), np.int64)
@@ -168,6 +166,4 @@ def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10
                 cells.append(f"{np.mean(psnrs):9.2f}  {mean_iou(confusion):9.3f}")
             name = f"{steps}" + ("" if from_channel else " (from pure noise)")
             lines.append(f"  {name:<26} {'  '.join(cells)}  {np.median(seconds):8.2f}")
-    finally:
-        generative.configure_sampler(previous)
     return "\n".join(lines)

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="", help="codec (default: the transmitter's)")
     demo.add_argument("--bandwidth-ratio", type=float, default=0.0, help="k/n, complex uses per real value")
     demo.add_argument("--images", type=Path, nargs="*", help="images to send instead of the bundled samples")
+    demo.add_argument("--precision", default="int8", choices=("fp32", "bf16", "int8"),
+                      help="the receiver's decoders (int8: the quantized diffusion decoder) [%(default)s]")
 
     bench = commands.add_parser("bench", help="benchmarks that print measured ratios")
     bench_which = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -115,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Post-training W8A8 quantization: activation ranges are calibrated on the fp32 sampler's own "
                     "inputs across timesteps, channels, SNRs and both generative codecs; the result is an ONNX "
                     "Runtime QDQ model written beside the fp32 weights with its card.")
-    quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (5 sampler inputs each) [%(default)s]")
+    quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (one sampler trajectory each) [%(default)s]")
+    quantize.add_argument("--ddim-steps", type=int, default=5,
+                          help="DDIM steps of the calibration trajectories: the receiver's --ddim-steps [%(default)s]")
     quantize.add_argument("--seed", type=int, default=0, help="draws scenes, channels and SNRs [%(default)s]")
     quantize.add_argument("--float-ops", nargs="*", default=None, metavar="OP",
                           help="ONNX op types kept in float (default: the measured choice, see --sensitivity)")
@@ -202,7 +206,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         run_demo(args.out, snrs_db=args.snr_db, images=args.images, codec=args.codec,
-                 bandwidth_ratio=args.bandwidth_ratio)
+                 bandwidth_ratio=args.bandwidth_ratio, precision=args.precision)
         return 0
     if args.command == "bench":
         from . import bench
@@ -254,7 +258,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             print(quantize.sensitivity(args.scenes, args.seed, weights_dir=weights_dir))
             return 0
         config = quantize.QuantizeConfig(
-            args.scenes, args.seed, weights_dir=weights_dir,
+            args.scenes, args.seed, args.ddim_steps, weights_dir=weights_dir,
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         card = quantize.quantize_decoder(config, command="semcom " + " ".join(sys.argv[1:] if argv is None else argv))

@@ -23,7 +23,7 @@ _CAPTION_HEIGHT = 12
 
 
 def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = None, codec: str = "",
-             bandwidth_ratio: float = 0.0, seed: int = 0) -> list[tuple[str, ...]]:
+             bandwidth_ratio: float = 0.0, seed: int = 0, precision: str = "int8") -> list[tuple[str, ...]]:
     images = images or sample_images()
     codec = codec or default_codec()
     if not images:
@@ -32,8 +32,9 @@ def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = Non
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     received: dict[str, list[tuple[str, np.ndarray]]] = {i.image_id: [] for i in to_send}
-    print(f"starting transmitter, channel emulator and receiver (logs in {out / 'logs'}) ...")
-    with start_processes(out / "logs", channel_args=("--seed", str(seed))) as services:
+    print(f"starting transmitter, channel emulator and receiver ({precision}; logs in {out / 'logs'}) ...")
+    with start_processes(out / "logs", channel_args=("--seed", str(seed)),
+                         receiver_args=("--precision", precision)) as services:
         with tqdm(total=len(snrs_db) * len(to_send), desc="sending", unit="image") as progress:
             for snr in snrs_db:
                 configure_channel(services.channel, snr_db=snr)

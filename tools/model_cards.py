@@ -40,9 +40,32 @@ def render() -> str:
         shown = ", ".join(f"{key} {metrics[key]:.3f}" for key in HEADLINE_METRICS[name] if key in metrics)
         lines.append(f"| {name} | {params:,} | {flops:,.0f} | {training['steps']} | {training['wall_seconds'] / 60:.1f} min"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
-    lines += ["", "Data: " + _data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
+    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
     return "\n".join(lines) + "\n"
+
+
+def _quantized_lines() -> list[str]:
+    """The int8 diffusion decoder (receiver --precision int8), made by `semcom quantize`."""
+    from semcom.common.models import quantized
+
+    try:
+        card = store.card(quantized.NAME)
+    except store.WeightsMissing:
+        return [f"{quantized.NAME}: not made; `semcom quantize` makes it from the diffusion weights."]
+    q, calibration, size = card["quantization"], card["calibration"], card["weight_bytes"]
+    kept = ", ".join([*(f"{op} ops" for op in q["float_ops"]), *(f"`{m}`" for m in q["float_modules"])]) or "nothing"
+    return [
+        f"`{quantized.NAME}.onnx` (receiver `--precision int8`): the diffusion UNet post-training quantized. "
+        f"Weights: {q['weights']}. Activations: {q['activations']}. In float: {kept}. "
+        f"Calibrated on {calibration['samples']} sampler inputs from {calibration['scenes']} scenes "
+        f"({calibration['ddim_steps']}-step trajectories, timesteps {calibration['timesteps']}, "
+        f"{', '.join(calibration['channels'])}, SNR "
+        f"{calibration['snr_db_uniform'][0]:g}..{calibration['snr_db_uniform'][1]:g} dB, codecs {calibration['codecs']}). "
+        f"Weights {size['int8']:,} bytes, {size['ratio']:.1%} of fp32's {size['fp32']:,}. "
+        f"Made by `{calibration['command']}` in {card['wall_seconds']:.0f} s from diffusion "
+        f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…`.",
+    ]
 
 
 def _data_line() -> str:

@@ -86,12 +86,13 @@ class ServiceProcesses:
         self.stop()
 
 
-def start_processes(log_dir: Path, channel_args: tuple[str, ...] = (), timeout: float = 60.0) -> ServiceProcesses:
+def start_processes(log_dir: Path, channel_args: tuple[str, ...] = (), timeout: float = 60.0,
+                    receiver_args: tuple[str, ...] = ()) -> ServiceProcesses:
     """Starts receiver, channel emulator and transmitter (in that order) on free loopback ports."""
     log_dir.mkdir(parents=True, exist_ok=True)
     group = ServiceProcesses()
     try:
-        receiver = group.processes["receiver"] = start_service("receiver", (), log_dir, timeout)
+        receiver = group.processes["receiver"] = start_service("receiver", receiver_args, log_dir, timeout)
         channel = group.processes["channel"] = start_service(
             "channel", ("--receiver", receiver.address, *channel_args), log_dir, timeout
         )

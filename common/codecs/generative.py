@@ -18,6 +18,7 @@ the same image. Settings are per process (`semcom serve receiver --ddim-steps ..
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable
@@ -72,6 +73,17 @@ def configure_sampler(settings: SamplerSettings) -> None:
     """Sets this process's sampler settings (the receiver does, once, at start)."""
     global SAMPLER
     SAMPLER = settings
+
+
+@contextlib.contextmanager
+def sampler_settings(settings: SamplerSettings):
+    """Runs a block with other sampler settings (benchmarks, calibration), then restores them."""
+    previous = SAMPLER
+    configure_sampler(settings)
+    try:
+        yield
+    finally:
+        configure_sampler(previous)
 
 
 class _GenerativeCodec(_PresetCodec):
