@@ -85,7 +85,9 @@ def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
     for _ in range(repeats):
         for name in PRECISIONS:
             with precision.using(name), torch.no_grad(), precision.autocast():
-                single.setdefault(name, []).append(_seconds(lambda: calls[name](x, t, condition)))
+                # An untimed call first: the previous precision's thread pool may still be spinning.
+                calls[name](x, t, condition)
+                single.setdefault(name, []).extend(_seconds(lambda: calls[name](x, t, condition)) for _ in range(3))
                 eight.setdefault(name, []).append(_seconds(lambda: calls[name](*batch8)) / 8)
     macs, float_macs = _multiply_adds(net, (x, t, condition), _float_modules())
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
