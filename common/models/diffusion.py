@@ -26,6 +26,23 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], 1)
 
 
+class ConditionPyramid:
+    """The condition at each feature resolution, resized once per forward pass rather than
+    in every SPADE (15 resizes of the same tensor to 3 sizes): measurably faster, above all
+    for the int8 model, where each resize is a float island in an integer graph."""
+
+    def __init__(self, condition: torch.Tensor):
+        self._full = condition
+        self._by_size = {tuple(int(s) for s in condition.shape[-2:]): condition}
+
+    def at(self, size) -> torch.Tensor:
+        # Plain ints, also when traced for ONNX export (the exported model has a fixed image size).
+        key = tuple(int(s) for s in size)
+        if key not in self._by_size:
+            self._by_size[key] = F.interpolate(self._full, size=key, mode="bilinear", align_corners=False)
+        return self._by_size[key]
+
+
 class SPADE(nn.Module):
     """Spatially-adaptive normalization (Park et al. 2019): group-normalize x,
     then scale and shift it per pixel by maps computed from the condition."""
@@ -37,8 +54,8 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        features = self.shared(F.interpolate(condition, size=x.shape[-2:], mode="bilinear", align_corners=False))
+    def forward(self, x: torch.Tensor, condition: ConditionPyramid) -> torch.Tensor:
+        features = self.shared(condition.at(x.shape[-2:]))
         return self.norm(x) * (1 + self.gamma(features)) + self.beta(features)
 
 
@@ -93,6 +110,7 @@ class SemanticDiffusionUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         embedding = self.time_mlp(timestep_embedding(t, self.embedding_dim))
+        condition = ConditionPyramid(condition)
         h = self.stem(x)
         skips = []
         for i, block in enumerate(self.down_blocks):
