@@ -1,7 +1,8 @@
-"""The precision learned decoders run in, per process (the receiver's --precision).
+"""The precision learned decoders run in (the receiver's --precision): a process
+default, overridden per thread or task by `using` (each receiver decodes in its own).
 
 fp32: plain float32. bf16: torch autocast to bfloat16, which this CPU runs on
-its AMX units; weights stay float32 and only matmuls/convolutions drop to
+its AVX-512 BF16 units (it has no AMX); weights stay float32 and only matmuls/convolutions drop to
 bf16. int8: the diffusion decoder (nearly all of the receiver's compute) runs
 the post-training-quantized ONNX Runtime model (quantized.py); the small
 JSCC decoders stay float32.

@@ -18,6 +18,8 @@ stale artifact is refused rather than silently used.
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -38,8 +40,13 @@ def export_onnx(net: nn.Module, height: int, width: int, condition_channels: int
     example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
                torch.zeros(1, condition_channels, height, width))
     batch = {0: "batch"}
-    torch.onnx.export(net, example, str(path), input_names=list(INPUTS), output_names=["noise"], opset_version=17,
-                      dynamic_axes={name: batch for name in (*INPUTS, "noise")}, dynamo=False)
+    with warnings.catch_warnings():
+        # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
+        # deprecated, and that the image size becomes a constant: it is, by design.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, example, str(path), input_names=list(INPUTS), output_names=["noise"],
+                          opset_version=17, dynamic_axes={name: batch for name in (*INPUTS, "noise")}, dynamo=False)
 
 
 def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
@@ -71,6 +78,9 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
 
     prepared = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(float_path), str(prepared))  # shape inference and folding, as ORT recommends
+    # ORT's quantizer logs a warning per calibration pass for each 1-D GroupNorm constant it cannot
+    # quantize per channel (it leaves them in float, which is right): hundreds of identical lines.
+    logging.disable(logging.WARNING)
     try:
         quantize_static(
             str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
@@ -80,6 +90,7 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
             nodes_to_exclude=nodes_of(prepared, float_ops, float_modules),
         )
     finally:
+        logging.disable(logging.NOTSET)
         prepared.unlink(missing_ok=True)
     _drop_zero_zero_points(out_path)
 
