@@ -181,3 +181,29 @@ def test_benchmark_commands_run_and_report_measured_ratios(benchmark, expected):
     line = next(line for line in result.stdout.splitlines() if expected in line)
     ratio = float(line.rsplit("(", 1)[1].split("x")[0].split()[-1])
     assert math.isfinite(ratio) and ratio > 0
+
+
+def test_bench_runtimes_measures_every_candidate_runtime():
+    result = run_cli("bench", "runtimes", "--scenes", "1", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.rstrip().endswith("x")]
+    labels = " | ".join(rows)
+    for runtime in ("PyTorch eager fp32", "PyTorch x86 (FX) int8", "ONNX Runtime fp32", "only Conv", "whole graph"):
+        assert runtime in labels
+    assert all(float(row.split()[-1].rstrip("x")) > 0 for row in rows)
+
+
+def test_bench_receiver_runs_every_precision_through_real_receivers():
+    """Tiny sizes: that it measures and reports everything, not how fast anything is."""
+    result = run_cli("bench", "receiver", "--count", "1", "--requests", "2", "--quality-count", "1",
+                     "--repeats", "1", "--concurrency", "1", "2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for precision in ("fp32", "bf16", "int8"):
+        assert f"{precision}, batch-1 serving" in out and f"{precision}, dynamic (max 8)" in out
+        assert f"dynamic batching / batch-1 serving, {precision}" in out
+    weights = {line.split()[0]: line.split()[5] for line in out.splitlines() if line.strip().startswith(("fp32 ", "int8 "))
+               and "%" in line}
+    assert weights["fp32"] == "100.0%" and float(weights["int8"].rstrip("%")) <= 26
+    assert "int8: mean PSNR" in out and "worst point" in out
+    assert out.count(" MiB") == 6  # a peak RSS per receiver process

@@ -245,3 +245,70 @@ def _seconds(call: Callable) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+def bench_runtimes(scenes: int = 8, repeats: int = 10) -> str:
+    """One UNet step at batch 1 in each candidate runtime for int8 (the measurement behind the choice of
+    ONNX Runtime), on real sampler inputs, with activation ranges from `scenes` calibration scenes."""
+    import onnx
+
+    from . import quantize
+
+    net = store.load("diffusion")["net"]
+    samples = quantize.calibration_samples(scenes, seed=0)
+    inputs = tuple(torch.from_numpy(samples[0][name]) for name in quantized.INPUTS)
+    feed = samples[0]
+    candidates: dict[str, Callable] = {"PyTorch eager fp32": lambda: net(*inputs)}
+    with tempfile.TemporaryDirectory() as folder:
+        float_path, conv_only, whole = (Path(folder) / f"{name}.onnx" for name in ("fp32", "conv", "whole"))
+        quantize.export(net, float_path)
+        other_ops = {node.op_type for node in onnx.load(str(float_path)).graph.node} - {"Conv"}
+        quantized.quantize(float_path, conv_only, samples, float_ops=tuple(other_ops))
+        quantized.quantize(float_path, whole, samples, quantize.FLOAT_OPS, quantize.FLOAT_MODULES)
+        fx = _fx_int8(net, samples, inputs)
+        if isinstance(fx, str):
+            unavailable = fx
+        else:
+            unavailable = None
+            candidates["PyTorch x86 (FX) int8, convolutions"] = lambda: fx(*inputs)
+        for label, path in (("ONNX Runtime fp32", float_path), ("ONNX Runtime QDQ int8, only Conv", conv_only),
+                            ("ONNX Runtime QDQ int8, whole graph (shipped)", whole)):
+            session = quantized.session_for(path)
+            candidates[label] = lambda session=session: session.run(None, feed)
+        times: dict[str, list[float]] = {}
+        with torch.no_grad():
+            for _ in range(repeats):
+                for label, call in candidates.items():
+                    call()  # untimed: the previous runtime's threads may still be spinning
+                    times.setdefault(label, []).append(_seconds(call))
+    reference = statistics.median(times["PyTorch eager fp32"])
+    lines = [f"one diffusion UNet step, batch 1, 64x128, {torch.get_num_threads()} threads, medians of {repeats} "
+             f"(int8 ranges from {len(samples)} sampler inputs):"]
+    for label, values in times.items():
+        seconds = statistics.median(values)
+        lines.append(f"  {label:<46} {1000 * seconds:7.1f} ms  {reference / seconds:5.2f}x")
+    if unavailable:
+        lines.append(f"  PyTorch x86 (FX) int8: not measured ({unavailable})")
+    return "\n".join(lines)
+
+
+def _fx_int8(net: nn.Module, samples: list[dict], example: tuple):
+    """PyTorch's own x86 int8 (FX graph mode, convolutions W8 per channel / A8 per tensor), or why not."""
+    import copy
+    import warnings
+
+    try:
+        from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    except ImportError as error:  # torch announces its removal
+        return f"torch.ao.quantization is gone: {error}"
+    torch.backends.quantized.engine = "x86"
+    config = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8),
+                     weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated in torch 2.13; measured all the same
+        prepared = prepare_fx(copy.deepcopy(net), QConfigMapping().set_object_type(nn.Conv2d, config), example)
+        with torch.no_grad():
+            for sample in samples:
+                prepared(*(torch.from_numpy(sample[name]) for name in quantized.INPUTS))
+        return convert_fx(prepared)

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="validation scenes per sweep point for the quality comparison [%(default)s]")
     receiver.add_argument("--repeats", type=int, default=5, help="latency repeats (medians) [%(default)s]")
     receiver.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent callers")
+    runtimes = bench_which.add_parser(
+        "runtimes", help="one UNet step in each candidate int8 runtime (PyTorch x86 FX, ONNX Runtime QDQ) vs fp32")
+    runtimes.add_argument("--scenes", type=int, default=8, help="calibration scenes for the int8 ranges [%(default)s]")
+    runtimes.add_argument("--repeats", type=int, default=10, help="timed steps per runtime (medians) [%(default)s]")
 
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
@@ -215,6 +219,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
+            return 0
+        if args.benchmark == "runtimes":
+            from .bench_receiver import bench_runtimes
+
+            print(bench_runtimes(args.scenes, args.repeats))
             return 0
         if args.benchmark == "receiver":
             from .bench_receiver import bench_receiver

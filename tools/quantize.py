@@ -94,7 +94,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     out_path = config.weights_dir / f"{quantized.NAME}.onnx"
     with tempfile.TemporaryDirectory() as folder:
         float_path = Path(folder) / "diffusion_fp32.onnx"
-        _export(net, float_path)
+        export(net, float_path)
         quantized.quantize(float_path, out_path, samples, config.float_ops, config.float_modules)
         fp32_bytes = quantized.initializer_bytes(float_path)
     int8_bytes = quantized.initializer_bytes(out_path)
@@ -143,7 +143,7 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         float_path = Path(folder) / "fp32.onnx"
-        _export(net, float_path)
+        export(net, float_path)
         for ops, modules in tqdm(variants, desc="sensitivity", unit="variant"):
             path = Path(folder) / "int8.onnx"
             quantized.quantize(float_path, path, calibration, ops, modules)
@@ -171,7 +171,8 @@ def _median_seconds(call, repeats: int = 15) -> float:
     return float(np.median(times))
 
 
-def _export(net: torch.nn.Module, path: Path) -> None:
+def export(net: torch.nn.Module, path: Path) -> None:
+    """The fp32 UNet as ONNX at the codecs' preset size."""
     condition_channels = net.num_classes + 3
     preset = codecs.get("semantic").preset
     quantized.export_onnx(net, preset.height, preset.width, condition_channels, path)

@@ -33,11 +33,15 @@ class ConditionPyramid:
 
     def __init__(self, condition: torch.Tensor):
         self._full = condition
-        self._by_size = {tuple(int(s) for s in condition.shape[-2:]): condition}
+        self._by_size: dict[tuple[int, int], torch.Tensor] = {}
 
     def at(self, size) -> torch.Tensor:
+        if not isinstance(size, tuple):  # symbolic (torch.fx tracing): resize, nothing to cache by
+            return F.interpolate(self._full, size=size, mode="bilinear", align_corners=False)
         # Plain ints, also when traced for ONNX export (the exported model has a fixed image size).
         key = tuple(int(s) for s in size)
+        if key == tuple(int(s) for s in self._full.shape[-2:]):
+            return self._full
         if key not in self._by_size:
             self._by_size[key] = F.interpolate(self._full, size=key, mode="bilinear", align_corners=False)
         return self._by_size[key]
