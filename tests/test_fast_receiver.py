@@ -174,3 +174,22 @@ def test_an_int8_receiver_decodes_with_the_quantized_model_and_says_so(services)
         assert not (decode_frame(frame) == image).all()
     finally:
         services.loop.run(int8_receiver.stop(0))
+
+
+def test_a_caller_that_gives_up_while_queued_is_skipped_and_the_receiver_goes_on(services):
+    patient = services.start(receiver_server, max_batch_size=8, max_queue_delay=1.0)
+    try:
+        frames_sent = [received("linear_analog", i, 10.0) for i in range(2)]
+        requests = [receiver_pb2.DecodeRequest(frame=frames.to_proto(f)) for f in frames_sent]
+        with sync_channel(services.address(patient)) as channel:
+            stub = receiver_pb2_grpc.ReceiverStub(channel)
+            with pytest.raises(grpc.RpcError) as gave_up:
+                stub.Decode(requests[0], timeout=0.2)  # the batcher waits up to 1 s for company
+            assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            reply = stub.Decode(requests[1], timeout=60)
+        assert reply.frame_id == frames_sent[1].frame_id
+        samples = scrape(patient)
+        assert metric(samples, "semcom_receiver_batch_size_sum") == 1  # the abandoned frame was not decoded
+        assert metric(samples, "semcom_receiver_frames_total", codec="linear_analog") == 1
+    finally:
+        services.loop.run(patient.stop(0))
