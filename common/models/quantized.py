@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .store import WEIGHTS_DIR, WeightsMissing, card, sha256_of
+from .store import WEIGHTS_DIR, card, checked_file
 
 NAME = "diffusion_int8"
 INPUTS = ("x", "t", "condition")
@@ -156,16 +156,7 @@ def session_for(path: Path, threads: int | None = None):
 @cache
 def load(weights_dir: Path = WEIGHTS_DIR) -> Int8NoisePredictor:
     """The shipped int8 decoder; checks its sha256 and that it was made from the shipped fp32 weights."""
-    try:
-        description = card(NAME, weights_dir)
-    except WeightsMissing:
-        raise WeightsMissing(f"no int8 diffusion decoder at {weights_dir}: run `semcom quantize` first") from None
-    path = weights_dir / f"{NAME}.onnx"
-    if not path.is_file():
-        raise WeightsMissing(f"model card for '{NAME}' found but {path} is missing: run `semcom quantize`")
-    digest = sha256_of(path)
-    if digest != description["sha256"]:
-        raise ValueError(f"{path}: sha256 {digest} does not match its model card ({description['sha256']})")
+    description, path = checked_file(NAME, ".onnx", weights_dir, fix="semcom quantize")
     source = card("diffusion", weights_dir)["sha256"]
     if description["source_sha256"] != source:
         raise ValueError(f"{path} was quantized from diffusion weights {description['source_sha256'][:12]}, "

@@ -41,23 +41,30 @@ def build(architecture: dict[str, dict]) -> dict[str, nn.Module]:
     return {part: ARCHITECTURES[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}
 
 
-def card(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
+def card(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> dict:
+    """Model `name`'s card. fix: the command that makes the model, for the error (default `semcom train NAME`)."""
     path = weights_dir / f"{name}.card.json"
     if not path.is_file():
-        raise WeightsMissing(f"no trained '{name}' at {weights_dir}: run `semcom train {name}` first")
+        raise WeightsMissing(f"no '{name}' model at {weights_dir}: run `{fix or f'semcom train {name}'}` first")
     return json.loads(path.read_text())
+
+
+def checked_file(name: str, suffix: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> tuple[dict, Path]:
+    """(card, path) of model `name`'s file <name><suffix>, once it is there and matches the card's sha256."""
+    description = card(name, weights_dir, fix)
+    path = weights_dir / f"{name}{suffix}"
+    if not path.is_file():
+        raise WeightsMissing(f"model card for '{name}' found but {path} is missing: run `{fix or f'semcom train {name}'}`")
+    digest = sha256_of(path)
+    if digest != description["sha256"]:
+        raise ValueError(f"{path}: sha256 {digest} does not match its model card ({description['sha256']})")
+    return description, path
 
 
 @cache
 def load(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, nn.Module]:
     """The trained parts of model `name`, in eval mode; checks the card's sha256."""
-    description = card(name, weights_dir)
-    path = weights_dir / f"{name}.pt"
-    if not path.is_file():
-        raise WeightsMissing(f"model card for '{name}' found but {path} is missing")
-    digest = sha256_of(path)
-    if digest != description["sha256"]:
-        raise ValueError(f"{path}: sha256 {digest} does not match its model card ({description['sha256']})")
+    description, path = checked_file(name, ".pt", weights_dir)
     parts = build(description["architecture"])
     states = torch.load(path, map_location="cpu", weights_only=True)
     for part, module in parts.items():
