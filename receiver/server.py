@@ -12,7 +12,7 @@ from semcom.common import codecs
 from semcom.common.codecs.generative import SamplerSettings, configure_sampler
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.models import precision as model_precision
-from semcom.common.models import quantized, store
+from semcom.common.models import quantized
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -59,8 +59,8 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     configure_sampler(sampler)
     model_precision.check(precision)
     if precision == "int8":
-        quantized.load()  # fail at start, with the reason, when the int8 artifact is missing or stale
-        calibrated = store.card(quantized.NAME)["calibration"]["ddim_steps"]
+        # Loaded now: fail at start, with the reason, when the int8 artifact is missing or stale.
+        calibrated = quantized.load().card["calibration"]["ddim_steps"]
         if calibrated != sampler.steps:
             log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
                         "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)

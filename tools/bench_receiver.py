@@ -89,7 +89,7 @@ def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
                 calls[name](x, t, condition)
                 single.setdefault(name, []).extend(_seconds(lambda: calls[name](x, t, condition)) for _ in range(3))
                 eight.setdefault(name, []).append(_seconds(lambda: calls[name](*batch8)) / 8)
-    macs, float_macs = _multiply_adds(net, (x, t, condition), _float_modules())
+    macs, float_macs = _multiply_adds(net, (x, t, condition), tuple(int8.card["quantization"]["float_modules"]))
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     return UNetFigures(
         step_ms={name: 1000 * statistics.median(v) for name, v in single.items()},
@@ -100,10 +100,6 @@ def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
         bops={"fp32": macs * 32 * 32, "bf16": macs * 16 * 16,
               "int8": (macs - float_macs) * 8 * 8 + float_macs * 32 * 32},
     )
-
-
-def _float_modules() -> tuple[str, ...]:
-    return tuple(store.card(quantized.NAME)["quantization"]["float_modules"])
 
 
 def _multiply_adds(net: nn.Module, inputs: tuple, float_modules: tuple[str, ...]) -> tuple[int, int]:

@@ -131,6 +131,7 @@ class Int8NoisePredictor:
 
     session: object  # onnxruntime.InferenceSession
     path: Path
+    card: dict  # its model card: calibration, what stays in float, bytes
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         feed = {"x": x.float().numpy(), "t": t.long().numpy(), "condition": condition.float().numpy()}
@@ -161,7 +162,7 @@ def load(weights_dir: Path = WEIGHTS_DIR) -> Int8NoisePredictor:
     if description["source_sha256"] != source:
         raise ValueError(f"{path} was quantized from diffusion weights {description['source_sha256'][:12]}, "
                          f"but the shipped ones are {source[:12]}: run `semcom quantize` again")
-    return Int8NoisePredictor(session_for(path), path)
+    return Int8NoisePredictor(session_for(path), path, description)
 
 
 def write_card(weights_dir: Path, description: dict) -> Path:
