@@ -40,14 +40,14 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
         pipeline.semantic_fidelity(encoded.image, reconstruction, codec)  # the transmitter computes it too
         encode_png(reconstruction)
 
-    local = _time(in_process, repeats, warmup, "in-process")
+    local = median_seconds(in_process, repeats, warmup, "in-process")
     with tempfile.TemporaryDirectory() as logs, start_processes(
         Path(logs), channel_args=("--snr-db", str(snr_db), "--seed", "0")
     ) as services, sync_channel(services.transmitter) as channel:
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
         request = transmitter_pb2.TransmitRequest(image=image, codec=codec)
         stages: list[transmitter_pb2.StageTimings] = []
-        remote = _time(lambda: stages.append(stub.Transmit(request, timeout=30).timings), repeats, warmup, "via gRPC")
+        remote = median_seconds(lambda: stages.append(stub.Transmit(request, timeout=30).timings), repeats, warmup, "via gRPC")
     stage_medians = {
         name: statistics.median(getattr(t, name) for t in stages[warmup:])
         for name in ("encode_seconds", "channel_seconds", "decode_seconds", "quality_seconds", "end_to_end_seconds")
@@ -71,7 +71,8 @@ def report(results: dict[str, float], size: tuple[int, int], repeats: int) -> st
     return "\n".join(lines)
 
 
-def _time(function, repeats: int, warmup: int, label: str) -> float:
+def median_seconds(function, repeats: int, warmup: int, label: str) -> float:
+    """Median wall time of `repeats` calls after `warmup` untimed ones."""
     samples = []
     for i in tqdm(range(warmup + repeats), desc=label, unit="call", leave=False):
         start = time.perf_counter()
@@ -107,7 +108,7 @@ def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
         emulator = ChannelEmulator(ChannelConfig(snr_db=10.0, seed=0, **settings))
         rates = []
         for frame in (small, large):
-            seconds = _time(lambda: emulator.apply(frame), max(5, repeats // 10), 2, name)
+            seconds = median_seconds(lambda: emulator.apply(frame), max(5, repeats // 10), 2, name)
             rates.append(f"{frame.channel_uses / seconds / 1e6:8.1f} M uses/s")
         lines.append(f"  {name:<18} {rates[0]:>22} {rates[1]:>24}")
 
@@ -118,9 +119,9 @@ def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
             channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(ch)
             receiver_stub = receiver_pb2_grpc.ReceiverStub(rx)
             noisy = channel_stub.Apply(channel_emulator_pb2.ApplyRequest(frame=message)).frame
-            direct = _time(lambda: receiver_stub.Decode(receiver_pb2.DecodeRequest(frame=noisy), timeout=10),
+            direct = median_seconds(lambda: receiver_stub.Decode(receiver_pb2.DecodeRequest(frame=noisy), timeout=10),
                            repeats, 20, "decode direct")
-            through = _time(lambda: channel_stub.Forward(channel_emulator_pb2.ForwardRequest(frame=message), timeout=10),
+            through = median_seconds(lambda: channel_stub.Forward(channel_emulator_pb2.ForwardRequest(frame=message), timeout=10),
                             repeats, 20, "via channel")
     lines += [
         f"\nadded latency of the channel hop, one 64x64 frame ({small.channel_uses} symbols), AWGN, no link delay "

@@ -35,6 +35,8 @@ from semcom.common.data.datasets import SyntheticScenes
 from semcom.common.models import precision, quantized, store
 from semcom.receiver.pipeline import equalize_frame
 
+from .bench import median_seconds
+
 CALIBRATION_SNR_DB = (-5.0, 20.0)
 CALIBRATION_CHANNELS = ("awgn", "rayleigh")
 # The share of calibration scenes sent with the Q-GESCO-faithful codec: it starts from pure noise
@@ -149,7 +151,7 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
             quantized.quantize(float_path, path, calibration, ops, modules)
             session = quantized.session_for(path)
             error = float(np.mean([np.mean((session.run(None, s)[0] - r) ** 2) for s, r in zip(held_out, references)]))
-            seconds = _median_seconds(lambda: session.run(None, held_out[0]))
+            seconds = median_seconds(lambda: session.run(None, held_out[0]), 15, 1, "step")
             rows.append((" + ".join((*ops, *modules)) or "(all int8)", error / power, seconds,
                          quantized.initializer_bytes(path)))
     baseline = rows[0][1]
@@ -159,16 +161,6 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
     lines += [f"  {name:<22} {error:9.5f} {error / baseline:11.0%} {1000 * seconds:8.1f} {size:13,d}"
               for name, error, seconds, size in rows]
     return "\n".join(lines)
-
-
-def _median_seconds(call, repeats: int = 15) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def export(net: torch.nn.Module, path: Path) -> None:
