@@ -59,7 +59,9 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     configure_sampler(sampler)
     model_precision.check(precision)
     if precision == "int8":
-        # Loaded now: fail at start, with the reason, when the int8 artifact is missing or stale.
+        # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
+        for model in quantized.DECODED_MODELS:
+            quantized.load_decoder(model)
         calibrated = quantized.load().card["calibration"]["ddim_steps"]
         if calibrated != sampler.steps:
             log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
@@ -72,7 +74,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
 
     def load_all() -> dict:
         with model_precision.using(precision):
-            return codecs.load_all()
+            return codecs.load_all("decode")
 
     async def load_models() -> None:
         for codec_id, codec in (await asyncio.to_thread(load_all)).items():

@@ -32,8 +32,8 @@ def gaussian_noise_predictor(mean: float, std: float):
     alpha_bar = SCHEDULE.alpha_bar
 
     def predict(x, t, condition):
-        ab = alpha_bar[t].view(-1, 1, 1, 1)
-        return (1 - ab).sqrt() * (x - ab.sqrt() * mean) / (ab * std**2 + 1 - ab)
+        ab = alpha_bar[t].reshape(-1, 1, 1, 1)
+        return np.sqrt(1 - ab) * (x - np.sqrt(ab) * mean) / (ab * std**2 + 1 - ab)
 
     return predict
 
@@ -44,9 +44,10 @@ def test_ddim_with_the_exact_noise_predictor_converges_to_the_data_distribution(
     stds = []
     for steps, eta in ((20, 0.0), (50, 0.0), (200, 0.0), (1000, 0.0), (200, 1.0)):
         samples = DDIMSampler(SCHEDULE, steps=steps, eta=eta).sample(
-            gaussian_noise_predictor(0.3, 0.2), torch.zeros(1), (5000, 3, 2, 2), generator=torch.Generator().manual_seed(0))
-        assert samples.mean().item() == pytest.approx(0.3, abs=0.005)
-        stds.append(samples.std().item())
+            gaussian_noise_predictor(0.3, 0.2), np.zeros(1), (5000, 3, 2, 2), rng=np.random.default_rng(0))
+        assert samples.dtype == np.float32
+        assert samples.mean() == pytest.approx(0.3, abs=0.005)
+        stds.append(float(samples.std()))
     assert stds[0] < stds[1] < stds[2] < stds[3]
     assert stds[3] == pytest.approx(0.2, rel=0.01)  # 1000 steps: the exact sampler
     assert stds[4] == pytest.approx(0.2, rel=0.05)  # stochastic (eta = 1, DDPM-like)
@@ -56,17 +57,17 @@ def test_sampler_is_deterministic_under_a_seed_and_guidance_calls_the_null_condi
     calls = []
 
     def predict(x, t, condition):
-        calls.append(condition.abs().sum().item())
+        calls.append(float(np.abs(condition).sum()))
         return gaussian_noise_predictor(0.0, 0.5)(x, t, condition) + 0.1 * condition.mean()
 
-    condition = torch.ones(2, 1, 1, 1)
-    first = DDIMSampler(SCHEDULE, 5).sample(predict, condition, (2, 3, 4, 4), torch.Generator().manual_seed(1))
-    second = DDIMSampler(SCHEDULE, 5).sample(predict, condition, (2, 3, 4, 4), torch.Generator().manual_seed(1))
-    assert torch.equal(first, second)
+    condition = np.ones((2, 1, 1, 1), np.float32)
+    first = DDIMSampler(SCHEDULE, 5).sample(predict, condition, (2, 3, 4, 4), np.random.default_rng(1))
+    second = DDIMSampler(SCHEDULE, 5).sample(predict, condition, (2, 3, 4, 4), np.random.default_rng(1))
+    assert np.array_equal(first, second)
     calls.clear()
     guided = DDIMSampler(SCHEDULE, 5, guidance_scale=3.0).sample(predict, condition, (2, 3, 4, 4),
-                                                                 torch.Generator().manual_seed(1))
-    assert len(calls) == 5 and not torch.equal(guided, first)  # one doubled batch per step: cond + null
+                                                                 np.random.default_rng(1))
+    assert len(calls) == 5 and not np.array_equal(guided, first)  # one doubled batch per step: cond + null
 
 
 def test_timesteps_and_the_snr_matched_start():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -70,17 +71,54 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
     assert abs(psnr_db(IMAGES[0], image) - psnr_db(IMAGES[0], reference)) < 1.0
 
 
-def test_a_missing_or_stale_int8_artifact_is_refused_with_the_fix(tmp_path):
-    for name in ("diffusion.pt", "diffusion.card.json"):
+@pytest.mark.parametrize("source, artifact, load", [
+    ("diffusion", quantized.NAME, quantized.load),
+    ("latent_codec", quantized.decoder_name("latent_codec"), lambda folder: quantized.load_decoder("latent_codec", folder)),
+])
+def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load):
+    for name in (f"{source}.pt", f"{source}.card.json"):
         shutil.copy(store.WEIGHTS_DIR / name, tmp_path / name)
     with pytest.raises(WeightsMissing, match="semcom quantize"):
-        quantized.load(tmp_path)
+        load(tmp_path)
     for suffix in (".onnx", ".card.json"):
-        shutil.copy(store.WEIGHTS_DIR / f"{quantized.NAME}{suffix}", tmp_path / f"{quantized.NAME}{suffix}")
-    card = (tmp_path / "diffusion.card.json").read_text()
-    (tmp_path / "diffusion.card.json").write_text(card.replace(store.card("diffusion")["sha256"], "0" * 64))
+        shutil.copy(store.WEIGHTS_DIR / f"{artifact}{suffix}", tmp_path / f"{artifact}{suffix}")
+    card = (tmp_path / f"{source}.card.json").read_text()
+    (tmp_path / f"{source}.card.json").write_text(card.replace(store.card(source)["sha256"], "0" * 64))
     with pytest.raises(ValueError, match="semcom quantize"):
-        quantized.load(tmp_path)
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("codec_id", ["deep_jscc", "semantic_map"])
+def test_the_onnx_jscc_decoders_of_an_int8_receiver_decode_as_the_torch_ones(codec_id):
+    frame = received(codec_id, 1, 5.0, "rayleigh")
+    reference = decode_frame(frame)
+    with precision.using("int8"):
+        image = decode_frame(frame)
+    if codec_id == "deep_jscc":
+        assert psnr_db(reference, image) > 45  # float32 both, only the kernels differ
+    else:
+        assert (reference == image).all(-1).mean() > 0.999  # the same labels, up to a near-tie
+
+
+def test_an_int8_receiver_process_runs_without_torch(tmp_path):
+    """torch is most of a receiver process's memory; an int8 receiver has no use for it and never loads it."""
+    from semcom.tools.services import start_service
+
+    sent = [received(codec_id, 2, 10.0) for codec_id in ("semantic", "gesco", "deep_jscc", "semantic_map")]
+    with precision.using("int8"):
+        expected = [decode_frame(frame) for frame in sent]
+    service = start_service("receiver", ("--precision", "int8"), tmp_path)
+    try:
+        with sync_channel(service.address) as channel:
+            stub = receiver_pb2_grpc.ReceiverStub(channel)
+            for frame, image in zip(sent, expected):
+                reply = stub.Decode(receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)), timeout=120)
+                assert (tensors.from_proto(reply.image, "image") == image).all(), frame.codec
+        mapped = Path(f"/proc/{service.process.pid}/maps").read_text()
+        assert "onnxruntime" in mapped and "libtorch" not in mapped
+    finally:
+        service.process.terminate()
+        service.process.wait(30)
 
 
 def test_calibration_is_reproducible_under_a_seed(tmp_path):

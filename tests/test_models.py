@@ -84,3 +84,34 @@ def test_codec_bandwidth_is_configurable_at_training(tmp_path):
     assert to_symbols(mean).shape == (1, 128)  # 2 x 8 x 16 / 2 complex uses
     with pytest.raises(ValueError, match="applies to the codecs"):
         train("segmenter", TrainConfig(steps=1, channels=2, weights_dir=tmp_path / "w"))
+
+
+def test_the_receivers_numpy_decoder_input_is_the_layout_training_uses():
+    """The receiver builds decoder inputs in numpy (no torch in an int8 receiver); training with
+    jscc.from_symbols. A decoder only works if the two agree, value for value."""
+    import numpy as np
+
+    from semcom.common.codecs.learned import received_planes
+    from semcom.common.frames import Frame, SymbolBlock
+
+    rng = np.random.default_rng(0)
+    symbols = (rng.standard_normal(1024) + 1j * rng.standard_normal(1024)).astype(np.complex64)
+    error = rng.uniform(0.001, 2.0, 1024).astype(np.float32)
+    error[:3] = np.inf  # erasures
+    frame = Frame(frame_id="f", codec="semantic_map", codec_version=1, height=64, width=128,
+                  blocks=[SymbolBlock("semantic_map", symbols, noise_variance=error, mmse=True)])
+    planes = received_planes(frame, "semantic_map", (4, 16, 32), "semantic_map")
+    expected = from_symbols(torch.from_numpy(symbols)[None], torch.from_numpy(error)[None], (4, 16, 32))
+    assert planes.dtype == np.float32
+    np.testing.assert_allclose(planes, expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_the_gesco_receivers_numpy_pooling_is_q_gescos_torch_pooling():
+    import numpy as np
+    from torch.nn import functional as F
+
+    from semcom.common.codecs.generative import _average_pool3, _max_pool3
+
+    planes = np.random.default_rng(1).standard_normal((1, 5, 9, 13)).astype(np.float32)
+    expected = F.max_pool2d(F.avg_pool2d(torch.from_numpy(planes), 3, 1, 1), 3, 1, 1).numpy()
+    np.testing.assert_allclose(_max_pool3(_average_pool3(planes)), expected, rtol=1e-5, atol=1e-6)

@@ -32,7 +32,7 @@ from torch import nn
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs, frames
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import precision, quantized, store
+from semcom.common.models import precision, quantized, runtime, store
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.common.rpc import sync_channel
 from semcom.receiver.pipeline import decode_frame, equalize_frame
@@ -77,19 +77,20 @@ def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
     inputs = []
     codec.generate([codec.prepare(equalize_frame(frame))], observe=lambda x, t, c: inputs.append((x, t, c)))
     x, t, condition = inputs[0]
-    batch8 = tuple(torch.cat([v] * 8) for v in (x, t, condition))
+    batch8 = tuple(np.concatenate([v] * 8) for v in (x, t, condition))
     net = store.load("diffusion")["net"]
     int8 = quantized.load()
-    calls = {"fp32": net, "bf16": net, "int8": int8}
     single, eight = {}, {}
     for _ in range(repeats):
         for name in PRECISIONS:
-            with precision.using(name), torch.no_grad(), precision.autocast():
+            with precision.using(name):
+                predict = runtime.noise_predictor()  # as the receiver calls it: numpy in and out
                 # An untimed call first: the previous precision's thread pool may still be spinning.
-                calls[name](x, t, condition)
-                single.setdefault(name, []).extend(_seconds(lambda: calls[name](x, t, condition)) for _ in range(3))
-                eight.setdefault(name, []).append(_seconds(lambda: calls[name](*batch8)) / 8)
-    macs, float_macs = _multiply_adds(net, (x, t, condition), tuple(int8.card["quantization"]["float_modules"]))
+                predict(x, t, condition)
+                single.setdefault(name, []).extend(_seconds(lambda: predict(x, t, condition)) for _ in range(3))
+                eight.setdefault(name, []).append(_seconds(lambda: predict(*batch8)) / 8)
+    macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)),
+                                      tuple(int8.card["quantization"]["float_modules"]))
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     return UNetFigures(
         step_ms={name: 1000 * statistics.median(v) for name, v in single.items()},

@@ -118,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
 
     quantize = commands.add_parser(
-        "quantize", help="make the int8 diffusion decoder (receiver --precision int8) from the shipped fp32 weights",
-        description="Post-training W8A8 quantization: activation ranges are calibrated on the fp32 sampler's own "
-                    "inputs across timesteps, channels, SNRs and both generative codecs; the result is an ONNX "
-                    "Runtime QDQ model written beside the fp32 weights with its card.")
+        "quantize", help="make the int8 receiver's models (receiver --precision int8) from the shipped fp32 weights",
+        description="Post-training W8A8 quantization of the diffusion decoder: activation ranges are calibrated on "
+                    "the fp32 sampler's own inputs across timesteps, channels, SNRs and both generative codecs; the "
+                    "result is an ONNX Runtime QDQ model written beside the fp32 weights with its card. The JSCC "
+                    "decoders are exported to float ONNX beside it, so that an int8 receiver runs without torch.")
     quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (one sampler trajectory each) [%(default)s]")
     quantize.add_argument("--ddim-steps", type=int, default=SamplerSettings.steps,
                           help="DDIM steps of the calibration trajectories: the receiver's --ddim-steps [%(default)s]")
@@ -272,7 +273,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             args.scenes, args.seed, args.ddim_steps, weights_dir=weights_dir,
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
-        card = quantize.quantize_decoder(config, command="semcom " + " ".join(sys.argv[1:] if argv is None else argv))
+        command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
+        quantize.export_decoders(weights_dir, command)
+        card = quantize.quantize_decoder(config, command)
         print(json.dumps({key: card[key] for key in ("sha256", "weight_bytes", "wall_seconds")}, indent=2))
         return 0
     if args.command == "sweep":

@@ -1,4 +1,6 @@
-"""`semcom quantize`: the int8 diffusion decoder, made once from the shipped fp32 weights.
+"""`semcom quantize`: the int8 receiver's ONNX models, made once from the shipped fp32 weights:
+the diffusion decoder post-training quantized to int8, and the JSCC decoders exported in float
+(so that an int8 receiver runs on ONNX Runtime alone, without torch).
 
 Calibration is timestep- and noise-aware, as in Q-Diffusion / Q-GESCO: real
 training-split scenes go through a codec's encoder and the channel emulator
@@ -72,8 +74,8 @@ def calibration_samples(scenes: int, seed: int,
     train = SyntheticScenes("train", 100_000)
     samples: list[dict[str, np.ndarray]] = []
 
-    def record(x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> None:
-        samples.append({"x": x.float().numpy().copy(), "t": t.numpy().copy(), "condition": condition.numpy().copy()})
+    def record(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> None:
+        samples.append({"x": x.copy(), "t": t.copy(), "condition": condition.copy()})
 
     with precision.using("fp32"):  # calibrate on the full-precision trajectories
         for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
@@ -167,7 +169,32 @@ def export(net: torch.nn.Module, path: Path) -> None:
     """The fp32 UNet as ONNX at the codecs' preset size."""
     condition_channels = net.num_classes + 3
     preset = codecs.get("semantic").preset
-    quantized.export_onnx(net, preset.height, preset.width, condition_channels, path)
+    quantized.export_unet(net, preset.height, preset.width, condition_channels, path)
+
+
+def export_decoders(weights_dir: Path, command: str) -> None:
+    """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized)."""
+    semantic = codecs.get("semantic")
+    # What each decoder receives, [C, h, w] symbol values (and as many reliabilities): the traced graph fixes it.
+    features = {"map_codec": semantic.map_shape, "latent_codec": semantic.latent_shape,
+                "deep_jscc": codecs.get("deep_jscc").feature_shape}
+    for model in quantized.DECODED_MODELS:
+        description = store.card(model, weights_dir)
+        channels, height, width = features[model]
+        example = (torch.zeros(1, 2 * channels, height, width),)
+        decoder = store.load(model, weights_dir)["decoder"]
+        path = weights_dir / f"{quantized.decoder_name(model)}.onnx"
+        quantized.export_onnx(decoder, example, ("received",), path)
+        quantized.write_card(weights_dir, {
+            "model": quantized.decoder_name(model),
+            "architecture": f"{description['architecture']['decoder']['class']} ({model}.card.json), float32",
+            "format": "ONNX, run by onnxruntime (CPUExecutionProvider) in receivers with --precision int8",
+            "sha256": store.sha256_of(path),
+            "source_sha256": description["sha256"],
+            "command": command,
+            "versions": _versions(),
+        })
+        quantized.load_decoder.cache_clear()
 
 
 def _versions() -> dict[str, str]:

@@ -151,8 +151,8 @@ def received_condition(images, labels, channel, snr_db=None, map_only=False):
         guide = None
         if not map_only:
             mean, _ = latent_parts["encoder"](images)
-            guide = latent_parts["decoder"](_through_channel(mean, channel, snr_db)).float()
-        return make_condition(soft_map, guide)
+            guide = latent_parts["decoder"](_through_channel(mean, channel, snr_db)).float().cpu().numpy()
+        return torch.from_numpy(make_condition(soft_map.cpu().numpy(), guide)).to(images.device)
 
 
 def _diffusion_loss(parts, images, labels, channel):
@@ -166,11 +166,13 @@ def _diffusion_loss(parts, images, labels, channel):
     x0 = images * 2 - 1
     t = torch.randint(0, DIFFUSION_TIMESTEPS, (len(images),), device=images.device)
     noise = torch.randn_like(x0)
-    x_t = CosineSchedule(DIFFUSION_TIMESTEPS).add_noise(x0, noise, t)
+    alpha_bar = torch.from_numpy(CosineSchedule(DIFFUSION_TIMESTEPS).alpha_bar).to(images.device)[t].view(-1, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise  # q(x_t | x0), as CosineSchedule.add_noise
     return F.mse_loss(parts["net"](x_t, t, condition).float(), noise)
 
 
 def _diffusion_eval(parts, images, labels, seed, count: int = 16, steps: int = 10):
+    from semcom.common.models.runtime import torch_function
     from semcom.common.models.sampling import CosineSchedule, DDIMSampler
 
     segmenter = store.load("segmenter")["net"]
@@ -180,8 +182,9 @@ def _diffusion_eval(parts, images, labels, seed, count: int = 16, steps: int = 1
         channel = ChannelInTheLoop(("awgn",), seed=seed)
         condition = received_condition(images[:count], labels[:count], channel, snr)
         sampler = DDIMSampler(CosineSchedule(DIFFUSION_TIMESTEPS), steps=steps)
-        generated = (sampler.sample(parts["net"], condition, (count, 3, *images.shape[-2:]),
-                                    generator=torch.Generator().manual_seed(seed)) + 1) / 2
+        generated = (sampler.sample(torch_function(parts["net"]), condition.cpu().numpy(),
+                                    (count, 3, *images.shape[-2:]), rng=np.random.default_rng(seed)) + 1) / 2
+        generated = torch.from_numpy(generated)
         confusion = confusion_matrix(labels[:count].numpy(), segmenter(generated).argmax(1).numpy(), CPU.num_classes)
         metrics[f"psnr_db_awgn_{snr:g}db"] = float(np.mean([psnr_db(_to_uint8(a), _to_uint8(b))
                                                             for a, b in zip(images[:count], generated)]))

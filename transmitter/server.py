@@ -52,7 +52,7 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
 
     async def load_models() -> None:
-        await asyncio.to_thread(codecs.load_all)
+        await asyncio.to_thread(codecs.load_all, "encode")
 
     await server.start(load=load_models)
     return server

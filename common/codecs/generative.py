@@ -26,16 +26,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import precision, quantized, store
+from ..models import runtime, store
 from ..models.conditioning import make_condition
-from ..models.jscc import from_symbols, to_symbols
 from ..models.sampling import CosineSchedule, DDIMSampler
-from .learned import _PresetCodec, _resize, _to_uint8, mmse_statistics
+from .learned import _one_hot, _PresetCodec, _resize, _to_uint8, mmse_statistics, received_planes
 from .registry import register
 
 
@@ -43,8 +40,8 @@ from .registry import register
 class Prepared:
     """One received frame, ready to be sampled with others."""
 
-    condition: torch.Tensor  # [1, C + 3, H, W]: received soft map and guide image
-    initial: torch.Tensor | None  # [1, 3, H, W] in [-1, 1]: where sampling starts (start from the channel)
+    condition: np.ndarray  # float32 [1, C + 3, H, W]: received soft map and guide image
+    initial: np.ndarray | None  # float32 [1, 3, H, W] in [-1, 1]: where sampling starts (start from the channel)
     start: int | None  # its timestep; None: from pure noise at T - 1
     seed: int  # of the frame's noise, from its id
     height: int  # of the image to return
@@ -90,14 +87,8 @@ class _GenerativeCodec(_PresetCodec):
     decodes_map = True  # decode_with_map returns the received map too
     batches = True  # prepare() per frame, then generate() for many at once
 
-    @cached_property
-    def parts(self) -> dict:
-        """All the trained models the codec needs; loading them proves they are there."""
-        parts = {"segmenter": store.load("segmenter")["net"], "map": store.load("map_codec"),
-                 "latent": store.load("latent_codec")}
-        # At start, not at the first frame; an int8 process does not hold the fp32 UNet.
-        parts["diffusion"] = quantized.load() if precision.current() == "int8" else store.load("diffusion")["net"]
-        return parts
+    encoder_models = ("segmenter", "map_codec", "latent_codec")
+    decoder_models = ("map_codec", "latent_codec", "diffusion")
 
     @cached_property
     def model_version(self) -> str:
@@ -107,24 +98,17 @@ class _GenerativeCodec(_PresetCodec):
     def schedule(self) -> CosineSchedule:
         return CosineSchedule(1000)
 
-    def _labels(self, image: np.ndarray) -> torch.Tensor:
-        return self.parts["segmenter"](self._input(image)).argmax(1)
+    def _labels(self, image: np.ndarray) -> np.ndarray:
+        """Train IDs [1, H, W] of the segmenter's map (encode side: torch)."""
+        import torch
 
-    def _one_hot(self, labels: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(labels, self.preset.num_classes).permute(0, 3, 1, 2).float()
-
-    def noise_predictor(self):
-        """The UNet at the configured precision: (x_t, t, condition) -> predicted noise, float32."""
-        if precision.current() == "int8":
-            return quantized.load()
-        net = store.load("diffusion")["net"]  # cached; loaded here if the process started in int8
-        return lambda x, t, condition: net(x, t, condition).float()
+        with torch.no_grad():
+            return store.load("segmenter")["net"](self._input(image)).argmax(1).numpy()
 
     def prepare(self, frame: Frame) -> Prepared:
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
-        with torch.no_grad(), precision.autocast():
-            self._check_version(frame)
-            soft_map, guide = self._condition_inputs(frame)
+        self._check_version(frame)
+        soft_map, guide = self._condition_inputs(frame)
         settings = SAMPLER
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
@@ -132,7 +116,7 @@ class _GenerativeCodec(_PresetCodec):
             initial = guide * 2 - 1
         seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
         return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,
-                        soft_map.argmax(1)[0].byte().numpy())
+                        soft_map.argmax(1)[0].astype(np.uint8))
 
     def generate(self, prepared: list[Prepared], observe: Callable | None = None) -> list[np.ndarray]:
         """Regenerates the images of prepared frames, batched: one sampler run per start timestep.
@@ -142,7 +126,7 @@ class _GenerativeCodec(_PresetCodec):
         """
         settings = SAMPLER
         sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
-        predict = self.noise_predictor()
+        predict = runtime.noise_predictor()
         if observe is not None:
             unobserved = predict
 
@@ -154,16 +138,15 @@ class _GenerativeCodec(_PresetCodec):
         groups: dict[int | None, list[int]] = {}
         for index, item in enumerate(prepared):
             groups.setdefault(item.start, []).append(index)
-        with torch.no_grad(), precision.autocast():
-            for start, indices in groups.items():
-                items = [prepared[i] for i in indices]
-                x0 = sampler.sample(
-                    predict, torch.cat([item.condition for item in items]),
-                    (len(items), 3, self.preset.height, self.preset.width),
-                    generator=[torch.Generator().manual_seed(item.seed) for item in items],
-                    initial=None if start is None else torch.cat([item.initial for item in items]), start=start)
-                for i, item, sample in zip(indices, items, x0):
-                    images[i] = _resize(_to_uint8((sample + 1) / 2), item.height, item.width)
+        for start, indices in groups.items():
+            items = [prepared[i] for i in indices]
+            x0 = sampler.sample(
+                predict, np.concatenate([item.condition for item in items]),
+                (len(items), 3, self.preset.height, self.preset.width),
+                rng=[np.random.default_rng(item.seed) for item in items],
+                initial=None if start is None else np.concatenate([item.initial for item in items]), start=start)
+            for i, item, sample in zip(indices, items, x0):
+                images[i] = _resize(_to_uint8((sample + 1) / 2), item.height, item.width)
         return images
 
     def decode(self, frame: Frame) -> np.ndarray:
@@ -182,30 +165,25 @@ class SemanticCodec(_GenerativeCodec):
     latent_shape = (4, 8, 16)
     channel_uses = 1024 + 256
 
-    @torch.no_grad()
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
+        import torch
+
+        from ..models.jscc import to_symbols
+
         self._check_ratio(bandwidth_ratio)
-        pixels = self._input(image)
-        map_symbols = to_symbols(self.parts["map"]["encoder"](self._one_hot(self._labels(image))))
-        latent_symbols = to_symbols(self.parts["latent"]["encoder"](pixels)[0])
+        with torch.no_grad():
+            one_hot = _one_hot(self._labels(image), self.preset.num_classes)
+            map_symbols = to_symbols(store.load("map_codec")["encoder"](one_hot))
+            latent_symbols = to_symbols(store.load("latent_codec")["encoder"](self._input(image))[0])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
                      blocks=[SymbolBlock("semantic_map", map_symbols[0].numpy()),
                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
-    def _condition_inputs(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
-        noise = frame.channel.noise_variance if frame.channel else 0.0
-        soft_map = self.parts["map"]["decoder"](self._received(frame, "semantic_map", self.map_shape, noise)).float().softmax(1)
-        guide = self.parts["latent"]["decoder"](self._received(frame, "latent", self.latent_shape, noise)).float()
-        return soft_map, guide
-
-    def _received(self, frame: Frame, name: str, shape: tuple[int, int, int], noise: float) -> torch.Tensor:
-        block = frame.block(name)
-        expected = shape[0] * shape[1] * shape[2] // 2
-        if block.symbols.size != expected:
-            raise InvalidInput(f"frame.blocks['{name}'].symbols: {block.symbols.size} symbols, semantic sends {expected}")
-        symbols, error = mmse_statistics(block, noise)
-        return from_symbols(torch.from_numpy(symbols)[None], torch.from_numpy(error.astype(np.float32))[None], shape)
+    def _condition_inputs(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        logits = runtime.decoder("map_codec")(received_planes(frame, "semantic_map", self.map_shape, self.codec_id))
+        guide = runtime.decoder("latent_codec")(received_planes(frame, "latent", self.latent_shape, self.codec_id))
+        return _softmax(logits), guide
 
 
 @register
@@ -221,16 +199,20 @@ class GescoCodec(_GenerativeCodec):
         """One-hot values have mean power 1/C per real value: this makes E|x|^2 = 1."""
         return math.sqrt(self.preset.num_classes / 2)
 
-    @torch.no_grad()
+    encoder_models = ("segmenter",)
+    decoder_models = ("diffusion",)
+
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
-        reals = self._one_hot(self._labels(image)).flatten() * self._scale
-        symbols = torch.complex(reals[0::2], reals[1::2])
+        labels = self._labels(image)[0]
+        one_hot = (labels[None] == np.arange(self.preset.num_classes)[:, None, None]).astype(np.float32)
+        reals = one_hot.ravel() * np.float32(self._scale)
+        symbols = (reals[0::2] + 1j * reals[1::2]).astype(np.complex64)
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
-                     blocks=[SymbolBlock("semantic_map", symbols.numpy().astype(np.complex64), self._scale)])
+                     blocks=[SymbolBlock("semantic_map", symbols, self._scale)])
 
-    def _condition_inputs(self, frame: Frame) -> tuple[torch.Tensor, None]:
+    def _condition_inputs(self, frame: Frame) -> tuple[np.ndarray, None]:
         block = frame.block("semantic_map")
         if block.symbols.size != self.channel_uses:
             raise InvalidInput(f"frame.blocks['semantic_map'].symbols: {block.symbols.size} symbols, "
@@ -238,8 +220,25 @@ class GescoCodec(_GenerativeCodec):
         symbols, _ = mmse_statistics(block, frame.channel.noise_variance if frame.channel else 0.0)
         reals = np.empty(2 * symbols.size, np.float32)
         reals[0::2], reals[1::2] = symbols.real, symbols.imag
-        noisy_map = torch.from_numpy(reals / self._scale).view(1, self.preset.num_classes, self.preset.height,
-                                                               self.preset.width)
+        noisy_map = (reals / self._scale).reshape(1, self.preset.num_classes, self.preset.height, self.preset.width)
         # Q-GESCO's receiver: 3x3 average pooling, then 3x3 max pooling, of the noisy one-hot map.
-        smoothed = F.max_pool2d(F.avg_pool2d(noisy_map, 3, 1, 1), 3, 1, 1).clamp(min=0)
-        return smoothed / smoothed.sum(1, keepdim=True).clamp(min=1e-6), None
+        smoothed = np.maximum(_max_pool3(_average_pool3(noisy_map)), 0)
+        return smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-6), None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Over the class axis (1)."""
+    exp = np.exp(logits - logits.max(1, keepdims=True))
+    return exp / exp.sum(1, keepdims=True)
+
+
+def _average_pool3(planes: np.ndarray) -> np.ndarray:
+    """3x3 mean, stride 1, zero padding counted (torch's avg_pool2d(3, 1, 1))."""
+    padded = np.pad(planes, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    return np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3)).mean((-2, -1), dtype=np.float32)
+
+
+def _max_pool3(planes: np.ndarray) -> np.ndarray:
+    """3x3 max, stride 1, padding ignored (torch's max_pool2d(3, 1, 1))."""
+    padded = np.pad(planes, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    return np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3)).max((-2, -1))

@@ -10,19 +10,21 @@ bandwidth ratio other than the codec's own is refused.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..data.labels import colorize
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import precision, store
-from ..models.jscc import from_symbols, to_symbols
+from ..models import runtime, store
 from ..presets import CPU
 from .registry import register
+
+# torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
+# models/runtime.py, so a receiver on ONNX Runtime (--precision int8) never loads torch.
 
 
 def mmse_statistics(block: SymbolBlock, noise_variance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -39,17 +41,49 @@ def mmse_statistics(block: SymbolBlock, noise_variance: float) -> tuple[np.ndarr
         return (block.symbols / (1.0 + error)).astype(np.complex64), np.where(np.isinf(error), 1.0, error / (1.0 + error))
 
 
+def received_planes(frame: Frame, name: str, shape: tuple[int, int, int], codec_id: str) -> np.ndarray:
+    """A JSCC decoder's input from block `name`: float32 [1, 2C, h, w], the MMSE symbol values, then log10
+    of each value's error variance (the layout of models.jscc.from_symbols, which training uses)."""
+    block = frame.block(name)
+    expected = shape[0] * shape[1] * shape[2] // 2
+    if block.symbols.size != expected:
+        raise InvalidInput(f"frame.blocks['{name}'].symbols: {block.symbols.size} symbols, {codec_id} sends {expected}")
+    symbols, error = mmse_statistics(block, frame.channel.noise_variance if frame.channel else 0.0)
+    values = np.stack([symbols.real, symbols.imag], -1).reshape(shape)
+    reliability = np.repeat(np.log10(np.clip(error, 1e-6, 1e6)), 2).reshape(shape)
+    return np.concatenate([values, reliability])[None].astype(np.float32)
+
+
 class _PresetCodec:
     """Shared by every codec built on trained models: the preset size, a bandwidth fixed
-    by the models (`channel_uses`), image-to-tensor conversion and the version check."""
+    by the models (`channel_uses`), image-to-tensor conversion and the version check.
+
+    encoder_models / decoder_models: the trained models encode() and decode() run; `load`
+    loads one side's (the transmitter its encoders, the receiver its decoders at its precision).
+    """
 
     version = 1
     preset = CPU
     channel_uses: int
+    encoder_models: tuple[str, ...]
+    decoder_models: tuple[str, ...]
 
     @property
     def default_bandwidth_ratio(self) -> float:
         return self.channel_uses / (self.preset.height * self.preset.width * 3)
+
+    def check_models(self) -> None:
+        """Raises WeightsMissing when a model card the codec needs is not shipped."""
+        for model in {*self.encoder_models, *self.decoder_models}:
+            store.card(model)
+
+    def load(self, side: str) -> None:
+        """Loads the models of one side ("encode" or "decode") now, rather than at the first frame."""
+        if side == "encode":
+            for model in self.encoder_models:
+                store.load(model)
+        else:
+            runtime.load(self.decoder_models)
 
     def _check_ratio(self, bandwidth_ratio: float) -> None:
         if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
@@ -58,8 +92,10 @@ class _PresetCodec:
                 f"(k/n = {self.default_bandwidth_ratio:.4f} at {self.preset.height}x{self.preset.width}); leave it 0"
             )
 
-    def _input(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 [H, W, 3] -> float [1, 3, preset H, preset W] in [0, 1]."""
+    def _input(self, image: np.ndarray):
+        """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
+        import torch
+
         pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
         return pixels.permute(2, 0, 1)[None].float() / 255
 
@@ -69,7 +105,7 @@ class _PresetCodec:
 
 
 class _FixedBandwidthCodec(_PresetCodec):
-    """Shared by learned codecs: preset size, k fixed by the trained model, torch in no-grad eval mode.
+    """Shared by learned codecs: preset size, k fixed by the trained model.
 
     The bandwidth comes from the model card: the encoder's `channels` feature
     maps at 1/`downsampling` of the preset size, two real values per complex use.
@@ -77,6 +113,14 @@ class _FixedBandwidthCodec(_PresetCodec):
 
     model_name: str
     downsampling: int
+
+    @property
+    def encoder_models(self) -> tuple[str, ...]:
+        return (self.model_name,)
+
+    @property
+    def decoder_models(self) -> tuple[str, ...]:
+        return (self.model_name,)
 
     @cached_property
     def feature_shape(self) -> tuple[int, int, int]:
@@ -89,27 +133,26 @@ class _FixedBandwidthCodec(_PresetCodec):
         return channels * height * width // 2
 
     @cached_property
-    def parts(self) -> dict:
-        return store.load(self.model_name)
-
-    @cached_property
     def model_version(self) -> str:
         return store.card(self.model_name)["sha256"][:12]
 
-    def _frame(self, image: np.ndarray, frame_id: str, symbols: torch.Tensor, **fields) -> Frame:
+    def _encode(self, image: np.ndarray, frame_id: str, features: Callable, **fields) -> Frame:
+        """The frame of encoder features(torch modules) -> [1, C, h, w], sent as unit-power symbols."""
+        import torch
+
+        from ..models.jscc import to_symbols
+
+        with torch.no_grad():
+            symbols = to_symbols(features(store.load(self.model_name)))
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], model_version=self.model_version,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))], **fields)
 
-    def _decoder_input(self, frame: Frame, feature_shape: tuple[int, int, int]) -> torch.Tensor:
+    def _decoded(self, frame: Frame) -> np.ndarray:
+        """The decoder's output, float32 [1, ...], at the current precision."""
         self._check_version(frame)
-        block = frame.block(self.block_name)
-        if block.symbols.size != self.channel_uses:
-            raise InvalidInput(f"frame.blocks['{self.block_name}'].symbols: {block.symbols.size} symbols, "
-                               f"{self.codec_id} sends {self.channel_uses}")
-        symbols, error = mmse_statistics(block, frame.channel.noise_variance if frame.channel else 0.0)
-        return from_symbols(torch.from_numpy(symbols)[None], torch.from_numpy(error.astype(np.float32))[None],
-                            feature_shape)
+        return runtime.decoder(self.model_name)(received_planes(frame, self.block_name, self.feature_shape,
+                                                                self.codec_id))
 
 
 @register
@@ -122,16 +165,12 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
     block_name = "image"
     downsampling = 4
 
-    @torch.no_grad()
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)
-        return self._frame(image, frame_id, to_symbols(self.parts["encoder"](self._input(image))))
+        return self._encode(image, frame_id, lambda parts: parts["encoder"](self._input(image)))
 
-    @torch.no_grad()
     def decode(self, frame: Frame) -> np.ndarray:
-        with precision.autocast():
-            output = self.parts["decoder"](self._decoder_input(frame, self.feature_shape)).float()
-        return _resize(_to_uint8(output[0]), frame.height, frame.width)
+        return _resize(_to_uint8(self._decoded(frame)[0]), frame.height, frame.width)
 
 
 @register
@@ -144,38 +183,41 @@ class SemanticMapCodec(_FixedBandwidthCodec):
     block_name = "semantic_map"
     downsampling = 4
     decodes_labels = True
+    encoder_models = ("segmenter", "map_codec")
 
-    @cached_property
-    def segmenter(self):
-        return store.load("segmenter")["net"]
-
-    @torch.no_grad()
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> train IDs uint8 [preset H, preset W]."""
-        return self.segmenter(self._input(image)).argmax(1)[0].byte().numpy()
+        import torch
 
-    @torch.no_grad()
+        with torch.no_grad():
+            return store.load("segmenter")["net"](self._input(image)).argmax(1)[0].byte().numpy()
+
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)
-        labels = torch.from_numpy(self.segment(image)).long()
-        one_hot = torch.nn.functional.one_hot(labels, self.preset.num_classes).permute(2, 0, 1)[None].float()
-        return self._frame(image, frame_id, to_symbols(self.parts["encoder"](one_hot)),
-                           num_classes=self.preset.num_classes)
+        one_hot = _one_hot(self.segment(image)[None], self.preset.num_classes)
+        return self._encode(image, frame_id, lambda parts: parts["encoder"](one_hot),
+                            num_classes=self.preset.num_classes)
 
-    @torch.no_grad()
     def decode_labels(self, frame: Frame) -> np.ndarray:
         """Train IDs uint8 [preset H, preset W] of the received map."""
-        with precision.autocast():
-            logits = self.parts["decoder"](self._decoder_input(frame, self.feature_shape)).float()
-        return logits.argmax(1)[0].byte().numpy()
+        return self._decoded(frame).argmax(1)[0].astype(np.uint8)
 
     def decode(self, frame: Frame) -> np.ndarray:
         labels = Image.fromarray(self.decode_labels(frame)).resize((frame.width, frame.height), Image.Resampling.NEAREST)
         return colorize(np.asarray(labels))
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+def _one_hot(labels: np.ndarray, num_classes: int):
+    """Train IDs [B, H, W] -> one-hot float tensor [B, classes, H, W] (the map encoders' input)."""
+    import torch
+
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), num_classes)
+    return one_hot.permute(0, 3, 1, 2).float()
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
+    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -48,7 +48,7 @@ def available() -> list[str]:
 
 
 def get(codec_id: str, field: str = "codec") -> Codec:
-    """The shared instance of a codec, its trained weights loaded.
+    """The shared instance of a codec (its models load at first use, or with `load_all`).
 
     Raises InvalidInput naming `field` for an unknown codec, and Unavailable
     when the codec's weights are not there (not trained or not shipped).
@@ -58,20 +58,26 @@ def get(codec_id: str, field: str = "codec") -> Codec:
     if codec_id not in _INSTANCES:
         codec = _CODECS[codec_id]()
         try:
-            getattr(codec, "parts", None)  # learned codecs load their weights here, once
+            if hasattr(codec, "check_models"):
+                codec.check_models()
         except WeightsMissing as error:
             raise Unavailable(f"codec '{codec_id}' is not loaded: {error}") from None
         _INSTANCES[codec_id] = codec
     return _INSTANCES[codec_id]
 
 
-def load_all() -> dict[str, Codec]:
-    """Instantiates every registered codec and returns those that loaded; the others
+def load_all(side: str) -> dict[str, Codec]:
+    """Loads every registered codec's models for one side, "encode" (the transmitter) or "decode"
+    (the receiver, at the current precision), and returns the codecs that loaded; the others
     (no weights) are logged, and frames for them get UNAVAILABLE."""
     loaded = {}
     for codec_id in available():
         try:
-            loaded[codec_id] = get(codec_id)
-        except Unavailable as error:
+            codec = get(codec_id)
+            if hasattr(codec, "load"):
+                codec.load(side)
+        except (Unavailable, WeightsMissing) as error:
             log.warning("%s", error)
+            continue
+        loaded[codec_id] = codec
     return loaded

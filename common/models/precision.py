@@ -3,17 +3,15 @@ default, overridden per thread or task by `using` (each receiver decodes in its 
 
 fp32: plain float32. bf16: torch autocast to bfloat16, which this CPU runs on
 its AVX-512 BF16 units (it has no AMX); weights stay float32 and only matmuls/convolutions drop to
-bf16. int8: the diffusion decoder (nearly all of the receiver's compute) runs
-the post-training-quantized ONNX Runtime model (quantized.py); the small
-JSCC decoders stay float32.
+bf16. int8: every network runs on ONNX Runtime (runtime.py): the diffusion
+decoder (nearly all of the receiver's compute) post-training quantized to
+int8 (quantized.py), the small JSCC decoders in float32; no torch at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-
-import torch
 
 PRECISIONS = ("fp32", "bf16", "int8")
 _default = "fp32"
@@ -51,5 +49,7 @@ def using(precision: str):
 def autocast():
     """A context in which model calls run at the current precision."""
     if current() == "bf16":
+        import torch  # not before: an int8 receiver runs without torch
+
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

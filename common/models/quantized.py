@@ -1,4 +1,6 @@
-"""The diffusion decoder in int8, executed with real integer kernels.
+"""The receiver's ONNX Runtime models: the diffusion decoder in int8, executed
+with real integer kernels, and the small JSCC decoders in float, so that an
+int8 receiver runs without torch (models/runtime.py).
 
 Post-training quantization in the Q-Diffusion / Q-GESCO way, W8A8: weights
 int8 symmetric per output channel, activations uint8 per tensor with ranges
@@ -10,9 +12,10 @@ into QLinearConv / QLinearAdd / QLinearMul ..., which run on this CPU's
 AVX-512 VNNI. It was chosen by measurement over PyTorch's x86 (FX) quantized
 backend, which is deprecated and was slower here (README, "Fast receiver").
 
-The artifact (common/weights/diffusion_int8.onnx and its card) is made once
-and loaded at start; its card names the fp32 weights it was made from, and a
-stale artifact is refused rather than silently used.
+The artifacts (common/weights/diffusion_int8.onnx, <model>_decoder.onnx and
+their cards) are made once, by `semcom quantize`, and loaded at start; each
+card names the torch weights it was made from, and a stale artifact is refused
+rather than silently used. torch is imported only to export.
 """
 
 from __future__ import annotations
@@ -26,27 +29,40 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from .store import WEIGHTS_DIR, card, checked_file
 
 NAME = "diffusion_int8"
 INPUTS = ("x", "t", "condition")
+DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 
 
-def export_onnx(net: nn.Module, height: int, width: int, condition_channels: int, path: Path) -> None:
-    """The fp32 UNet as an ONNX graph with a dynamic batch dimension (for the receiver's batches)."""
-    example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
-               torch.zeros(1, condition_channels, height, width))
+def decoder_name(model: str) -> str:
+    return f"{model}_decoder"
+
+
+def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path) -> None:
+    """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches)."""
+    import torch
+
     batch = {0: "batch"}
     with warnings.catch_warnings():
         # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
         # deprecated, and that the image size becomes a constant: it is, by design.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(net, example, str(path), input_names=list(INPUTS), output_names=["noise"],
-                          opset_version=17, dynamic_axes={name: batch for name in (*INPUTS, "noise")}, dynamo=False)
+        torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=["output"],
+                          opset_version=17, dynamic_axes={name: batch for name in (*input_names, "output")},
+                          dynamo=False)
+
+
+def export_unet(net, height: int, width: int, condition_channels: int, path: Path) -> None:
+    """The fp32 UNet as ONNX, (x, t, condition) -> noise."""
+    import torch
+
+    example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
+               torch.zeros(1, condition_channels, height, width))
+    export_onnx(net, example, INPUTS, path)
 
 
 def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
@@ -126,16 +142,17 @@ def initializer_bytes(model_path: Path) -> int:
 
 
 @dataclass
-class Int8NoisePredictor:
-    """Callable like the torch UNet: (x_t [B, 3, H, W], t [B], condition) -> predicted noise, float32."""
+class OnnxModel:
+    """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output out.
+    The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise."""
 
     session: object  # onnxruntime.InferenceSession
     path: Path
-    card: dict  # its model card: calibration, what stays in float, bytes
+    card: dict  # its model card: source weights, and for the UNet its calibration, what stays in float, bytes
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        feed = {"x": x.float().numpy(), "t": t.long().numpy(), "condition": condition.float().numpy()}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        names = [tensor.name for tensor in self.session.get_inputs()]
+        return self.session.run(None, dict(zip(names, arrays, strict=True)))[0]
 
     @property
     def weight_bytes(self) -> int:
@@ -146,7 +163,8 @@ def session_for(path: Path, threads: int | None = None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()  # the same cores torch would use
+    if threads:
+        options.intra_op_num_threads = threads  # default: ORT's, one per physical core (as torch's)
     options.log_severity_level = 3  # errors only: ORT warns about optimizations it could not apply
     # No busy-waiting between runs: the sampler's torch ops and the server's threads need the cores
     # in between (measured: 60 instead of 70 ms per decoded image on 2 cores).
@@ -155,17 +173,27 @@ def session_for(path: Path, threads: int | None = None):
 
 
 @cache
-def load(weights_dir: Path = WEIGHTS_DIR) -> Int8NoisePredictor:
-    """The shipped int8 decoder; checks its sha256 and that it was made from the shipped fp32 weights."""
-    description, path = checked_file(NAME, ".onnx", weights_dir, fix="semcom quantize")
-    source = card("diffusion", weights_dir)["sha256"]
+def load(weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+    """The shipped int8 UNet; checks its sha256 and that it was made from the shipped fp32 weights."""
+    return _load(NAME, "diffusion", weights_dir)
+
+
+@cache
+def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+    """Model `model`'s decoder (one of DECODED_MODELS) in float ONNX, checked like `load`."""
+    return _load(decoder_name(model), model, weights_dir)
+
+
+def _load(name: str, source_model: str, weights_dir: Path) -> OnnxModel:
+    description, path = checked_file(name, ".onnx", weights_dir, fix="semcom quantize")
+    source = card(source_model, weights_dir)["sha256"]
     if description["source_sha256"] != source:
-        raise ValueError(f"{path} was quantized from diffusion weights {description['source_sha256'][:12]}, "
+        raise ValueError(f"{path} was made from {source_model} weights {description['source_sha256'][:12]}, "
                          f"but the shipped ones are {source[:12]}: run `semcom quantize` again")
-    return Int8NoisePredictor(session_for(path), path, description)
+    return OnnxModel(session_for(path), path, description)
 
 
 def write_card(weights_dir: Path, description: dict) -> Path:
-    path = weights_dir / f"{NAME}.card.json"
+    path = weights_dir / f"{description['model']}.card.json"
     path.write_text(json.dumps(description, indent=2) + "\n")
     return path

@@ -3,7 +3,8 @@
 Each trained model `name` ships as common/weights/<name>.pt (a dict of state
 dicts, one per part, loaded with torch.load(weights_only=True)) beside
 common/weights/<name>.card.json (the model card: architecture, training
-command, data, steps, wall time, metrics, sha256 of the .pt).
+command, data, steps, wall time, metrics, sha256 of the .pt). Cards and
+checks need no torch (an int8 receiver reads them); loading the .pt does.
 """
 
 from __future__ import annotations
@@ -13,19 +14,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-import torch
-from torch import nn
-
-from . import diffusion, jscc, segmenter
-
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-ARCHITECTURES = {
-    "AttentionUNet": segmenter.AttentionUNet,
-    "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
-    "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
-    "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
-    "SemanticDiffusionUNet": diffusion.SemanticDiffusionUNet,
-}
 
 
 class WeightsMissing(FileNotFoundError):
@@ -36,9 +25,18 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build(architecture: dict[str, dict]) -> dict[str, nn.Module]:
-    """{"encoder": {"class": "MapEncoder", "kwargs": {...}}, ...} -> fresh modules."""
-    return {part: ARCHITECTURES[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}
+def build(architecture: dict[str, dict]) -> dict:
+    """{"encoder": {"class": "MapEncoder", "kwargs": {...}}, ...} -> fresh torch modules."""
+    from . import diffusion, jscc, segmenter
+
+    classes = {
+        "AttentionUNet": segmenter.AttentionUNet,
+        "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
+        "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
+        "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
+        "SemanticDiffusionUNet": diffusion.SemanticDiffusionUNet,
+    }
+    return {part: classes[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}
 
 
 def card(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> dict:
@@ -62,8 +60,10 @@ def checked_file(name: str, suffix: str, weights_dir: Path = WEIGHTS_DIR, fix: s
 
 
 @cache
-def load(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, nn.Module]:
-    """The trained parts of model `name`, in eval mode; checks the card's sha256."""
+def load(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """The trained parts of model `name` (torch modules), in eval mode; checks the card's sha256."""
+    import torch
+
     description, path = checked_file(name, ".pt", weights_dir)
     parts = build(description["architecture"])
     states = torch.load(path, map_location="cpu", weights_only=True)
