@@ -65,7 +65,21 @@ def _quantized_lines() -> list[str]:
         f"Weights {size['int8']:,} bytes, {size['ratio']:.1%} of fp32's {size['fp32']:,}. "
         f"Made by `{calibration['command']}` in {card['wall_seconds']:.0f} s from diffusion "
         f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…`.",
+        "",
+        "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
+        "command: " + "; ".join(_decoder_line(model) for model in quantized.DECODED_MODELS) + ".",
     ]
+
+
+def _decoder_line(model: str) -> str:
+    from semcom.common.models import quantized
+
+    name = quantized.decoder_name(model)
+    try:
+        card = store.card(name)
+    except store.WeightsMissing:
+        return f"`{name}.onnx` not made"
+    return f"`{name}.onnx` from {model} `{card['source_sha256'][:16]}…` (sha256 `{card['sha256'][:16]}…`)"
 
 
 def _data_line() -> str:

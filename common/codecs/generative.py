@@ -12,8 +12,10 @@ diffusion decoder from what survived the channel.
   Q-GESCO does, and conditions on the map alone.
 
 Sampling: DDIM with `steps` (default 5), `eta`, classifier-free guidance
-`guidance_scale` (1: off), seeded by the frame id so a frame always decodes to
-the same image. Settings are per process (`semcom serve receiver --ddim-steps ...`).
+`guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded by the frame
+id, so a frame always decodes to the same image. Settings are per process
+(`semcom serve receiver --ddim-steps ...`). Decoding is numpy, the networks
+come from models/runtime.py at the receiver's precision.
 """
 
 from __future__ import annotations

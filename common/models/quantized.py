@@ -166,7 +166,7 @@ def session_for(path: Path, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads  # default: ORT's, one per physical core (as torch's)
     options.log_severity_level = 3  # errors only: ORT warns about optimizations it could not apply
-    # No busy-waiting between runs: the sampler's torch ops and the server's threads need the cores
+    # No busy-waiting between runs: the sampler's numpy ops and the server's threads need the cores
     # in between (measured: 60 instead of 70 ms per decoded image on 2 cores).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
