@@ -169,6 +169,10 @@ def session_for(path: Path, threads: int | None = None):
     # No busy-waiting between runs: the sampler's numpy ops and the server's threads need the cores
     # in between (measured: 60 instead of 70 ms per decoded image on 2 cores).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No memory pattern: ORT would plan and keep one buffer per input shape, and the receiver's batches
+    # come in every size from 1 to --max-batch-size. Measured on the int8 UNet, batches 1..8 in turn:
+    # peak RSS 278 instead of 495 MiB, at the same speed (10.5 ms per image).
+    options.enable_mem_pattern = False
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
