@@ -26,7 +26,7 @@ from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.common.quality import psnr_db
 from semcom.common.rpc import sync_channel
 from semcom.receiver import server as receiver_server
-from semcom.receiver.pipeline import decode_frame, decode_frames_with_maps, equalize_frame
+from semcom.receiver.pipeline import decode_frame, decode_frames_with_maps
 
 IMAGES, _ = materialize(SyntheticScenes("val", 6))
 
