@@ -206,9 +206,7 @@ class GescoCodec(_GenerativeCodec):
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
-        labels = self._labels(image)[0]
-        one_hot = (labels[None] == np.arange(self.preset.num_classes)[:, None, None]).astype(np.float32)
-        reals = one_hot.ravel() * np.float32(self._scale)
+        reals = _one_hot(self._labels(image), self.preset.num_classes).numpy().ravel() * np.float32(self._scale)
         symbols = (reals[0::2] + 1j * reals[1::2]).astype(np.complex64)
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
