@@ -25,7 +25,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +150,12 @@ class OnnxModel:
     path: Path
     card: dict  # its model card: source weights, and for the UNet its calibration, what stays in float, bytes
 
+    @cached_property
+    def input_names(self) -> list[str]:
+        return [tensor.name for tensor in self.session.get_inputs()]
+
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
-        names = [tensor.name for tensor in self.session.get_inputs()]
-        return self.session.run(None, dict(zip(names, arrays, strict=True)))[0]
+        return self.session.run(None, dict(zip(self.input_names, arrays, strict=True)))[0]
 
     @property
     def weight_bytes(self) -> int:
