@@ -194,7 +194,7 @@ def export_decoders(weights_dir: Path, command: str) -> None:
             "command": command,
             "versions": _versions(),
         })
-        quantized.load_decoder.cache_clear()
+    quantized.load_decoder.cache_clear()  # sessions of the files just replaced
 
 
 def _versions() -> dict[str, str]:
