@@ -24,6 +24,8 @@ class ReceiverMetrics:
             "semcom_receiver_erasures", "Frames that arrived erased (lost on the link).", registry=registry
         )
         self.model_info = Gauge(
-            "semcom_receiver_model_info", "Loaded codecs and models (value 1): version and precision.",
-            ["codec", "codec_version", "precision"], registry=registry,
+            "semcom_receiver_model_info",
+            "Loaded codecs and models (value 1): version, precision, and the CPU's ISA and native bf16 "
+            "(the precision auto chooses by).",
+            ["codec", "codec_version", "precision", "cpu_isa", "native_bf16"], registry=registry,
         )

@@ -8,7 +8,7 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from semcom.common import codecs
+from semcom.common import codecs, cpu
 from semcom.common.codecs.generative import SamplerSettings, configure_sampler
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.models import precision as model_precision
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
-    add_option(parser, "--precision", default="fp32",
-               help="learned decoders: fp32, bf16 (autocast) or int8 (the diffusion decoder made by `semcom quantize`)")
+    add_option(parser, "--precision", default="auto",
+               help=f"learned decoders: {model_precision.CHOICES_HELP}. This CPU: {cpu.detect().describe()}")
     add_option(parser, "--max-batch-size", type=int, default=8,
                help="dynamic batching: decode up to this many concurrent frames together (1: no batching)")
     add_option(parser, "--max-queue-delay-ms", type=float, default=0.0,
@@ -54,15 +54,16 @@ def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
 
 async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
                 max_batch_size: int = 8, max_queue_delay: float = 0.0) -> ServiceServer:
+    """precision: one of model_precision.CHOICES; "auto" and bf16 are resolved against this CPU."""
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     configure_sampler(sampler)
-    model_precision.check(precision)
+    capabilities = cpu.detect()
+    requested, precision = precision, model_precision.resolve(precision, capabilities)
+    log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
-        for model in quantized.DECODED_MODELS:
-            quantized.load_decoder(model)
-        calibrated = quantized.load().card["calibration"]["ddim_steps"]
+        calibrated = quantized.load_all().card["calibration"]["ddim_steps"]
         if calibrated != sampler.steps:
             log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
                         "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)
@@ -78,7 +79,8 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
 
     async def load_models() -> None:
         for codec_id, codec in (await asyncio.to_thread(load_all)).items():
-            metrics.model_info.labels(codec_id, str(codec.version), precision).set(1)
+            metrics.model_info.labels(codec_id, str(codec.version), precision, capabilities.isa,
+                                      str(capabilities.native_bf16).lower()).set(1)
 
     await server.start(load=load_models)
     return server

@@ -1,4 +1,5 @@
-"""`semcom bench receiver`: the receiver at fp32, bf16 and int8, measured in one run.
+"""`semcom bench receiver`: the receiver at fp32, bf16 and int8 (`--precisions`; by default those this CPU
+runs natively), measured in one run (`semcom bench` names the CPU first).
 
 * The diffusion UNet alone: latency per denoising step (batch 1, and per image
   at batch 8), weight bytes, FLOPs and BOPs (bit operations: multiply-adds x
@@ -40,7 +41,6 @@ from semcom.receiver.pipeline import decode_frame, equalize_frame
 from . import sweep
 from .services import ServiceProcesses, start_service
 
-PRECISIONS = ("fp32", "bf16", "int8")
 BITS = {"fp32": 32, "bf16": 16, "int8": 8}
 CONCURRENCY = (1, 4, 8, 16)
 
@@ -55,48 +55,55 @@ class UNetFigures:
 
 
 def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 16, repeats: int = 5,
-                   concurrency: tuple[int, ...] = CONCURRENCY, progress: Callable[[str], None] = print) -> str:
-    quantized.load()  # int8 must be there: say so before minutes of measuring fp32
+                   concurrency: tuple[int, ...] = CONCURRENCY, progress: Callable[[str], None] = print,
+                   precisions: tuple[str, ...] | None = None) -> str:
+    """precisions: fp32 first (the ratios are to it); default: every precision this CPU runs natively."""
+    precisions = precisions or precision.runnable()
+    if precisions[0] != "fp32":
+        raise ValueError(f"precisions {precisions}: fp32 must come first, the ratios are to it")
+    if "int8" in precisions:
+        quantized.load()  # int8 must be there: say so before minutes of measuring fp32
+    progress(f"precisions {', '.join(precisions)}")
     images, _ = materialize(SyntheticScenes("val", count))
     codec = codecs.get("semantic")
     received = [ChannelEmulator(ChannelConfig(snr_db=10.0, seed=i)).apply(
         codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
     progress("timing the UNet ...")
-    unet = _unet_figures(codec, received[0], repeats)
+    unet = _unet_figures(codec, received[0], repeats, precisions)
     progress("timing whole decodes ...")
-    image_ms = _decode_ms(received, repeats)
+    image_ms = _decode_ms(received, repeats, precisions)
     progress("serving ...")
-    serving, memory = _serving(received, requests, concurrency, progress)
+    serving, memory = _serving(received, requests, concurrency, progress, precisions)
     progress("quality over the sweep ...")
-    quality = _quality(quality_count, progress)
-    return _render(unet, image_ms, serving, memory, quality, count, requests, quality_count)
+    quality = _quality(quality_count, progress, precisions)
+    return _render(unet, image_ms, serving, memory, quality, count, requests, quality_count, precisions)
 
 
-def _unet_figures(codec, frame, repeats: int) -> UNetFigures:
+def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UNetFigures:
     """Per-step figures on the sampler's real inputs for one received frame."""
     inputs = []
     codec.generate([codec.prepare(equalize_frame(frame))], observe=lambda x, t, c: inputs.append((x, t, c)))
     x, t, condition = inputs[0]
     batch8 = tuple(np.concatenate([v] * 8) for v in (x, t, condition))
     net = store.load("diffusion")["net"]
-    int8 = quantized.load()
     single, eight = {}, {}
     for _ in range(repeats):
-        for name in PRECISIONS:
+        for name in precisions:
             with precision.using(name):
                 predict = runtime.noise_predictor()  # as the receiver calls it: numpy in and out
                 # An untimed call first: the previous precision's thread pool may still be spinning.
                 predict(x, t, condition)
                 single.setdefault(name, []).extend(_seconds(lambda: predict(x, t, condition)) for _ in range(3))
                 eight.setdefault(name, []).append(_seconds(lambda: predict(*batch8)) / 8)
-    macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)),
-                                      tuple(int8.card["quantization"]["float_modules"]))
+    float_modules = tuple(quantized.load().card["quantization"]["float_modules"]) if "int8" in precisions else ()
+    macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)), float_modules)
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     return UNetFigures(
         step_ms={name: 1000 * statistics.median(v) for name, v in single.items()},
         step_ms_batch8={name: 1000 * statistics.median(v) for name, v in eight.items()},
         # bf16 autocast casts weights on the fly: it stores the fp32 ones.
-        weight_bytes={"fp32": fp32_bytes, "bf16": fp32_bytes, "int8": int8.weight_bytes},
+        weight_bytes={"fp32": fp32_bytes, "bf16": fp32_bytes,
+                      **({"int8": quantized.load().weight_bytes} if "int8" in precisions else {})},
         flops=2 * macs,
         bops={"fp32": macs * 32 * 32, "bf16": macs * 16 * 16,
               "int8": (macs - float_macs) * 8 * 8 + float_macs * 32 * 32},
@@ -128,10 +135,10 @@ def _multiply_adds(net: nn.Module, inputs: tuple, float_modules: tuple[str, ...]
     return sum(counts.values()), in_float
 
 
-def _decode_ms(received: list, repeats: int) -> dict[str, float]:
+def _decode_ms(received: list, repeats: int, precisions: tuple[str, ...]) -> dict[str, float]:
     seconds = {}
     for _ in range(max(repeats // 2, 1)):
-        for name in PRECISIONS:
+        for name in precisions:
             with precision.using(name):
                 start = time.perf_counter()
                 for frame in received:
@@ -140,12 +147,13 @@ def _decode_ms(received: list, repeats: int) -> dict[str, float]:
     return {name: 1000 * statistics.median(v) for name, v in seconds.items()}
 
 
-def _serving(received: list, requests: int, concurrency: tuple[int, ...], progress) -> tuple[dict, dict]:
+def _serving(received: list, requests: int, concurrency: tuple[int, ...], progress,
+             precisions: tuple[str, ...]) -> tuple[dict, dict]:
     """{(precision, max batch): {concurrency: images/s}}, {(precision, max batch): peak RSS bytes}."""
     messages = [receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)) for frame in received]
     throughput, memory = {}, {}
     with tempfile.TemporaryDirectory() as logs:
-        for name in PRECISIONS:
+        for name in precisions:
             for max_batch in (1, 8):
                 progress(f"  receiver --precision {name} --max-batch-size {max_batch}")
                 service = start_service("receiver", ("--precision", name, "--max-batch-size", str(max_batch)),
@@ -185,23 +193,24 @@ def _peak_rss(pid: int) -> int:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
-def _quality(count: int, progress) -> dict[str, list[sweep.Point]]:
+def _quality(count: int, progress, precisions: tuple[str, ...]) -> dict[str, list[sweep.Point]]:
     points = {}
-    for name in PRECISIONS:
+    for name in precisions:
         progress(f"  sweep at {name}")
         with precision.using(name):
             points[name] = sweep.run_sweep(["semantic"], count=count)
     return points
 
 
-def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, requests, quality_count) -> str:
+def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, requests, quality_count,
+            precisions: tuple[str, ...]) -> str:
     fp32 = "fp32"
     lines = [f"Receiver benchmark: semantic codec, 5 DDIM steps, 64x128, {torch.get_num_threads()} threads; "
              "ratios are to fp32, measured in this run.", "",
              "diffusion UNet (per denoising step; batch 8 is per image):",
              f"  {'':<6} {'ms batch 1':>10} {'speed-up':>8} {'ms @ batch 8':>12} {'weight bytes':>13} {'of fp32':>7} "
              f"{'GFLOPs':>7} {'GBOPs':>8} {'of fp32':>7}"]
-    for name in PRECISIONS:
+    for name in precisions:
         lines.append(
             f"  {name:<6} {unet.step_ms[name]:10.1f} {unet.step_ms[fp32] / unet.step_ms[name]:7.2f}x "
             f"{unet.step_ms_batch8[name]:12.1f} {unet.weight_bytes[name]:13,d} "
@@ -209,7 +218,7 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
             f"{unet.bops[name] / 1e9:8.0f} {unet.bops[name] / unet.bops[fp32]:7.1%}")
     lines += ["", f"whole decode of one frame (map and latent decoders + 5 steps), {count} frames at 10 dB AWGN:"]
     lines += [f"  {name:<6} {image_ms[name]:7.1f} ms/image  {image_ms[fp32] / image_ms[name]:5.2f}x"
-              for name in PRECISIONS]
+              for name in precisions]
     header = "".join(f"{'c=' + str(c):>8}" for c in next(iter(serving.values())))
     lines += ["", f"receiver service, images/s by concurrent callers ({requests}+ Decode calls each), and the "
                   "process's peak memory:", f"  {'precision, batching':<26}{header}   peak RSS"]
@@ -217,12 +226,12 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
         label = f"{name}, " + ("batch-1 serving" if max_batch == 1 else f"dynamic (max {max_batch})")
         cells = "".join(f"{v:8.2f}" for v in by_concurrency.values())
         lines.append(f"  {label:<26}{cells}   {memory[name, max_batch] / 2**20:6.0f} MiB")
-    for name in PRECISIONS:
+    for name in precisions:
         gains = "  ".join(f"c={c}: {serving[name, 8][c] / serving[name, 1][c]:.2f}x" for c in serving[name, 1])
         lines.append(f"  dynamic batching / batch-1 serving, {name}: {gains}")
     lines += ["", f"quality against fp32 over the sweep (semantic codec, {quality_count} validation scenes per point, "
                   "AWGN and Rayleigh, -5..20 dB):"]
-    for name in ("bf16", "int8"):
+    for name in precisions[1:]:
         diffs = {metric: [getattr(p, metric) - getattr(q, metric) for p, q in zip(quality[name], quality[fp32])]
                  for metric in ("psnr_db", "ssim", "miou")}
         worst = min(range(len(diffs["psnr_db"])), key=lambda i: diffs["psnr_db"][i])
@@ -231,9 +240,9 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
             f"  {name}: mean PSNR {np.mean(diffs['psnr_db']):+.3f} dB, SSIM {np.mean(diffs['ssim']):+.4f}, "
             f"mIoU {np.mean(diffs['miou']):+.4f}; worst point {diffs['psnr_db'][worst]:+.3f} dB "
             f"({point.channel} {point.snr_db:g} dB)")
-    lines += ["", f"  {'channel':<9} {'SNR':>4}  " + "  ".join(f"{'PSNR ' + n:>10} {'mIoU ' + n:>10}" for n in PRECISIONS)]
+    lines += ["", f"  {'channel':<9} {'SNR':>4}  " + "  ".join(f"{'PSNR ' + n:>10} {'mIoU ' + n:>10}" for n in precisions)]
     for i, reference in enumerate(quality[fp32]):
-        cells = "  ".join(f"{quality[n][i].psnr_db:10.2f} {quality[n][i].miou:10.3f}" for n in PRECISIONS)
+        cells = "  ".join(f"{quality[n][i].psnr_db:10.2f} {quality[n][i].miou:10.3f}" for n in precisions)
         lines.append(f"  {reference.channel:<9} {reference.snr_db:4g}  {cells}")
     return "\n".join(lines)
 

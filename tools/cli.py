@@ -9,8 +9,9 @@ from pathlib import Path
 
 import grpc
 
-from semcom.common import codecs
+from semcom.common import codecs, cpu
 from semcom.common.codecs.generative import SamplerSettings
+from semcom.common.models import precision
 
 from semcom.channel_emulator.server import CHANNEL_FLAGS
 
@@ -65,10 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="", help="codec (default: the transmitter's)")
     demo.add_argument("--bandwidth-ratio", type=float, default=0.0, help="k/n, complex uses per real value")
     demo.add_argument("--images", type=Path, nargs="*", help="images to send instead of the bundled samples")
-    demo.add_argument("--precision", default="int8", choices=("fp32", "bf16", "int8"),
-                      help="the receiver's decoders (int8: the quantized diffusion decoder) [%(default)s]")
+    demo.add_argument("--precision", default="auto", choices=precision.CHOICES,
+                      help=f"the receiver's decoders: {precision.CHOICES_HELP} [%(default)s]")
 
-    bench = commands.add_parser("bench", help="benchmarks that print measured ratios")
+    bench = commands.add_parser("bench", help="benchmarks that print measured ratios, on this CPU (named first)")
     bench_which = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     pipe = bench_which.add_parser("pipeline", help="end-to-end latency and gRPC overhead of one image")
     pipe.add_argument("--height", type=int, default=64)
@@ -89,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="validation scenes per sweep point for the quality comparison [%(default)s]")
     receiver.add_argument("--repeats", type=int, default=5, help="latency repeats (medians) [%(default)s]")
     receiver.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent callers")
+    receiver.add_argument("--precisions", default="",
+                          help="comma-separated, e.g. fp32,int8 (fp32 is always measured: ratios are to it); default: "
+                               f"every precision this CPU runs natively, here {','.join(precision.runnable())} "
+                               f"({cpu.detect().describe()})")
     runtimes = bench_which.add_parser(
         "runtimes", help="one UNet step in each candidate int8 runtime (PyTorch x86 FX, ONNX Runtime QDQ) vs fp32")
     runtimes.add_argument("--scenes", type=int, default=8, help="calibration scenes for the int8 ranges [%(default)s]")
@@ -170,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--service", default="", help="service name ('' = the whole server)")
     health.add_argument("--timeout", type=float, default=3.0)
 
-    models = commands.add_parser("models", help="the shipped models and their cards")
+    models = commands.add_parser("models", help="the shipped models and their cards, and the precisions this CPU runs")
     models.add_argument("--write", action="store_true", help="also write common/weights/README.md")
 
     data = commands.add_parser("data", help="datasets")
@@ -197,6 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _precisions(text: str) -> tuple[str, ...]:
+    """--precisions of the receiver benchmark: fp32 first (the ratios' reference), each checked against this CPU."""
+    names = [name.strip() for name in text.split(",") if name.strip()] or list(precision.runnable())
+    for name in names:
+        reason = precision.supported(name)
+        if reason:
+            raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
+    return ("fp32", *(name for name in precision.PRECISIONS if name in names and name != "fp32"))
+
+
 def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return services.serve(args.service, args)
@@ -218,6 +233,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from . import bench
 
+        print(f"CPU: {cpu.detect().describe()}", flush=True)  # every figure below is this CPU's
+
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
             return 0
@@ -230,7 +247,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             from .bench_receiver import bench_receiver
 
             print(bench_receiver(args.count, args.requests, args.quality_count, args.repeats,
-                                 tuple(args.concurrency)))
+                                 tuple(args.concurrency), precisions=_precisions(args.precisions)))
             return 0
         if args.benchmark == "diffusion":
             print(bench.bench_diffusion(tuple(args.steps), args.count))
@@ -315,10 +332,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "models":
         from semcom.common.models.store import WEIGHTS_DIR
 
-        from .model_cards import render
+        from .model_cards import render, this_cpu
 
         text = render()
         print(text)
+        print(this_cpu())
         if args.write:
             (WEIGHTS_DIR / "README.md").write_text(text)
         return 0

@@ -71,6 +71,18 @@ def _quantized_lines() -> list[str]:
     ]
 
 
+def this_cpu() -> str:
+    """What this machine's receiver runs (machine-specific: printed, not written into the weights README)."""
+    from semcom.common import cpu
+    from semcom.common.models import precision
+
+    capabilities = cpu.detect()
+    runnable = precision.runnable(capabilities)
+    return (f"This CPU: {capabilities.describe()}. It runs {', '.join(runnable)} natively; a receiver's "
+            "--precision auto picks int8 when the artifacts above are there, else fp32"
+            + ("" if "bf16" in runnable else "; --precision bf16 is refused here (it would be emulated)") + ".")
+
+
 def _decoder_line(model: str) -> str:
     from semcom.common.models import quantized
 

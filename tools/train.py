@@ -3,7 +3,7 @@ synthetic scenes, with the channel in the loop where the model is a codec.
 
 Progress bar, checkpoints every --checkpoint-every steps (model, optimizer,
 schedule and random state) and --resume from the last one, bf16 autocast on
-CPU, CUDA when available or asked for, fixed seeds. At the end the model is
+a CPU with native bf16 (fp32 on one without: emulated bf16 is ~100x slower), CUDA when available or asked for, fixed seeds. At the end the model is
 evaluated on the validation split and shipped: <weights-dir>/<model>.pt and a
 model card <model>.card.json (command, data, steps, wall time, metrics, sha256).
 """
@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from semcom.common import cpu
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import store
 from semcom.common.models.jscc import from_symbols, to_symbols
@@ -233,6 +234,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     spec = SPECS[name]
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
+    bf16 = config.bf16 and (device.type != "cpu" or cpu.detect().native_bf16)
+    if config.bf16 and not bf16:  # emulated bf16 is ~100x slower than fp32 (common/cpu.py)
+        print(f"training in fp32: this CPU has no native bf16 ({cpu.detect().describe()})", file=sys.stderr)
     architecture = _with_channels(spec.architecture, config.channels)  # fails fast on a bad --channels
     torch.manual_seed(config.seed)
     size = (config.preset.height, config.preset.width)
@@ -271,7 +275,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
             images, labels = train_images[index].to(device), train_labels[index].to(device)
             if rng.random() < 0.5:  # horizontal flip
                 images, labels = images.flip(-1), labels.flip(-1)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = spec.loss(parts, images, labels, channel)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -365,7 +369,7 @@ def _ship(name, architecture, uses_channel, parts, config, metrics, losses, wall
             "command": command or f"semcom train {name}",
             "data": f"embedded synthetic scenes (semcom.common.data.scenes), train split items 0..{config.train_count - 1}",
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "seed": config.seed, "bf16_autocast": config.bf16, "device": str(device),
+            "seed": config.seed, "bf16_autocast": bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
             "channel": "awgn and rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in [-5, 20] dB"
             if uses_channel else "none",

@@ -73,7 +73,7 @@ PANELS = [
     panel("Receiver batch size and precision", [
         ("sum(rate(semcom_receiver_batch_size_sum[1m])) / sum(rate(semcom_receiver_batch_size_count[1m]))",
          "mean batch size"),
-        ("semcom_receiver_model_info", "{{codec}} v{{codec_version}} {{precision}}"),
+        ("semcom_receiver_model_info", "{{codec}} v{{codec_version}} {{precision}} on {{cpu_isa}}"),
     ], "short", 12, 32),
 ]
 
