@@ -17,17 +17,20 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/semcom demo --out $(DEMO_OUT)
 
-# The deploy tests use Debian's prometheus (and promtool) and docker-compose;
-# installed here where apt-get and root allow, otherwise those tests skip and say why.
+# The deploy tests use Debian's prometheus (and promtool) and docker-compose; the every-CPU test runs
+# the int8 decoder on an emulated AVX2 CPU with qemu-user. Installed here where apt-get and root allow,
+# otherwise the tests that need them skip and say why.
+SYSTEM_COMMANDS := prometheus:prometheus promtool:prometheus docker-compose:docker-compose qemu-x86_64:qemu-user
 system-deps:
-	@if command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v docker-compose >/dev/null; then \
+	@missing=$$(for pair in $(SYSTEM_COMMANDS); do command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done | sort -u); \
+	if [ -z "$$missing" ]; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian packages prometheus and docker-compose for the deploy tests"; \
+		echo "installing Debian packages" $$missing "for the tests that use them"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus docker-compose >/dev/null) || echo "could not install them: the deploy tests that need them will skip"; \
+			$$missing >/dev/null) || echo "could not install them: the tests that need them will skip"; \
 	else \
-		echo "prometheus or docker-compose missing and no root apt-get: the deploy tests that need them will skip"; \
+		echo "missing" $$missing "and no root apt-get: the tests that need them will skip"; \
 	fi
 
 test: setup system-deps
