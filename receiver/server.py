@@ -54,7 +54,8 @@ def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
 
 async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
                 max_batch_size: int = 8, max_queue_delay: float = 0.0) -> ServiceServer:
-    """precision: one of model_precision.CHOICES; "auto" and bf16 are resolved against this CPU."""
+    """precision: one of model_precision.CHOICES; "auto" and bf16 are resolved against this CPU. The default
+    stays fp32 for callers in Python (the tests' fixture); the command line's is auto."""
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     configure_sampler(sampler)
@@ -63,7 +64,9 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
-        calibrated = quantized.load_all().card["calibration"]["ddim_steps"]
+        unet = quantized.load_all(capabilities=capabilities)
+        log.info("int8 diffusion decoder %s: %s", unet.path.name, unet.card["for"])
+        calibrated = unet.card["calibration"]["ddim_steps"]
         if calibrated != sampler.steps:
             log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
                         "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)

@@ -1,12 +1,12 @@
-"""Runs under `qemu-x86_64 -cpu Haswell` (an AVX2 CPU without VNNI, AVX-512 or native bf16), started by
+"""Runs under `qemu-x86_64 -cpu Haswell-noTSX` (an AVX2 CPU without VNNI, AVX-512 or native bf16), started by
 test_every_cpu.py: ONNX Runtime reads the emulated CPUID and takes its AVX2 integer kernels.
 
     python emulated_cpu_probe.py INPUTS.npz OUTPUTS.npz MODEL.onnx [MODEL.onnx ...]
 
 Writes to OUTPUTS.npz:
 * "pairs_full", "pairs_7bit": a 1x1 int8 convolution whose exact output is 64, with 8-bit (127) and 7-bit
-  (63) weights on inputs of 255: u8 x s8 kernels without VNNI sum each byte pair into a saturating int16,
-  which 255 * 127 * 2 overflows and 255 * 63 * 2 does not;
+  (64, ORT's reduce_range maximum) weights on inputs of 255: u8 x s8 kernels without VNNI sum each byte
+  pair into a saturating int16, which 255 * 127 * 2 overflows and 255 * 64 * 2 does not;
 * "model<i>": each model's output on the arrays in INPUTS.npz (its graph inputs by name).
 """
 
@@ -49,7 +49,7 @@ def pair_sum_probe(weight: int) -> float:
 
 def main(inputs_path: str, outputs_path: str, *models: str) -> None:
     inputs = dict(np.load(inputs_path))
-    outputs = {"pairs_full": pair_sum_probe(127), "pairs_7bit": pair_sum_probe(63)}
+    outputs = {"pairs_full": pair_sum_probe(127), "pairs_7bit": pair_sum_probe(64)}
     for index, path in enumerate(models):
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         outputs[f"model{index}"] = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})[0]

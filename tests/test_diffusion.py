@@ -163,5 +163,8 @@ def test_bf16_decoding_stays_close_to_fp32_and_the_receiver_reports_its_precisio
         assert metric(scrape(bf16_receiver), "semcom_receiver_model_info", codec="semantic", precision="bf16") == 1
     finally:
         services.loop.run(bf16_receiver.stop(0))
+
+
+def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="--precision"):
         precision.configure("int4")

@@ -1,8 +1,9 @@
 """The receiver on every x86 CPU: capabilities read from /proc/cpuinfo, `--precision auto`, bf16 refused
-where it would be emulated, and the shipped int8 artifact exact on an AVX2 CPU without VNNI.
+where it would be emulated, the int8 artifact chosen per ISA family, and the 7-bit one exact on an AVX2
+CPU without VNNI.
 
 The other kinds of CPU are shown by patching the capability check (`cpu.detect`); the AVX2 integer
-kernels run for real under QEMU's user-mode emulation of a Haswell CPU (`qemu-x86_64 -cpu Haswell`,
+kernels run for real under QEMU's user-mode emulation of a Haswell CPU (`qemu-x86_64 -cpu Haswell-noTSX`,
 Debian's qemu-user, installed by `make test`), whose CPUID ONNX Runtime reads to pick its kernels."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from helpers import metric, scrape
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs, cpu
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import precision, quantized, store
+from semcom.common.models import precision, quantized, runtime, store
 from semcom.receiver import server as receiver_server
 from semcom.receiver.pipeline import equalize_frame
 from semcom.tools import cli
@@ -51,6 +52,7 @@ def test_capabilities_are_read_from_cpuinfo(flags, isa, bf16, dot_product):
     assert capabilities.native_bf16 is bf16 and capabilities.int8_dot_product is dot_product
     assert capabilities.describe().startswith(f"Some CPU: {isa}; ")
     assert precision.runnable(capabilities) == (("fp32", "bf16", "int8") if bf16 else ("fp32", "int8"))
+    assert quantized.artifact_name(capabilities) == (quantized.NAME if dot_product else quantized.NAME_7BIT)
 
 
 def test_this_machine_is_read_and_a_missing_cpuinfo_assumes_nothing(monkeypatch, tmp_path):
@@ -74,10 +76,10 @@ def test_auto_picks_int8_and_bf16_is_refused_where_it_would_be_emulated(monkeypa
     assert precision.resolve("fp32", AVX2) == "fp32"
     with pytest.raises(precision.Unsupported, match=r"AVX2.*emulate.*--precision int8"):
         precision.resolve("bf16", AVX2)
-    with pytest.raises(ValueError, match="--precision"):
+    with pytest.raises(ValueError, match=r"--precision: 'int4', expected one of auto, fp32, bf16, int8"):
         precision.resolve("int4", AVX2)
 
-    def missing(*_):
+    def missing(*_, **__):
         raise store.WeightsMissing("diffusion_int8.onnx is missing: run `semcom quantize`")
 
     monkeypatch.setattr(quantized, "load_all", missing)
@@ -91,6 +93,7 @@ def test_an_auto_receiver_on_an_avx2_cpu_runs_int8_says_so_and_refuses_bf16(serv
         samples = scrape(receiver)
         assert metric(samples, "semcom_receiver_model_info", codec="semantic", precision="int8",
                       cpu_isa="AVX2", native_bf16="false") == 1
+        assert quantized.load().card["model"] == quantized.NAME_7BIT  # what its decodes run
     finally:
         services.loop.run(receiver.stop(0))
     with pytest.raises(precision.Unsupported, match="bf16"):
@@ -112,7 +115,8 @@ QEMU = shutil.which("qemu-x86_64")
 
 @pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 (Debian's qemu-user, installed by `make test`) is missing")
 def test_the_shipped_int8_decoder_is_exact_on_an_emulated_avx2_cpu(tmp_path):
-    """One UNet step of a real received frame, natively and on an emulated Haswell: the same output."""
+    """One UNet step of a real received frame with the artifact for CPUs without VNNI, natively and on an
+    emulated Haswell: the same output."""
     image = materialize(SyntheticScenes("val", 1))[0][0]
     codec = codecs.get("semantic")
     frame = ChannelEmulator(ChannelConfig(snr_db=5.0, seed=3)).apply(
@@ -122,23 +126,22 @@ def test_the_shipped_int8_decoder_is_exact_on_an_emulated_avx2_cpu(tmp_path):
     inputs = dict(zip(quantized.INPUTS, steps[0]))
     np.savez(tmp_path / "inputs.npz", **inputs)
     probe = Path(__file__).with_name("emulated_cpu_probe.py")
-    artifact = str(quantized.load().path)
+    artifact = str(quantized.load_artifact(quantized.artifact_name(AVX2)).path)
     native = tmp_path / "native.npz"
     subprocess.run([sys.executable, str(probe), str(tmp_path / "inputs.npz"), str(native), artifact],
                    check=True, timeout=120)
     emulated = tmp_path / "emulated.npz"
-    subprocess.run([QEMU, "-cpu", "Haswell-noTSX", sys.executable, str(probe), str(tmp_path / "inputs.npz"),
-                    str(emulated), artifact], check=True, timeout=300, stderr=subprocess.DEVNULL)
+    run = subprocess.run([QEMU, "-cpu", "Haswell-noTSX", sys.executable, str(probe), str(tmp_path / "inputs.npz"),
+                          str(emulated), artifact], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
     native, emulated = np.load(native), np.load(emulated)
     # The emulated CPU really runs the saturating AVX2 kernels: 8-bit weights overflow there (measured 32.5
     # instead of 64), 7-bit ones do not. On an AVX2 machine the native run saturates alike.
     assert emulated["pairs_full"] < 48 and emulated["pairs_7bit"] == 64
     assert native["pairs_7bit"] == 64
     relative = lambda a, b: float(np.mean((a - b) ** 2) / np.mean(b**2))  # noqa: E731
-    # Measured: 0.0 with the 7-bit artifact; the earlier full-range one differed by 0.0053.
+    # Measured: 0.0 with the 7-bit artifact; the full-range one differed by 0.0053 on this step.
     assert relative(emulated["model0"], native["model0"]) < 1e-5
     with precision.using("fp32"):
-        from semcom.common.models import runtime
-
         reference = runtime.noise_predictor()(*steps[0])
     assert relative(emulated["model0"], reference) < 0.02  # int8 against fp32: measured ~0.005

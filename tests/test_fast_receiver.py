@@ -38,8 +38,8 @@ def received(codec_id: str, index: int, snr_db: float, model: str = "awgn"):
 
 
 def test_the_int8_decoder_runs_integer_kernels_and_stores_a_quarter_of_the_bytes(tmp_path):
-    model = quantized.load()
-    card = store.card(quantized.NAME)
+    model = quantized.load()  # the artifact made for this CPU (test_every_cpu covers the other one)
+    card = model.card
     assert card["source_sha256"] == store.card("diffusion")["sha256"]
     fp32_bytes = sum(p.numel() * 4 for p in store.load("diffusion")["net"].parameters())
     assert model.weight_bytes == card["weight_bytes"]["int8"]
@@ -72,7 +72,7 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
 
 
 @pytest.mark.parametrize("source, artifact, load", [
-    ("diffusion", quantized.NAME, quantized.load),
+    ("diffusion", quantized.artifact_name(), quantized.load),
     ("latent_codec", quantized.decoder_name("latent_codec"), lambda folder: quantized.load_decoder("latent_codec", folder)),
 ])
 def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load):
@@ -130,12 +130,15 @@ def test_calibration_is_reproducible_under_a_seed(tmp_path):
         folder.mkdir()
         for name in ("diffusion.pt", "diffusion.card.json"):
             shutil.copy(store.WEIGHTS_DIR / name, folder / name)
-        card = quantize_decoder(QuantizeConfig(scenes=2, seed=seed, weights_dir=folder))
-        assert card["calibration"]["samples"] >= 10  # 2 scenes, 5 to 20 DDIM steps each
-        made[run] = card["sha256"]
-        assert quantized.load(folder).weight_bytes == card["weight_bytes"]["int8"]
-    assert made["a"] == made["b"]  # same seed: the same artifact, byte for byte
-    assert made["a"] != made["c"]  # another seed draws other scenes, channels and SNRs
+        cards = quantize_decoder(QuantizeConfig(scenes=2, seed=seed, weights_dir=folder))
+        assert set(cards) == set(quantized.ARTIFACTS)  # one per ISA family, from one calibration
+        for name, card in cards.items():
+            assert card["calibration"]["samples"] >= 10  # 2 scenes, 5 to 20 DDIM steps each
+            assert quantized.load_artifact(name, folder).weight_bytes == card["weight_bytes"]["int8"]
+        made[run] = tuple(cards[name]["sha256"] for name in quantized.ARTIFACTS)
+    assert made["a"] == made["b"]  # same seed: the same artifacts, byte for byte
+    assert made["a"][0] != made["c"][0] and made["a"][1] != made["c"][1]  # another seed: other scenes, SNRs
+    assert made["a"][0] != made["a"][1]  # full-range and 7-bit weights
 
 
 def test_a_batch_decodes_each_frame_as_it_decodes_alone():

@@ -54,13 +54,16 @@ class UNetFigures:
     bops: dict[str, int]
 
 
-def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 16, repeats: int = 5,
+def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 8, repeats: int = 5,
                    concurrency: tuple[int, ...] = CONCURRENCY, progress: Callable[[str], None] = print,
                    precisions: tuple[str, ...] | None = None) -> str:
     """precisions: fp32 first (the ratios are to it); default: every precision this CPU runs natively."""
     precisions = precisions or precision.runnable()
     if precisions[0] != "fp32":
         raise ValueError(f"precisions {precisions}: fp32 must come first, the ratios are to it")
+    for name in precisions:
+        if reason := precision.supported(name):
+            raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
     if "int8" in precisions:
         quantized.load()  # int8 must be there: say so before minutes of measuring fp32
     progress(f"precisions {', '.join(precisions)}")

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     receiver.add_argument("--count", type=int, default=8, help="validation scenes for latency [%(default)s]")
     receiver.add_argument("--requests", type=int, default=24,
                           help="Decode calls per concurrency level (at least 2 per caller) [%(default)s]")
-    receiver.add_argument("--quality-count", type=int, default=16,
+    receiver.add_argument("--quality-count", type=int, default=8,
                           help="validation scenes per sweep point for the quality comparison [%(default)s]")
     receiver.add_argument("--repeats", type=int, default=5, help="latency repeats (medians) [%(default)s]")
     receiver.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent callers")
@@ -203,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _precisions(text: str) -> tuple[str, ...]:
-    """--precisions of the receiver benchmark: fp32 first (the ratios' reference), each checked against this CPU."""
+    """--precisions of the receiver benchmark: fp32 first (the ratios' reference); bench_receiver checks them
+    against this CPU."""
     names = [name.strip() for name in text.split(",") if name.strip()] or list(precision.runnable())
     for name in names:
-        reason = precision.supported(name)
-        if reason:
-            raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
+        if name not in precision.PRECISIONS:
+            raise ValueError(f"--precisions: {name!r}, expected some of {', '.join(precision.PRECISIONS)}")
     return ("fp32", *(name for name in precision.PRECISIONS if name in names and name != "fp32"))
 
 
@@ -292,8 +292,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
         quantize.export_decoders(weights_dir, command)
-        card = quantize.quantize_decoder(config, command)
-        print(json.dumps({key: card[key] for key in ("sha256", "weight_bytes", "wall_seconds")}, indent=2))
+        cards = quantize.quantize_decoder(config, command)
+        print(json.dumps({name: {key: card[key] for key in ("for", "sha256", "weight_bytes", "wall_seconds")}
+                          for name, card in cards.items()}, indent=2))
         return 0
     if args.command == "sweep":
         from . import sweep

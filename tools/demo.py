@@ -23,7 +23,7 @@ _CAPTION_HEIGHT = 12
 
 
 def run_demo(out: Path, snrs_db=DEFAULT_SNRS_DB, images: list[Path] | None = None, codec: str = "",
-             bandwidth_ratio: float = 0.0, seed: int = 0, precision: str = "int8") -> list[tuple[str, ...]]:
+             bandwidth_ratio: float = 0.0, seed: int = 0, precision: str = "auto") -> list[tuple[str, ...]]:
     images = images or sample_images()
     codec = codec or default_codec()
     if not images:

@@ -46,17 +46,23 @@ def render() -> str:
 
 
 def _quantized_lines() -> list[str]:
-    """The int8 diffusion decoder (receiver --precision int8), made by `semcom quantize`."""
+    """The int8 diffusion decoders (receiver --precision int8), one per ISA family, made by `semcom quantize`."""
     from semcom.common.models import quantized
 
+    return [line for name in quantized.ARTIFACTS for line in (_artifact_line(name), "")] + [
+            "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
+            "command: " + "; ".join(_decoder_line(model) for model in quantized.DECODED_MODELS) + "."]
+
+
+def _artifact_line(name: str) -> str:
     try:
-        card = store.card(quantized.NAME)
+        card = store.card(name)
     except store.WeightsMissing:
-        return [f"{quantized.NAME}: not made; `semcom quantize` makes it from the diffusion weights."]
+        return f"{name}: not made; `semcom quantize` makes it from the diffusion weights."
     q, calibration, size = card["quantization"], card["calibration"], card["weight_bytes"]
     kept = ", ".join([*(f"{op} ops" for op in q["float_ops"]), *(f"`{m}`" for m in q["float_modules"])]) or "nothing"
-    return [
-        f"`{quantized.NAME}.onnx` (receiver `--precision int8`): the diffusion UNet post-training quantized. "
+    return (
+        f"`{name}.onnx` (receiver `--precision int8` on {card['for']}): the diffusion UNet post-training quantized. "
         f"Weights: {q['weights']}. Activations: {q['activations']}. In float: {kept}. "
         f"Calibrated on {calibration['samples']} sampler inputs from {calibration['scenes']} scenes "
         f"({calibration['ddim_steps']}-step trajectories, timesteps {calibration['timesteps']}, "
@@ -64,11 +70,7 @@ def _quantized_lines() -> list[str]:
         f"{calibration['snr_db_uniform'][0]:g}..{calibration['snr_db_uniform'][1]:g} dB, codecs {calibration['codecs']}). "
         f"Weights {size['int8']:,} bytes, {size['ratio']:.1%} of fp32's {size['fp32']:,}. "
         f"Made by `{calibration['command']}` in {card['wall_seconds']:.0f} s from diffusion "
-        f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…`.",
-        "",
-        "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
-        "command: " + "; ".join(_decoder_line(model) for model in quantized.DECODED_MODELS) + ".",
-    ]
+        f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…`.")
 
 
 def this_cpu() -> str:

@@ -90,50 +90,65 @@ def calibration_samples(scenes: int, seed: int,
     return samples
 
 
-def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -> dict:
-    """Writes diffusion_int8.onnx and its card into config.weights_dir; returns the card."""
+# What each artifact is for (models/quantized.py, README "Every x86 CPU").
+WEIGHTS = {
+    quantized.NAME: "int8, symmetric, per output channel, full range -127..127",
+    quantized.NAME_7BIT: "int8, symmetric, per output channel, 7-bit range -64..64 (ORT reduce_range)",
+}
+CPUS = {
+    quantized.NAME: "CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX): they accumulate u8 x s8 in int32",
+    quantized.NAME_7BIT: "CPUs without VNNI (AVX2, AVX-512 without VNNI): their u8 x s8 kernels sum byte pairs "
+                         "into a saturating int16, which full-range weights overflow",
+}
+
+
+def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -> dict[str, dict]:
+    """Writes both int8 UNet artifacts (quantized.ARTIFACTS) and their cards into config.weights_dir, from one
+    calibration; returns the cards by name."""
     started = time.perf_counter()
     net = store.load("diffusion", config.weights_dir)["net"]
     samples = calibration_samples(config.scenes, config.seed, config.ddim_steps)
-    out_path = config.weights_dir / f"{quantized.NAME}.onnx"
+    timesteps = sorted({int(s["t"][0]) for s in samples})
+    cards = {}
     with tempfile.TemporaryDirectory() as folder:
         float_path = Path(folder) / "diffusion_fp32.onnx"
         export(net, float_path)
-        quantized.quantize(float_path, out_path, samples, config.float_ops, config.float_modules)
         fp32_bytes = quantized.initializer_bytes(float_path)
-    int8_bytes = quantized.initializer_bytes(out_path)
-    timesteps = sorted({int(s["t"][0]) for s in samples})
-    card = {
-        "model": quantized.NAME,
-        "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized",
-        "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
-        "sha256": store.sha256_of(out_path),
-        "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
-        "quantization": {
-            "weights": "int8, symmetric, per output channel, 7-bit range -64..63 (reduce_range)",
-            "cpus": "one artifact for every x86 CPU: the 7-bit weights keep u8 x s8 kernels without VNNI "
-                    "(AVX2, AVX-512 without VNNI) from saturating their 16-bit pair sums; it costs nothing measurable "
-                    "on AVX-512 VNNI / AMX (README, \"Every x86 CPU\")",
-            "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
-            "float_ops": list(config.float_ops),
-            "float_modules": list(config.float_modules),
-            "why_float": "measured with `semcom quantize --sensitivity`: see the README's Fast receiver section",
-        },
-        "calibration": {
-            "command": command, "seed": config.seed, "scenes": config.scenes, "samples": len(samples),
-            "data": "synthetic train split scenes, drawn by the seed",
-            "channels": list(CALIBRATION_CHANNELS), "snr_db_uniform": list(CALIBRATION_SNR_DB),
-            "codecs": f"semantic, gesco ({GESCO_SHARE:.0%})",
-            "ddim_steps": config.ddim_steps,
-            "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
-        },
-        "weight_bytes": {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "versions": _versions(),
-    }
-    quantized.write_card(config.weights_dir, card)
-    quantized.load.cache_clear()
-    return card
+        for name in quantized.ARTIFACTS:
+            out_path = config.weights_dir / f"{name}.onnx"
+            quantized.quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
+                               seven_bit=name == quantized.NAME_7BIT)
+            int8_bytes = quantized.initializer_bytes(out_path)
+            cards[name] = {
+                "model": name,
+                "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized",
+                "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
+                "sha256": store.sha256_of(out_path),
+                "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
+                "for": CPUS[name],
+                "quantization": {
+                    "weights": WEIGHTS[name],
+                    "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
+                    "float_ops": list(config.float_ops),
+                    "float_modules": list(config.float_modules),
+                    "why_float": "measured with `semcom quantize --sensitivity`: see the README's Fast receiver section",
+                },
+                "calibration": {
+                    "command": command, "seed": config.seed, "scenes": config.scenes, "samples": len(samples),
+                    "data": "synthetic train split scenes, drawn by the seed",
+                    "channels": list(CALIBRATION_CHANNELS), "snr_db_uniform": list(CALIBRATION_SNR_DB),
+                    "codecs": f"semantic, gesco ({GESCO_SHARE:.0%})",
+                    "ddim_steps": config.ddim_steps,
+                    "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
+                },
+                "weight_bytes": {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)},
+                "versions": _versions(),
+            }
+    for card in cards.values():
+        card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
+        quantized.write_card(config.weights_dir, card)
+    quantized.load_artifact.cache_clear()
+    return cards
 
 
 def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None) -> str:

@@ -15,7 +15,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -297,7 +297,8 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     modules.eval().cpu()
     with torch.no_grad():
         metrics = spec.evaluate(parts, val_images, val_labels, seed=12345)
-    return _ship(name, architecture, spec.uses_channel, parts, config, metrics, losses, wall_seconds, device, command)
+    shipped = replace(config, bf16=bf16)  # the card records what ran
+    return _ship(name, architecture, spec.uses_channel, parts, shipped, metrics, losses, wall_seconds, device, command)
 
 
 def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[str, dict]:
@@ -369,7 +370,7 @@ def _ship(name, architecture, uses_channel, parts, config, metrics, losses, wall
             "command": command or f"semcom train {name}",
             "data": f"embedded synthetic scenes (semcom.common.data.scenes), train split items 0..{config.train_count - 1}",
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "seed": config.seed, "bf16_autocast": bf16, "device": str(device),
+            "seed": config.seed, "bf16_autocast": config.bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
             "channel": "awgn and rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in [-5, 20] dB"
             if uses_channel else "none",

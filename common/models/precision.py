@@ -60,6 +60,8 @@ def resolve(requested: str, capabilities: cpu.CpuCapabilities | None = None) -> 
     auto: int8 when its ONNX artifacts load (they are exact on every x86 CPU), else fp32 with the
     reason logged; never bf16. An explicit bf16 without native bf16 raises Unsupported.
     """
+    if requested not in CHOICES:
+        raise ValueError(f"--precision: {requested!r}, expected one of {', '.join(CHOICES)}")
     if requested != "auto":
         reason = supported(requested, capabilities)
         if reason:
@@ -68,7 +70,7 @@ def resolve(requested: str, capabilities: cpu.CpuCapabilities | None = None) -> 
     from . import quantized
 
     try:
-        quantized.load_all()
+        quantized.load_all(capabilities=capabilities)
     except (OSError, ValueError) as error:
         log.warning("--precision auto: fp32, the int8 artifacts do not load (%s)", error)
         return "fp32"

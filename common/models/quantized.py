@@ -3,16 +3,25 @@ with real integer kernels, and the small JSCC decoders in float, so that an
 int8 receiver runs without torch (models/runtime.py).
 
 Post-training quantization in the Q-Diffusion / Q-GESCO way, W8A8: weights
-int8 symmetric per output channel in a 7-bit range (safe on CPUs without VNNI), activations uint8 per tensor with ranges
+int8 symmetric per output channel, activations uint8 per tensor with ranges
 calibrated (min/max) on the full-precision sampler's own inputs, collected
 across timesteps, channel models, SNRs and both generative codecs
 (`semcom quantize`, tools/quantize.py). The runtime is ONNX Runtime's QDQ
 format: its graph optimizer fuses DequantizeLinear -> op -> QuantizeLinear
-into QLinearConv / QLinearAdd / QLinearMul ..., which run on this CPU's
-AVX-512 VNNI. It was chosen by measurement over PyTorch's x86 (FX) quantized
+into QLinearConv / QLinearAdd / QLinearMul ..., which run on the CPU's
+integer kernels. It was chosen by measurement over PyTorch's x86 (FX) quantized
 backend, which is deprecated and was slower here (README, "Fast receiver").
 
-The artifacts (common/weights/diffusion_int8.onnx, <model>_decoder.onnx and
+One artifact per ISA family, chosen at start by the CPU (`artifact_name`):
+CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX) accumulate u8 x s8
+products in int32 and run the full-range weights (diffusion_int8.onnx); CPUs
+without them (AVX2, AVX-512 without VNNI) multiply with vpmaddubsw, which sums
+each byte pair into a saturating int16: 255 * 127 * 2 overflows it (measured:
+a dB lost), so they run 7-bit weights (-64..64, ORT's reduce_range; 255 * 64 * 2
+fits), diffusion_int8_7bit.onnx. The 7-bit weights would cost the VNNI
+machines 0.2 dB (README, "Every x86 CPU"), hence two artifacts, not one.
+
+The artifacts (common/weights/diffusion_int8*.onnx, <model>_decoder.onnx and
 their cards) are made once, by `semcom quantize`, and loaded at start; each
 card names the torch weights it was made from, and a stale artifact is refused
 rather than silently used. torch is imported only to export.
@@ -30,9 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import cpu
 from .store import WEIGHTS_DIR, card, checked_file
 
-NAME = "diffusion_int8"
+NAME = "diffusion_int8"  # for CPUs with int8 dot products (VNNI, AMX): full-range 8-bit weights
+NAME_7BIT = "diffusion_int8_7bit"  # for CPUs without: 7-bit weights, which their 16-bit pair sums cannot overflow
+ARTIFACTS = (NAME, NAME_7BIT)
 INPUTS = ("x", "t", "condition")
 DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 
@@ -74,12 +86,17 @@ def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[s
             if node.op_type in op_types or any(node.name.startswith(f"/{prefix}/") for prefix in modules)]
 
 
+def artifact_name(capabilities: cpu.CpuCapabilities | None = None) -> str:
+    """The int8 UNet artifact made for this CPU (or `capabilities`)."""
+    return NAME if (capabilities or cpu.detect()).int8_dot_product else NAME_7BIT
+
+
 def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.ndarray]],
-             float_ops: Sequence[str] = (), float_modules: Sequence[str] = ()) -> None:
+             float_ops: Sequence[str] = (), float_modules: Sequence[str] = (), seven_bit: bool = False) -> None:
     """W8 per channel / A8 per tensor QDQ model from `float_path`, activation ranges from `samples`.
 
     float_ops, float_modules: ONNX op types and torch modules that stay in float
-    (a measured choice, see tools/quantize.py).
+    (a measured choice, see tools/quantize.py). seven_bit: weights in -64..64, for CPUs without VNNI.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -101,12 +118,7 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
         quantize_static(
             str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            # 7-bit weights (-64..63): CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply u8 x s8 with
-            # vpmaddubsw, which sums byte pairs into a saturating int16; 255 * 127 * 2 overflows it, 255 * 64 * 2
-            # does not. One artifact is then exact on every x86 CPU: measured (README, "Every x86 CPU"), it
-            # costs no speed on AVX-512 VNNI / AMX and a relative noise-prediction error of 0.0045 instead of
-            # 0.0044 there, while the full-range weights lose a dB without VNNI.
-            reduce_range=True,
+            reduce_range=seven_bit,
             # Only per-tensor min/max scalars are kept per sample, so all samples fit in memory. (ORT's
             # CalibMaxIntermediateOutputs would discard, not merge, earlier samples: onnxruntime 1.32.)
             nodes_to_exclude=nodes_of(prepared, float_ops, float_modules),
@@ -185,10 +197,16 @@ def session_for(path: Path, threads: int | None = None):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-@cache
 def load(weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
-    """The shipped int8 UNet; checks its sha256 and that it was made from the shipped fp32 weights."""
-    return _load(NAME, "diffusion", weights_dir)
+    """The shipped int8 UNet made for this CPU (artifact_name), checked like load_artifact."""
+    return load_artifact(artifact_name(), weights_dir)
+
+
+@cache
+def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+    """Int8 UNet artifact `name` (one of ARTIFACTS); checks its sha256 and that it was made from the shipped
+    fp32 weights."""
+    return _load(name, "diffusion", weights_dir)
 
 
 @cache
@@ -197,12 +215,12 @@ def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
     return _load(decoder_name(model), model, weights_dir)
 
 
-def load_all(weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
-    """Every ONNX model an int8 receiver runs, checked now (a missing or stale one raises, naming the
-    fix); returns the UNet."""
+def load_all(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
+    """Every ONNX model an int8 receiver runs on this CPU (or `capabilities`), checked now (a missing or
+    stale one raises, naming the fix); returns the UNet."""
     for model in DECODED_MODELS:
         load_decoder(model, weights_dir)
-    return load(weights_dir)
+    return load_artifact(artifact_name(capabilities), weights_dir)
 
 
 def _load(name: str, source_model: str, weights_dir: Path) -> OnnxModel:
