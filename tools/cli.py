@@ -145,14 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="evaluate codecs x channels x SNRs: CSV, Markdown table and plots",
         description="Runs the synthetic validation split through encode, channel and decode for every codec, channel "
                     "model and SNR, in-process (the services' own code) or --via-grpc through running services.")
-    sweep.add_argument("--codecs", nargs="+", default=None, help="codecs (default: all that have weights)")
+    sweep.add_argument("--codecs", nargs="+", default=None, help=f"codecs (default: all, {', '.join(codecs.available())})")
     sweep.add_argument("--channels", nargs="+", default=["awgn", "rayleigh"], help="channel models")
     sweep.add_argument("--snr-db", type=float, nargs="+", default=[-5.0, 0.0, 5.0, 10.0, 15.0, 20.0])
     sweep.add_argument("--count", type=int, default=50, help="validation images per point")
     sweep.add_argument("--generative-count", type=int, default=12,
-                       help="images per point for the diffusion codecs (semantic, gesco: ~1 s each on a CPU)")
+                       help="images per point for the generative codecs "
+                            f"({', '.join(_codecs_where('generative'))}: ~1 s each on a CPU)")
     sweep.add_argument("--bandwidth-ratio", type=float, nargs="+", default=None,
-                       help="k/n values for the codecs with adjustable bandwidth (linear_analog, jpeg, webp); "
+                       help="k/n values for the codecs with adjustable bandwidth "
+                            f"({', '.join(_codecs_where('adjustable_bandwidth'))}); "
                             "default: the semantic codec's, 1280 uses")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--out", type=Path, default=Path("sweep-output"))
@@ -188,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", default="64x128", help="HEIGHTxWIDTH [%(default)s]")
     synth.add_argument("--out", type=Path, required=True)
     return parser
+
+
+def _codecs_where(capability: str) -> list[str]:
+    """The registered codecs that declare `capability` (a Capabilities field), for help texts."""
+    return [codec_id for codec_id in codecs.available() if getattr(codecs.capabilities(codec_id), capability)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +306,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         from . import sweep
 
-        codec_ids = args.codecs or [c for c in sweep.DEFAULT_CODECS if c in codecs.available()]
+        codec_ids = args.codecs or sweep.default_codecs()
         points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
                                  args.bandwidth_ratio or [sweep.EQUAL_BANDWIDTH_RATIO], args.seed, args.via_grpc,
                                  args.channel_address, args.generative_count)

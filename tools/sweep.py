@@ -31,8 +31,6 @@ from semcom.common.frames import Frame
 from semcom.receiver.pipeline import decode_frame, equalize_frame
 from semcom.transmitter import pipeline
 
-DEFAULT_CODECS = ("semantic", "gesco", "semantic_map", "deep_jscc", "linear_analog", "webp", "jpeg")
-GENERATIVE_CODECS = ("semantic", "gesco")
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 EQUAL_BANDWIDTH_RATIO = 1280 / (64 * 128 * 3)  # the semantic codec's k/n at the CPU preset
@@ -54,20 +52,30 @@ class Point:
     images: int
 
 
-def run_sweep(codec_ids=DEFAULT_CODECS, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
+def default_codecs() -> list[str]:
+    """Every registered codec, generative first, then fixed-bandwidth, then adjustable (the table's order)."""
+    def order(codec_id: str) -> tuple:
+        declared = codecs.capabilities(codec_id)
+        return not declared.generative, declared.adjustable_bandwidth, codec_id
+
+    return sorted(codecs.available(), key=order)
+
+
+def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
               channel_address: str | None = None, generative_count: int | None = None) -> list[Point]:
     """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
 
     generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
     """
+    codec_ids = default_codecs() if codec_ids is None else codec_ids
     images, labels = materialize(SyntheticScenes("val", count))
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
     runs = [(codec_id, ratio) for codec_id in codec_ids
-            for ratio in (bandwidth_ratios if _adjustable(codecs.get(codec_id)) else (0.0,))]
-    limit = {codec_id: min(count, generative_count or count) if codec_id in GENERATIVE_CODECS else count
+            for ratio in (bandwidth_ratios if codecs.capabilities(codec_id).adjustable_bandwidth else (0.0,))]
+    limit = {codec_id: min(count, generative_count or count) if codecs.capabilities(codec_id).generative else count
              for codec_id in codec_ids}
     total = sum(limit[codec_id] for codec_id, _ in runs) * len(channels) * len(snrs_db)
     with tqdm(total=total, desc="sweep", unit="image") as progress:
@@ -82,11 +90,6 @@ def run_sweep(codec_ids=DEFAULT_CODECS, channels=DEFAULT_CHANNELS, snrs_db=DEFAU
                         points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
                                                labels[:n], segmenter, transmit, progress))
     return points
-
-
-def _adjustable(codec) -> bool:
-    """Codecs whose bandwidth is a parameter get the sweep's; the learned ones have their own."""
-    return codec.codec_id in ("linear_analog", "jpeg", "webp")
 
 
 def _in_process_transmitter(emulator: ChannelEmulator):
@@ -132,7 +135,7 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
         received, reconstruction = transmit(data, codec_id, ratio, snr, f"sweep-{index}")
         uses.append(received.channel.channel_uses)  # a received Frame or a TransmitResponse: both report it
         ratios.append(received.channel.channel_uses / image.size)
-        if getattr(codec, "decodes_labels", False):
+        if codec.capabilities.decodes_to_labels:
             if not isinstance(received, Frame):
                 raise ValueError("semantic_map is scored on its received labels, in-process only: drop --via-grpc")
             predicted = codec.decode_labels(equalize_frame(received))

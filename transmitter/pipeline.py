@@ -53,7 +53,7 @@ def semantic_fidelity(original: np.ndarray, reconstruction: np.ndarray, codec_id
         segmenter = codecs.get("semantic_map")
     except ServiceError:
         return math.nan
-    if getattr(codecs.get(codec_id), "decodes_labels", False):
+    if codecs.capabilities(codec_id).decodes_to_labels:
         return math.nan
     reference = segmenter.segment(original)
     return mean_iou(confusion_matrix(reference, segmenter.segment(reconstruction), NUM_TRAIN_IDS))

@@ -21,6 +21,7 @@ come from models/runtime.py at the receiver's precision.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import math
 from collections.abc import Callable
@@ -29,12 +30,13 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ServiceError
 from ..frames import Frame, SymbolBlock
 from ..models import runtime, store
 from ..models.conditioning import make_condition
 from ..models.sampling import CosineSchedule, DDIMSampler
-from .learned import _one_hot, _PresetCodec, _resize, _to_uint8, mmse_statistics, received_planes
+from .base import Capabilities, Decoded, one_hot, resize, to_uint8
+from .learned import PresetCodec, mmse_statistics, received_planes
 from .registry import register
 
 
@@ -65,32 +67,31 @@ class SamplerSettings:
     min_start_timestep: int = 800
 
 
-SAMPLER = SamplerSettings()
+# Like the precision (models/precision.py): the defaults, overridden for one block of one thread or task
+# by `sampler_settings`, so that receivers with different settings share a process (each decodes in its own).
+_sampler: contextvars.ContextVar[SamplerSettings] = contextvars.ContextVar("sampler", default=SamplerSettings())
 
 
-def configure_sampler(settings: SamplerSettings) -> None:
-    """Sets this process's sampler settings (the receiver does, once, at start)."""
-    global SAMPLER
-    SAMPLER = settings
+def current_sampler() -> SamplerSettings:
+    return _sampler.get()
 
 
 @contextlib.contextmanager
 def sampler_settings(settings: SamplerSettings):
-    """Runs a block with other sampler settings (benchmarks, calibration), then restores them."""
-    previous = SAMPLER
-    configure_sampler(settings)
+    """Runs a block (in this thread or task) with these sampler settings: a receiver's decodes,
+    benchmarks, calibration."""
+    token = _sampler.set(settings)
     try:
         yield
     finally:
-        configure_sampler(previous)
+        _sampler.reset(token)
 
 
-class _GenerativeCodec(_PresetCodec):
-    decodes_map = True  # decode_with_map returns the received map too
-    batches = True  # prepare() per frame, then generate() for many at once
-
-    encoder_models = ("segmenter", "map_codec", "latent_codec")
-    decoder_models = ("map_codec", "latent_codec", "diffusion")
+class _GenerativeCodec(PresetCodec):
+    # decode_batch: prepare() per frame, then generate() for many at once.
+    capabilities = Capabilities(batches=True, returns_map=True, generative=True,
+                                encoder_models=("segmenter", "map_codec", "latent_codec"),
+                                decoder_models=("map_codec", "latent_codec", "diffusion"))
 
     @cached_property
     def model_version(self) -> str:
@@ -111,7 +112,7 @@ class _GenerativeCodec(_PresetCodec):
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
         self._check_version(frame)
         soft_map, guide = self._condition_inputs(frame)
-        settings = SAMPLER
+        settings = current_sampler()
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = max(self.schedule.timestep_for_snr(frame.channel.snr_db), settings.min_start_timestep)
@@ -126,7 +127,7 @@ class _GenerativeCodec(_PresetCodec):
         Each frame's noise comes from its own seed, so its image does not depend on its batch.
         observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
         """
-        settings = SAMPLER
+        settings = current_sampler()
         sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
         predict = runtime.noise_predictor()
         if observe is not None:
@@ -148,7 +149,7 @@ class _GenerativeCodec(_PresetCodec):
                 rng=[np.random.default_rng(item.seed) for item in items],
                 initial=None if start is None else np.concatenate([item.initial for item in items]), start=start)
             for i, item, sample in zip(indices, items, x0):
-                images[i] = _resize(_to_uint8((sample + 1) / 2), item.height, item.width)
+                images[i] = resize(to_uint8((sample + 1) / 2), item.height, item.width)
         return images
 
     def decode(self, frame: Frame) -> np.ndarray:
@@ -156,8 +157,24 @@ class _GenerativeCodec(_PresetCodec):
 
     def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128]), at the configured precision."""
-        prepared = self.prepare(frame)
-        return self.generate([prepared])[0], prepared.received_map
+        result = self.decode_batch([frame])[0]
+        if isinstance(result, ServiceError):
+            raise result
+        return result
+
+    def decode_batch(self, frames: list[Frame]) -> list[Decoded | ServiceError]:
+        """Each frame prepared alone (a bad one gets its error in its slot), then all regenerated together."""
+        results: list[Decoded | ServiceError | None] = [None] * len(frames)
+        ready: list[tuple[int, Prepared]] = []
+        for index, frame in enumerate(frames):
+            try:
+                ready.append((index, self.prepare(frame)))
+            except ServiceError as error:
+                results[index] = error
+        images = self.generate([prepared for _, prepared in ready]) if ready else []
+        for (index, prepared), image in zip(ready, images):
+            results[index] = image, prepared.received_map
+        return results
 
 
 @register
@@ -174,8 +191,7 @@ class SemanticCodec(_GenerativeCodec):
 
         self._check_ratio(bandwidth_ratio)
         with torch.no_grad():
-            one_hot = _one_hot(self._labels(image), self.preset.num_classes)
-            map_symbols = to_symbols(store.load("map_codec")["encoder"](one_hot))
+            map_symbols = to_symbols(store.load("map_codec")["encoder"](one_hot(self._labels(image), self.preset.num_classes)))
             latent_symbols = to_symbols(store.load("latent_codec")["encoder"](self._input(image))[0])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
@@ -201,12 +217,12 @@ class GescoCodec(_GenerativeCodec):
         """One-hot values have mean power 1/C per real value: this makes E|x|^2 = 1."""
         return math.sqrt(self.preset.num_classes / 2)
 
-    encoder_models = ("segmenter",)
-    decoder_models = ("diffusion",)
+    capabilities = Capabilities(batches=True, returns_map=True, generative=True,
+                                encoder_models=("segmenter",), decoder_models=("diffusion",))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
-        reals = _one_hot(self._labels(image), self.preset.num_classes).numpy().ravel() * np.float32(self._scale)
+        reals = one_hot(self._labels(image), self.preset.num_classes).numpy().ravel() * np.float32(self._scale)
         symbols = (reals[0::2] + 1j * reals[1::2]).astype(np.complex64)
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,

@@ -21,6 +21,7 @@ from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
 from ..models import runtime, store
 from ..presets import CPU
+from .base import Capabilities, Codec, one_hot, resize, to_uint8
 from .registry import register
 
 # torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
@@ -54,36 +55,16 @@ def received_planes(frame: Frame, name: str, shape: tuple[int, int, int], codec_
     return np.concatenate([values, reliability])[None].astype(np.float32)
 
 
-class _PresetCodec:
+class PresetCodec(Codec):
     """Shared by every codec built on trained models: the preset size, a bandwidth fixed
-    by the models (`channel_uses`), image-to-tensor conversion and the version check.
+    by the models (`channel_uses`) and image-to-tensor conversion."""
 
-    encoder_models / decoder_models: the trained models encode() and decode() run; `load`
-    loads one side's (the transmitter its encoders, the receiver its decoders at its precision).
-    """
-
-    version = 1
     preset = CPU
     channel_uses: int
-    encoder_models: tuple[str, ...]
-    decoder_models: tuple[str, ...]
 
     @property
     def default_bandwidth_ratio(self) -> float:
         return self.channel_uses / (self.preset.height * self.preset.width * 3)
-
-    def check_models(self) -> None:
-        """Raises WeightsMissing when a model card the codec needs is not shipped."""
-        for model in {*self.encoder_models, *self.decoder_models}:
-            store.card(model)
-
-    def load(self, side: str) -> None:
-        """Loads the models of one side ("encode" or "decode") now, rather than at the first frame."""
-        if side == "encode":
-            for model in self.encoder_models:
-                store.load(model)
-        else:
-            runtime.load(self.decoder_models)
 
     def _check_ratio(self, bandwidth_ratio: float) -> None:
         if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
@@ -96,15 +77,11 @@ class _PresetCodec:
         """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
         import torch
 
-        pixels = torch.tensor(_resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
+        pixels = torch.tensor(resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
         return pixels.permute(2, 0, 1)[None].float() / 255
 
-    def _check_version(self, frame: Frame) -> None:
-        if frame.codec_version != self.version:
-            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
 
-
-class _FixedBandwidthCodec(_PresetCodec):
+class _FixedBandwidthCodec(PresetCodec):
     """Shared by learned codecs: preset size, k fixed by the trained model.
 
     The bandwidth comes from the model card: the encoder's `channels` feature
@@ -113,14 +90,6 @@ class _FixedBandwidthCodec(_PresetCodec):
 
     model_name: str
     downsampling: int
-
-    @property
-    def encoder_models(self) -> tuple[str, ...]:
-        return (self.model_name,)
-
-    @property
-    def decoder_models(self) -> tuple[str, ...]:
-        return (self.model_name,)
 
     @cached_property
     def feature_shape(self) -> tuple[int, int, int]:
@@ -161,6 +130,7 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
     trained through AWGN and Rayleigh channels (shipped: 1280 complex uses per image)."""
 
     codec_id = "deep_jscc"
+    capabilities = Capabilities(encoder_models=("deep_jscc",), decoder_models=("deep_jscc",))
     model_name = "deep_jscc"
     block_name = "image"
     downsampling = 4
@@ -170,7 +140,7 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
         return self._encode(image, frame_id, lambda parts: parts["encoder"](self._input(image)))
 
     def decode(self, frame: Frame) -> np.ndarray:
-        return _resize(_to_uint8(self._decoded(frame)[0]), frame.height, frame.width)
+        return resize(to_uint8(self._decoded(frame)[0]), frame.height, frame.width)
 
 
 @register
@@ -179,11 +149,11 @@ class SemanticMapCodec(_FixedBandwidthCodec):
     JSCC (shipped: 1024 complex uses); decodes to train-ID labels, shown as colours."""
 
     codec_id = "semantic_map"
+    capabilities = Capabilities(decodes_to_labels=True, encoder_models=("segmenter", "map_codec"),
+                                decoder_models=("map_codec",))
     model_name = "map_codec"
     block_name = "semantic_map"
     downsampling = 4
-    decodes_labels = True
-    encoder_models = ("segmenter", "map_codec")
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> train IDs uint8 [preset H, preset W]."""
@@ -194,8 +164,8 @@ class SemanticMapCodec(_FixedBandwidthCodec):
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)
-        one_hot = _one_hot(self.segment(image)[None], self.preset.num_classes)
-        return self._encode(image, frame_id, lambda parts: parts["encoder"](one_hot),
+        encoded_map = one_hot(self.segment(image)[None], self.preset.num_classes)
+        return self._encode(image, frame_id, lambda parts: parts["encoder"](encoded_map),
                             num_classes=self.preset.num_classes)
 
     def decode_labels(self, frame: Frame) -> np.ndarray:
@@ -205,22 +175,3 @@ class SemanticMapCodec(_FixedBandwidthCodec):
     def decode(self, frame: Frame) -> np.ndarray:
         labels = Image.fromarray(self.decode_labels(frame)).resize((frame.width, frame.height), Image.Resampling.NEAREST)
         return colorize(np.asarray(labels))
-
-
-def _one_hot(labels: np.ndarray, num_classes: int):
-    """Train IDs [B, H, W] -> one-hot float tensor [B, classes, H, W] (the map encoders' input)."""
-    import torch
-
-    one_hot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), num_classes)
-    return one_hot.permute(0, 3, 1, 2).float()
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """float [3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
-    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
-
-
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[:2] == (height, width):
-        return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))

@@ -21,15 +21,16 @@ from PIL import Image
 
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
+from .base import Capabilities, Codec
 from .registry import register
 
 MAX_BANDWIDTH_RATIO = 0.5  # every real value sent once
 
 
 @register
-class LinearAnalogCodec:
+class LinearAnalogCodec(Codec):
     codec_id = "linear_analog"
-    version = 1
+    capabilities = Capabilities(adjustable_bandwidth=True)
     default_bandwidth_ratio = MAX_BANDWIDTH_RATIO
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
@@ -65,8 +66,7 @@ class LinearAnalogCodec:
         )
 
     def decode(self, frame: Frame) -> np.ndarray:
-        if frame.codec_version != self.version:
-            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, linear_analog is {self.version}")
+        self._check_version(frame)
         block = frame.block("image")
         mean = _side_info(frame, "mean", np.float32, (3,))
         sent_h, sent_w = (int(v) for v in _side_info(frame, "sent_size", np.int32, (2,)))

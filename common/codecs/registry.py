@@ -1,50 +1,38 @@
 """Codecs keyed by the frame's codec id, the same registry on both ends.
 
-A codec is an encoder/decoder pair (they are designed or trained together):
-the transmitter calls `encode`, the receiver `decode` on the codec named in
-the frame header. New codecs register with `@register`.
+A codec (base.Codec) is an encoder/decoder pair with declared capabilities: the
+transmitter calls `encode`, the receiver `decode_batch` on the codec named in the
+frame header. New codecs register with `@register`; `available` and `capabilities`
+enumerate them for the sweep and the CLI.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
-
-import numpy as np
 
 from ..errors import InvalidInput, Unavailable
-from ..frames import Frame
 from ..models.store import WeightsMissing
-
-
-class Codec(Protocol):
-    codec_id: str
-    version: int
-    default_bandwidth_ratio: float
-
-    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
-        """uint8 [H, W, 3] image -> frame of unit-power complex symbols.
-
-        options: codec-specific settings a codec may use and others ignore
-        (design_snr_db for the digital codecs)."""
-
-    def decode(self, frame: Frame) -> np.ndarray:
-        """Received frame (channel state attached, if any) -> uint8 [H, W, 3] image."""
-
+from .base import Capabilities, Codec
 
 log = logging.getLogger(__name__)
 
-_CODECS: dict[str, type] = {}
+_CODECS: dict[str, type[Codec]] = {}
 _INSTANCES: dict[str, Codec] = {}
 
 
-def register(codec_class: type) -> type:
+def register(codec_class: type[Codec]) -> type[Codec]:
     _CODECS[codec_class.codec_id] = codec_class
     return codec_class
 
 
 def available() -> list[str]:
+    """Every registered codec id, sorted."""
     return sorted(_CODECS)
+
+
+def capabilities(codec_id: str) -> Capabilities:
+    """What codec `codec_id` declares, without loading it."""
+    return _CODECS[codec_id].capabilities
 
 
 def get(codec_id: str, field: str = "codec") -> Codec:
@@ -58,8 +46,7 @@ def get(codec_id: str, field: str = "codec") -> Codec:
     if codec_id not in _INSTANCES:
         codec = _CODECS[codec_id]()
         try:
-            if hasattr(codec, "check_models"):
-                codec.check_models()
+            codec.check_models()
         except WeightsMissing as error:
             raise Unavailable(f"codec '{codec_id}' is not loaded: {error}") from None
         _INSTANCES[codec_id] = codec
@@ -73,11 +60,9 @@ def load_all(side: str) -> dict[str, Codec]:
     loaded = {}
     for codec_id in available():
         try:
-            codec = get(codec_id)
-            if hasattr(codec, "load"):
-                codec.load(side)
+            get(codec_id).load(side)
         except (Unavailable, WeightsMissing) as error:
             log.warning("%s", error)
             continue
-        loaded[codec_id] = codec
+        loaded[codec_id] = get(codec_id)
     return loaded

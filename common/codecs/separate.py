@@ -28,6 +28,7 @@ from PIL import Image
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
 from ..quality import psnr_db
+from .base import Capabilities, Codec
 from .registry import register
 
 DEFAULT_DESIGN_SNR_DB = 10.0
@@ -54,8 +55,8 @@ def received_capacity_bits(frame: Frame, block: SymbolBlock) -> float:
     return float(np.sum(np.log2(1.0 + snr)))
 
 
-class _SeparateCodec:
-    version = 1
+class _SeparateCodec(Codec):
+    capabilities = Capabilities(adjustable_bandwidth=True)
     default_bandwidth_ratio = DEFAULT_BANDWIDTH_RATIO
     image_format: str
 
@@ -77,8 +78,7 @@ class _SeparateCodec:
                      side_info={"payload": np.frombuffer(payload, dtype=np.uint8).copy()})
 
     def decode(self, frame: Frame) -> np.ndarray:
-        if frame.codec_version != self.version:
-            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
+        self._check_version(frame)
         block = frame.block("codeword")
         payload = frame.side_info.get("payload")
         if payload is None or payload.dtype != np.uint8 or payload.ndim != 1:

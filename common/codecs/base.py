@@ -1,0 +1,119 @@
+"""The codec contract: what every codec is and declares, and the helpers codecs share.
+
+A codec is an encoder/decoder pair (designed or trained together). The transmitter calls
+`encode`, the receiver `decode_batch` on the codec a frame's header names. What a codec can do
+is declared in its `capabilities`, which the receiver, the transmitter, the sweep and the CLI
+read instead of probing for methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InvalidInput, ServiceError
+from ..frames import Frame
+from ..models import runtime, store
+
+# What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
+# semantic map as train IDs uint8 [h, w] (else None).
+Decoded = tuple[np.ndarray, "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a codec declares it can do.
+
+    batches: decode_batch shares work across frames (one sampler run for many), so the receiver's
+        dynamic batcher gains by grouping them.
+    returns_map: decode_batch returns the received semantic map beside each image.
+    decodes_to_labels: the codec sends a label map, not an image: it is scored on its received labels
+        (decode_labels), and PSNR or a segmenter's mIoU of its colour picture mean nothing.
+    adjustable_bandwidth: any bandwidth ratio in its range is accepted (else only its default).
+    generative: the image is regenerated (sampled), not reconstructed: costlier, judged on fewer scenes.
+    encoder_models, decoder_models: the trained models each side runs (loaded by `load`).
+    """
+
+    batches: bool = False
+    returns_map: bool = False
+    decodes_to_labels: bool = False
+    adjustable_bandwidth: bool = False
+    generative: bool = False
+    encoder_models: tuple[str, ...] = ()
+    decoder_models: tuple[str, ...] = ()
+
+
+class Codec:
+    """Base of every codec: identity, declared capabilities, model loading, and a batch decode that
+    by default decodes frame by frame."""
+
+    codec_id: ClassVar[str]
+    version: ClassVar[int] = 1
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    default_bandwidth_ratio: float
+
+    def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
+        """uint8 [H, W, 3] image -> frame of unit-power complex symbols.
+
+        options: codec-specific settings a codec may use and others ignore
+        (design_snr_db for the digital codecs)."""
+        raise NotImplementedError
+
+    def decode(self, frame: Frame) -> np.ndarray:
+        """Received, equalized frame -> uint8 [H, W, 3] image."""
+        raise NotImplementedError
+
+    def decode_with_map(self, frame: Frame) -> Decoded:
+        """(image, received map or None): the image alone unless the codec returns a map."""
+        return self.decode(frame), None
+
+    def decode_batch(self, frames: list[Frame]) -> list[Decoded | ServiceError]:
+        """Decodes received, equalized frames; a bad frame gets its error in its own slot."""
+        results: list[Decoded | ServiceError] = []
+        for frame in frames:
+            try:
+                results.append(self.decode_with_map(frame))
+            except ServiceError as error:
+                results.append(error)
+        return results
+
+    def check_models(self) -> None:
+        """Raises WeightsMissing when a model card the codec needs is not shipped."""
+        for model in {*self.capabilities.encoder_models, *self.capabilities.decoder_models}:
+            store.card(model)
+
+    def load(self, side: str) -> None:
+        """Loads the models of one side ("encode" or "decode") now, rather than at the first frame
+        (the receiver's at the current precision)."""
+        if side == "encode":
+            for model in self.capabilities.encoder_models:
+                store.load(model)
+        elif self.capabilities.decoder_models:
+            runtime.load(self.capabilities.decoder_models)
+
+    def _check_version(self, frame: Frame) -> None:
+        if frame.codec_version != self.version:
+            raise InvalidInput(f"frame.header.codec_version: {frame.codec_version}, {self.codec_id} is {self.version}")
+
+
+def one_hot(labels: np.ndarray, num_classes: int):
+    """Train IDs [B, H, W] -> one-hot float tensor [B, classes, H, W] (the map encoders' input; torch)."""
+    import torch
+
+    encoded = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), num_classes)
+    return encoded.permute(0, 3, 1, 2).float()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
+    return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 [h, w, 3] -> uint8 [height, width, 3], bicubic (unchanged when the size already is)."""
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
