@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from semcom.common import codecs
+from semcom.common.codecs import Decoded
 from semcom.common.csi import equalize, estimate_from_pilots, pilot_mask
 from semcom.common.errors import InvalidInput, ServiceError
 from semcom.common.fading_layout import blocks_of, expand
@@ -33,31 +34,22 @@ def decode_frame_with_map(frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
     return result
 
 
-Decoded = tuple[np.ndarray, np.ndarray | None]
-
-
 def decode_frames_with_maps(frames: list[Frame]) -> list[Decoded | ServiceError]:
-    """Decodes many frames at once: those of batching codecs (the generative ones) share
-    sampler runs; the others are decoded one by one. A bad frame gets its own error in
-    its own slot and does not fail the others."""
+    """Decodes many frames at once, each codec's frames in one `decode_batch` (the batching codecs, the
+    generative ones, share sampler runs). A bad frame gets its own error in its own slot and does not
+    fail the others."""
     results: list[Decoded | ServiceError | None] = [None] * len(frames)
-    batches: dict[str, list[tuple[int, object]]] = {}
+    by_codec: dict[str, list[tuple[int, Frame]]] = {}
     for index, frame in enumerate(frames):
         try:
-            codec = codecs.get(frame.codec, field="frame.header.codec")
-            equalized = equalize_frame(frame)
-            if getattr(codec, "batches", False):
-                batches.setdefault(frame.codec, []).append((index, codec.prepare(equalized)))
-            elif getattr(codec, "decodes_map", False):
-                results[index] = codec.decode_with_map(equalized)
-            else:
-                results[index] = codec.decode(equalized), None
+            codecs.get(frame.codec, field="frame.header.codec")
+            by_codec.setdefault(frame.codec, []).append((index, equalize_frame(frame)))
         except ServiceError as error:
             results[index] = error
-    for codec_id, items in batches.items():
-        images = codecs.get(codec_id).generate([prepared for _, prepared in items])
-        for (index, prepared), image in zip(items, images):
-            results[index] = image, prepared.received_map
+    for codec_id, items in by_codec.items():
+        decoded = codecs.get(codec_id).decode_batch([frame for _, frame in items])
+        for (index, _), result in zip(items, decoded, strict=True):
+            results[index] = result
     return results
 
 

@@ -9,7 +9,7 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs, cpu
-from semcom.common.codecs.generative import SamplerSettings, configure_sampler
+from semcom.common.codecs.generative import SamplerSettings
 from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.models import precision as model_precision
 from semcom.common.models import quantized
@@ -58,7 +58,6 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     stays fp32 for callers in Python (the tests' fixture); the command line's is auto."""
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
-    configure_sampler(sampler)
     capabilities = cpu.detect()
     requested, precision = precision, model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
@@ -74,7 +73,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
     server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                       ReceiverServicer(settings, metrics, precision, max_batch_size, max_queue_delay))
+                       ReceiverServicer(settings, metrics, precision, max_batch_size, max_queue_delay, sampler))
 
     def load_all() -> dict:
         with model_precision.using(precision):

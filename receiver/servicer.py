@@ -8,6 +8,7 @@ import grpc
 from semcom.common import frames, tensors
 from semcom.common.config import ServerSettings
 from semcom.common.errors import ServiceError
+from semcom.common.codecs.generative import SamplerSettings, sampler_settings
 from semcom.common.models import precision as model_precision
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 
@@ -18,10 +19,11 @@ from .pipeline import decode_frames_with_maps
 
 class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
     def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics, precision: str = "fp32",
-                 max_batch_size: int = 8, max_queue_delay: float = 0.0):
+                 max_batch_size: int = 8, max_queue_delay: float = 0.0, sampler: SamplerSettings = SamplerSettings()):
         self._settings = settings
         self._metrics = metrics
         self._precision = precision
+        self._sampler = sampler
         self._batcher = DynamicBatcher(self._decode_many, max_batch_size, max_queue_delay, metrics)
 
     async def Decode(self, request: receiver_pb2.DecodeRequest, context) -> receiver_pb2.DecodeResponse:
@@ -41,7 +43,8 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
         await self._batcher.aclose()
 
     def _decode_many(self, batch: list[frames.Frame]) -> list:
-        with model_precision.using(self._precision):
+        # This receiver's precision and sampler, whatever other receivers in the process run.
+        with model_precision.using(self._precision), sampler_settings(self._sampler):
             return decode_frames_with_maps(batch)
 
     def _validate(self, request: receiver_pb2.DecodeRequest) -> frames.Frame:

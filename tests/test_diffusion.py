@@ -116,7 +116,7 @@ def test_semantic_decoding_is_deterministic_per_frame_and_follows_the_map():
 def test_classifier_free_guidance_changes_the_image():
     frame = transmit_locally("semantic", IMAGES[1], 10.0)
     plain = decode_frame(frame)
-    with generative.sampler_settings(generative.SamplerSettings(steps=generative.SAMPLER.steps, guidance_scale=2.0)):
+    with generative.sampler_settings(generative.SamplerSettings(steps=generative.current_sampler().steps, guidance_scale=2.0)):
         guided = decode_frame(frame)
     assert guided.shape == plain.shape and not np.array_equal(guided, plain)
 

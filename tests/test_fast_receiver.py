@@ -234,3 +234,27 @@ def test_a_caller_that_gives_up_while_queued_is_skipped_and_the_receiver_goes_on
         assert metric(samples, "semcom_receiver_frames_total", codec="linear_analog") == 1
     finally:
         services.loop.run(patient.stop(0))
+
+
+def test_two_receivers_in_one_process_keep_their_own_precision_and_sampler(services):
+    from semcom.common.codecs.generative import SamplerSettings, sampler_settings
+
+    frame = received("semantic", 3, 10.0)
+    ten_steps = SamplerSettings(steps=10)
+    receivers = {"int8, 5 steps": services.start(receiver_server, precision="int8", max_batch_size=1),
+                 "fp32, 10 steps": services.start(receiver_server, precision="fp32", sampler=ten_steps)}
+    with precision.using("int8"):
+        expected = {"int8, 5 steps": decode_frame(frame)}
+    with sampler_settings(ten_steps):
+        expected["fp32, 10 steps"] = decode_frame(frame)
+    try:
+        for _ in range(2):  # interleaved: neither receiver's settings leak into the other's decodes
+            for name, receiver in receivers.items():
+                with sync_channel(services.address(receiver)) as channel:
+                    reply = receiver_pb2_grpc.ReceiverStub(channel).Decode(
+                        receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)), timeout=120)
+                assert (tensors.from_proto(reply.image, "image") == expected[name]).all(), name
+        assert not (expected["int8, 5 steps"] == expected["fp32, 10 steps"]).all()
+    finally:
+        for receiver in receivers.values():
+            services.loop.run(receiver.stop(0))

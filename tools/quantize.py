@@ -85,7 +85,7 @@ def calibration_samples(scenes: int, seed: int,
                                    seed=int(rng.integers(2**31)), csi="perfect", equalizer="mmse")
             frame = codec.encode(image, codec.default_bandwidth_ratio, f"calibration-{seed}-{index}")
             received = equalize_frame(ChannelEmulator(config).apply(frame)[0])
-            with generative.sampler_settings(replace(generative.SAMPLER, steps=ddim_steps)):
+            with generative.sampler_settings(replace(generative.current_sampler(), steps=ddim_steps)):
                 codec.generate([codec.prepare(received)], observe=record)
     return samples
 
