@@ -11,28 +11,13 @@ from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc
 from semcom.common.rpc import aio_channel
 from semcom.common.server import ServiceServer
 
-from .emulator import ChannelConfig, ChannelEmulator
+from .emulator import ChannelConfig, ChannelEmulator, config_flags
 from .metrics import ChannelMetrics
 from .servicer import ChannelEmulatorServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50052, 9102
 
-CHANNEL_FLAGS = {  # ChannelConfig field: (type, help)
-    "model": (str, "channel model: awgn, rayleigh or rician"),
-    "snr_db": (float, "SNR, Es/N0 in dB"),
-    "seed": (int, "seed of fading, noise and link randomness (unset: fresh entropy)"),
-    "k_factor": (float, "Rician K factor, LINEAR (not dB): line-of-sight over scattered power"),
-    "coherence_symbols": (int, "symbols per fading block: 0 one per frame, 1 fast fading"),
-    "csi": (str, "receiver channel knowledge: perfect, none or estimated (from pilots)"),
-    "equalizer": (str, "receiver equalizer: zf or mmse"),
-    "max_channel_uses": (int, "bandwidth budget, complex channel uses per frame (0: unlimited)"),
-    "over_budget": (str, "a frame over the budget is: reject (RESOURCE_EXHAUSTED) or truncate"),
-    "symbol_rate": (float, "link rate in complex channel uses per second (0: infinitely fast)"),
-    "delay_seconds": (float, "link propagation delay"),
-    "jitter_seconds": (float, "extra delay drawn uniformly from [0, jitter]"),
-    "loss_probability": (float, "probability a frame is lost on the link (the client gets DATA_LOSS)"),
-    "queue_frames": (int, "frames that may wait for the link; one more gets RESOURCE_EXHAUSTED"),
-}
+CHANNEL_FLAGS = config_flags()  # ChannelConfig field: (type, help)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
