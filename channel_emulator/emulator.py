@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import get_args, get_type_hints
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from semcom.common.config import setting
 from semcom.common.csi import EQUALIZERS
 from semcom.common.errors import InvalidInput, LimitExceeded
 from semcom.common.fading_layout import expand
@@ -35,30 +35,25 @@ MODELS = ("awgn", "rayleigh", "rician")
 OVER_BUDGET = ("reject", "truncate")
 
 
-def _setting(default, help: str):
-    """A channel setting: its default and the help its flags show (`semcom serve channel`, `channel set`)."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class ChannelConfig:
     """The whole channel, declared once: the serve flags, SEMCOM_* variables, `semcom channel set|get`
     and the proto conversion (channel_emulator.proto's ChannelConfig, one field each) follow from it."""
 
-    model: str = _setting("awgn", "channel model: awgn, rayleigh or rician")
-    snr_db: float = _setting(10.0, "SNR, Es/N0 in dB")
-    seed: int | None = _setting(None, "seed of fading, noise and link randomness (unset: fresh entropy)")
-    k_factor: float = _setting(0.0, "Rician K factor, LINEAR (not dB): line-of-sight over scattered power")
-    coherence_symbols: int = _setting(0, "symbols per fading block: 0 one per frame, 1 fast fading")
-    csi: str = _setting("perfect", "receiver channel knowledge: perfect, none or estimated (from pilots)")
-    equalizer: str = _setting("mmse", "receiver equalizer: zf or mmse")
-    max_channel_uses: int = _setting(0, "bandwidth budget, complex channel uses per frame (0: unlimited)")
-    over_budget: str = _setting("reject", "a frame over the budget is: reject (RESOURCE_EXHAUSTED) or truncate")
-    symbol_rate: float = _setting(0.0, "link rate in complex channel uses per second (0: infinitely fast)")
-    delay_seconds: float = _setting(0.0, "link propagation delay")
-    jitter_seconds: float = _setting(0.0, "extra delay drawn uniformly from [0, jitter]")
-    loss_probability: float = _setting(0.0, "probability a frame is lost on the link (the client gets DATA_LOSS)")
-    queue_frames: int = _setting(64, "frames that may wait for the link; one more gets RESOURCE_EXHAUSTED")
+    model: str = setting("awgn", "channel model: awgn, rayleigh or rician")
+    snr_db: float = setting(10.0, "SNR, Es/N0 in dB")
+    seed: int | None = setting(None, "seed of fading, noise and link randomness (unset: fresh entropy)")
+    k_factor: float = setting(0.0, "Rician K factor, LINEAR (not dB): line-of-sight over scattered power")
+    coherence_symbols: int = setting(0, "symbols per fading block: 0 one per frame, 1 fast fading")
+    csi: str = setting("perfect", "receiver channel knowledge: perfect, none or estimated (from pilots)")
+    equalizer: str = setting("mmse", "receiver equalizer: zf or mmse")
+    max_channel_uses: int = setting(0, "bandwidth budget, complex channel uses per frame (0: unlimited)")
+    over_budget: str = setting("reject", "a frame over the budget is: reject (RESOURCE_EXHAUSTED) or truncate")
+    symbol_rate: float = setting(0.0, "link rate in complex channel uses per second (0: infinitely fast)")
+    delay_seconds: float = setting(0.0, "link propagation delay")
+    jitter_seconds: float = setting(0.0, "extra delay drawn uniformly from [0, jitter]")
+    loss_probability: float = setting(0.0, "probability a frame is lost on the link (the client gets DATA_LOSS)")
+    queue_frames: int = setting(64, "frames that may wait for the link; one more gets RESOURCE_EXHAUSTED")
 
     @property
     def link(self) -> LinkConfig:
@@ -73,12 +68,6 @@ class ChannelConfig:
 
 CONFIG_FIELDS = tuple(f.name for f in fields(ChannelConfig))
 
-
-def config_flags() -> dict[str, tuple[type, str]]:
-    """{field: (the type its flag parses, help)} of every ChannelConfig field, in declaration order."""
-    hints = get_type_hints(ChannelConfig)
-    return {f.name: (next(t for t in get_args(hints[f.name]) or (hints[f.name],) if t is not type(None)),
-                     f.metadata["help"]) for f in fields(ChannelConfig)}
 
 
 class ChannelEmulator:

@@ -6,26 +6,25 @@ import argparse
 
 from prometheus_client import CollectorRegistry
 
-from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.config import (ServerSettings, add_option, add_server_options, add_settings, server_settings,
+                                  setting_flags, settings_from_args)
 from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc
 from semcom.common.rpc import aio_channel
 from semcom.common.server import ServiceServer
 
-from .emulator import ChannelConfig, ChannelEmulator, config_flags
+from .emulator import ChannelConfig, ChannelEmulator
 from .metrics import ChannelMetrics
 from .servicer import ChannelEmulatorServicer
 
 DEFAULT_PORT, DEFAULT_METRICS_PORT = 50052, 9102
 
-CHANNEL_FLAGS = config_flags()  # ChannelConfig field: (type, help)
+CHANNEL_FLAGS = setting_flags(ChannelConfig)  # ChannelConfig field: (flag, type, help); `channel set` uses them
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
     add_option(parser, "--receiver", default="127.0.0.1:50053", help="receiver address HOST:PORT")
-    defaults = ChannelConfig()
-    for name, (kind, help) in CHANNEL_FLAGS.items():
-        add_option(parser, "--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name), help=help)
+    add_settings(parser, ChannelConfig)
     add_option(parser, "--snr-min-db", type=float, default=-30.0, help="lowest SNR that may be configured")
     add_option(parser, "--snr-max-db", type=float, default=50.0, help="highest SNR that may be configured")
 
@@ -33,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     channel = {
         "receiver": args.receiver,
-        "config": ChannelConfig(**{name: getattr(args, name) for name in CHANNEL_FLAGS}),
+        "config": settings_from_args(ChannelConfig, args),
         "snr_range_db": (args.snr_min_db, args.snr_max_db),
     }
     return server_settings(args), channel

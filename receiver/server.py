@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs, cpu
 from semcom.common.codecs.generative import SamplerSettings
-from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.config import (ServerSettings, add_option, add_server_options, add_settings, server_settings,
+                                  settings_from_args)
 from semcom.common.models import precision as model_precision
 from semcom.common.models import quantized
 from semcom.common.pb import receiver_pb2_grpc
@@ -32,22 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--max-queue-delay-ms", type=float, default=0.0,
                help="dynamic batching: wait this long after a frame arrives for more to batch with it "
                     "(0: batch only frames already waiting)")
-    add_option(parser, "--ddim-steps", type=int, default=SamplerSettings.steps,
-               help="diffusion decoder: DDIM steps per image (semantic, gesco)")
-    add_option(parser, "--ddim-eta", type=float, default=SamplerSettings.eta, help="DDIM eta (0: deterministic)")
-    add_option(parser, "--guidance-scale", type=float, default=SamplerSettings.guidance_scale,
-               help="classifier-free guidance scale (1: off; >1 calls the model twice per step)")
-    add_option(parser, "--start-from-channel", type=int, default=1,
-               help="1: begin denoising from the latent's coarse image at the timestep matching the channel SNR; "
-                    "0: from pure noise")
-    add_option(parser, "--min-start-timestep", type=int, default=SamplerSettings.min_start_timestep,
-               help="with --start-from-channel: begin at this timestep at the earliest (of 1000)")
+    add_settings(parser, SamplerSettings)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
-    sampler = SamplerSettings(args.ddim_steps, args.ddim_eta, args.guidance_scale, bool(args.start_from_channel),
-                              args.min_start_timestep)
-    return server_settings(args), {"sampler": sampler, "precision": args.precision,
+    return server_settings(args), {"sampler": settings_from_args(SamplerSettings, args), "precision": args.precision,
                                    "max_batch_size": args.max_batch_size,
                                    "max_queue_delay": args.max_queue_delay_ms / 1000}
 

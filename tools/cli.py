@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        description="Settings left out keep their value." if verb == "set" else None)
         sub.add_argument("--address", default="127.0.0.1:50052", help="channel emulator HOST:PORT [%(default)s]")
         if verb == "set":
-            for name, (kind, help) in CHANNEL_FLAGS.items():
-                sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=help)
+            for name, (flag, kind, help) in CHANNEL_FLAGS.items():
+                sub.add_argument(flag, dest=name, type=kind, help=help)
 
     demo = commands.add_parser("demo", help="run the three services and send the bundled samples through them")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder [%(default)s]")
