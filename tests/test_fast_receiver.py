@@ -88,6 +88,19 @@ def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, sour
         load(tmp_path)
 
 
+def test_weights_and_artifacts_written_anew_load_anew_without_flushing_a_cache(tmp_path):
+    decoder = quantized.decoder_name("latent_codec")
+    for name in ("latent_codec.pt", "latent_codec.card.json", f"{decoder}.onnx", f"{decoder}.card.json"):
+        shutil.copy2(store.WEIGHTS_DIR / name, tmp_path / name)  # copy2: the shipped files' old times
+    torch_parts, onnx_model = store.load("latent_codec", tmp_path), quantized.load_decoder("latent_codec", tmp_path)
+    assert store.load("latent_codec", tmp_path) is torch_parts  # cached
+    assert quantized.load_decoder("latent_codec", tmp_path) is onnx_model
+    for card in (tmp_path / "latent_codec.card.json", tmp_path / f"{decoder}.card.json"):
+        card.write_text(card.read_text())  # as training and `semcom quantize` rewrite a card with the files
+    assert store.load("latent_codec", tmp_path) is not torch_parts
+    assert quantized.load_decoder("latent_codec", tmp_path) is not onnx_model
+
+
 @pytest.mark.parametrize("codec_id", ["deep_jscc", "semantic_map"])
 def test_the_onnx_jscc_decoders_of_an_int8_receiver_decode_as_the_torch_ones(codec_id):
     frame = received(codec_id, 1, 5.0, "rayleigh")

@@ -147,7 +147,6 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
         quantized.write_card(config.weights_dir, card)
-    quantized.load_artifact.cache_clear()
     return cards
 
 
@@ -212,7 +211,6 @@ def export_decoders(weights_dir: Path, command: str) -> None:
             "command": command,
             "versions": _versions(),
         })
-    quantized.load_decoder.cache_clear()  # sessions of the files just replaced
 
 
 def _versions() -> dict[str, str]:

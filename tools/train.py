@@ -382,7 +382,6 @@ def _ship(name, architecture, uses_channel, parts, config, metrics, losses, wall
         "sha256": store.sha256_of(weights),
     }
     (config.weights_dir / f"{name}.card.json").write_text(json.dumps(card, indent=2) + "\n")
-    store.load.cache_clear()
     return card
 
 

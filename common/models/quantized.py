@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import cpu
-from .store import WEIGHTS_DIR, card, checked_file
+from .store import WEIGHTS_DIR, card, card_stamp, checked_file
 
 NAME = "diffusion_int8"  # for CPUs with int8 dot products (VNNI, AMX): full-range 8-bit weights
 NAME_7BIT = "diffusion_int8_7bit"  # for CPUs without: 7-bit weights, which their 16-bit pair sums cannot overflow
@@ -202,17 +202,16 @@ def load(weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
     return load_artifact(artifact_name(), weights_dir)
 
 
-@cache
 def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
     """Int8 UNet artifact `name` (one of ARTIFACTS); checks its sha256 and that it was made from the shipped
-    fp32 weights."""
-    return _load(name, "diffusion", weights_dir)
+    fp32 weights. Cached per version of both cards (store.card_stamp)."""
+    return _session(name, "diffusion", weights_dir, card_stamp((name, "diffusion"), weights_dir))
 
 
-@cache
 def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
     """Model `model`'s decoder (one of DECODED_MODELS) in float ONNX, checked like `load`."""
-    return _load(decoder_name(model), model, weights_dir)
+    name = decoder_name(model)
+    return _session(name, model, weights_dir, card_stamp((name, model), weights_dir))
 
 
 def load_all(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
@@ -223,7 +222,8 @@ def load_all(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities 
     return load_artifact(artifact_name(capabilities), weights_dir)
 
 
-def _load(name: str, source_model: str, weights_dir: Path) -> OnnxModel:
+@cache
+def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple) -> OnnxModel:
     description, path = checked_file(name, ".onnx", weights_dir, fix="semcom quantize")
     source = card(source_model, weights_dir)["sha256"]
     if description["source_sha256"] != source:

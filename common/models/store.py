@@ -59,9 +59,28 @@ def checked_file(name: str, suffix: str, weights_dir: Path = WEIGHTS_DIR, fix: s
     return description, path
 
 
-@cache
+def card_stamp(names: tuple[str, ...], weights_dir: Path) -> tuple:
+    """The current version of the named model cards' files: loaders cache per stamp, so that weights or
+    artifacts written anew (by training or `semcom quantize`, which rewrite the cards) are loaded anew
+    without anyone flushing a cache."""
+    stamps = []
+    for name in names:
+        try:
+            status = (weights_dir / f"{name}.card.json").stat()
+            stamps.append((status.st_mtime_ns, status.st_size, status.st_ino))
+        except FileNotFoundError:
+            stamps.append(None)  # the loader raises WeightsMissing, which is not cached
+    return tuple(stamps)
+
+
 def load(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
-    """The trained parts of model `name` (torch modules), in eval mode; checks the card's sha256."""
+    """The trained parts of model `name` (torch modules), in eval mode; checks the card's sha256. Cached
+    per version of its card."""
+    return _load(name, weights_dir, card_stamp((name,), weights_dir))
+
+
+@cache
+def _load(name: str, weights_dir: Path, stamp: tuple) -> dict:
     import torch
 
     description, path = checked_file(name, ".pt", weights_dir)
