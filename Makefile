@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: setup system-deps demo test proto clean
+.PHONY: setup system-deps demo test test-unit proto clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ system-deps:
 
 test: setup system-deps
 	$(PY) -m pytest
+
+# The library tests alone (no server, no process, no system packages): a quick check while working.
+test-unit: setup
+	$(PY) -m pytest -m unit
 
 # Regenerates common/pb from proto/ (commit the result).
 proto: setup

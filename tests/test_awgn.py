@@ -8,6 +8,8 @@ from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common.errors import InvalidInput
 from semcom.common.frames import Frame, SymbolBlock
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 N = 1_000_000
 
 

@@ -14,6 +14,8 @@ from semcom.common.errors import InvalidInput
 from semcom.receiver.pipeline import decode_frames_with_maps, equalize_frame
 from semcom.tools import sweep
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 IMAGE = materialize(SyntheticScenes("val", 1))[0][0]
 
 

@@ -13,6 +13,8 @@ from semcom.channel_emulator.modulation import (
 from semcom.common.csi import equalize, estimate_from_pilots, insert_pilots, pilot_mask, with_pilots_length
 from semcom.common.fading_layout import expand
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 BITS = 1_000_000
 
 

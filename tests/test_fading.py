@@ -10,6 +10,8 @@ from semcom.channel_emulator.awgn import noise_variance
 from semcom.channel_emulator.fading import RayleighFading, RicianFading, rician_coefficients
 from semcom.common.fading_layout import blocks_of, expand
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 N = 200_000
 
 

@@ -8,6 +8,8 @@ from helpers import png_bytes, png_header_only
 from semcom.common.errors import InvalidInput, LimitExceeded
 from semcom.common.images import decode_image
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 
 def test_rgb_png_decodes_unchanged():
     image = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)

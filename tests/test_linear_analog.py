@@ -8,6 +8,8 @@ from semcom.common import codecs
 from semcom.common.errors import InvalidInput
 from semcom.common.frames import ChannelState
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 codec = codecs.get("linear_analog")
 
 

@@ -11,6 +11,8 @@ from semcom.common.models.layers import CBAM, count_flops, count_parameters
 from semcom.common.models.segmenter import AttentionUNet
 from semcom.tools.train import SPECS, TrainConfig, train
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 
 @pytest.mark.parametrize("levels", [2, 3, 4])
 def test_segmenter_levels_are_configurable_and_keep_the_resolution(levels):

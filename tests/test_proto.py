@@ -1,6 +1,10 @@
 from pathlib import Path
 
+import pytest
+
 from semcom.common import protogen
+
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 
 
 def test_committed_stubs_match_the_proto_files(tmp_path: Path):

@@ -15,6 +15,8 @@ from semcom.common.pb import transmitter_pb2
 from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy, psnr_db
 from semcom.receiver.pipeline import decode_frame, equalize_frame
 
+pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
+
 VAL_IMAGES, VAL_LABELS = materialize(SyntheticScenes("val", 100))
 
 
