@@ -60,9 +60,10 @@ def load_all(side: str) -> dict[str, Codec]:
     loaded = {}
     for codec_id in available():
         try:
-            get(codec_id).load(side)
+            codec = get(codec_id)
+            codec.load(side)
         except (Unavailable, WeightsMissing) as error:
             log.warning("%s", error)
             continue
-        loaded[codec_id] = get(codec_id)
+        loaded[codec_id] = codec
     return loaded
