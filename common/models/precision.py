@@ -4,7 +4,8 @@ default, overridden per thread or task by `using` (each receiver decodes in its 
 fp32: plain float32. bf16: torch autocast to bfloat16, on the CPU's native bf16
 units (AVX-512 BF16 or AMX); weights stay float32 and only matmuls/convolutions drop to
 bf16. Without those units torch emulates bf16 about 100 times slower than fp32, so
-`resolve` refuses it there (common/cpu.py reads the CPU). int8: every network runs on ONNX Runtime (runtime.py): the diffusion
+`resolve` refuses it there (common/cpu.py reads the CPU).
+int8: every network runs on ONNX Runtime (runtime.py): the diffusion
 decoder (nearly all of the receiver's compute) post-training quantized to
 int8 (quantized.py), the small JSCC decoders in float32; no torch at all.
 """
@@ -29,9 +30,9 @@ _default = "fp32"
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("precision", default=None)
 
 
-def check(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision: {precision!r}, expected one of {', '.join(PRECISIONS)}")
+def check(precision: str, choices: tuple[str, ...] = PRECISIONS) -> str:
+    if precision not in choices:
+        raise ValueError(f"--precision: {precision!r}, expected one of {', '.join(choices)}")
     return precision
 
 
@@ -60,9 +61,7 @@ def resolve(requested: str, capabilities: cpu.CpuCapabilities | None = None) -> 
     auto: int8 when its ONNX artifacts load (they are exact on every x86 CPU), else fp32 with the
     reason logged; never bf16. An explicit bf16 without native bf16 raises Unsupported.
     """
-    if requested not in CHOICES:
-        raise ValueError(f"--precision: {requested!r}, expected one of {', '.join(CHOICES)}")
-    if requested != "auto":
+    if check(requested, CHOICES) != "auto":
         reason = supported(requested, capabilities)
         if reason:
             raise Unsupported(reason)
