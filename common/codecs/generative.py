@@ -25,7 +25,7 @@ import contextvars
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -222,8 +222,8 @@ class GescoCodec(_GenerativeCodec):
         """One-hot values have mean power 1/C per real value: this makes E|x|^2 = 1."""
         return math.sqrt(self.preset.num_classes / 2)
 
-    capabilities = Capabilities(batches=True, returns_map=True, generative=True,
-                                encoder_models=("segmenter",), decoder_models=("diffusion",))
+    # The generative codecs' capabilities; it sends the map alone, so it runs fewer models.
+    capabilities = replace(_GenerativeCodec.capabilities, encoder_models=("segmenter",), decoder_models=("diffusion",))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
