@@ -69,7 +69,6 @@ class ChannelConfig:
 CONFIG_FIELDS = tuple(f.name for f in fields(ChannelConfig))
 
 
-
 class ChannelEmulator:
     """Applies the configured channel to frames.
 
