@@ -4,7 +4,7 @@ with native bf16 units), and every benchmark names it beside its figures.
 Machines of one kind differ: some x86 CPUs have AVX-512 VNNI and BF16 (and AMX), some AVX2 only.
 Without native bf16, torch emulates it (one UNet step: 20.8 s instead of 0.21 s in fp32, measured on
 an AVX2-only machine); without VNNI, ONNX Runtime's u8 x s8 kernels sum byte pairs into saturating
-16-bit integers, which the int8 artifact's 7-bit weights are made for (models/quantized.py).
+16-bit integers, which the int8 artifact's 7-bit weights are made for (models/runtime.py).
 
 Read from /proc/cpuinfo (Linux), without torch: an int8 receiver never imports it. Elsewhere nothing
 is assumed: no flags, so no native bf16.

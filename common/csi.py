@@ -62,8 +62,18 @@ def equalize(received: np.ndarray, h: np.ndarray, noise_variance: float, method:
             estimate = np.where(gain > 0, received / np.where(gain > 0, h, 1), 0)
             error = np.where(gain > 0, noise_variance / gain, np.inf)
     elif method == "mmse":
-        estimate = np.conj(h) * received / (gain + noise_variance)
-        error = noise_variance / (gain + noise_variance) if noise_variance > 0 else np.zeros_like(gain)
+        weights, error = mmse_weights(h, noise_variance)
+        estimate = weights * received
     else:
         raise ValueError(f"unknown equalizer '{method}'; use one of {EQUALIZERS}")
     return estimate.astype(np.complex64), np.asarray(error, dtype=np.float32)
+
+
+def mmse_weights(h: np.ndarray, noise_variance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The linear MMSE equalizer per symbol: (w complex64 [n], error variance float32 [n]) with
+    x_hat = w y, w = conj(h) / (|h|^2 + N0). Training applies w to its torch symbols, so that the
+    decoders learn on the receiver's very estimates."""
+    gain = np.abs(h) ** 2
+    weights = np.conj(h) / (gain + noise_variance)
+    error = noise_variance / (gain + noise_variance) if noise_variance > 0 else np.zeros_like(gain)
+    return weights.astype(np.complex64), np.asarray(error, dtype=np.float32)

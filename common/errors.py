@@ -1,44 +1,49 @@
-"""Errors the pipelines raise, each bound to the gRPC status a caller should see.
+"""Errors the pipelines raise, each naming the status a caller should see.
 
 Library code (codecs, channel models, pipelines) raises these without knowing
-about gRPC; the server interceptor (common/interceptors.py) turns them into
-the status code with the message, so every service maps errors the same way.
+about gRPC: each carries a status name from the canonical set gRPC shares with
+HTTP APIs ("INVALID_ARGUMENT", ...). The serving layer's interceptor
+(common/serving/interceptors.py) turns the name into the gRPC status code with
+the message, so every service maps errors the same way.
 """
 
 from __future__ import annotations
 
-import grpc
-
 
 class ServiceError(Exception):
-    """Base class: an error with the gRPC status code it maps to.
+    """Base class: an error with the status it maps to.
 
-    Subclasses fix the code; a plain ServiceError takes one, e.g. to pass a
-    downstream service's code on with a prefixed message.
+    Subclasses fix the status; a plain ServiceError takes one, e.g. to pass a
+    downstream service's status on with a prefixed message.
     """
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    status: str = "INTERNAL"
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+    def __init__(self, message: str, status: str | None = None):
         super().__init__(message)
-        if code is not None:
-            self.code = code
+        if status is not None:
+            self.status = status
 
 
 class InvalidInput(ServiceError, ValueError):
     """Malformed or out-of-range input; the message names the field."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = "INVALID_ARGUMENT"
 
 
 class LimitExceeded(ServiceError):
     """Input over a configured size or bandwidth limit."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(ServiceError):
     """A model is not loaded or a downstream service cannot be reached."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status = "UNAVAILABLE"
 
+
+class DataLost(ServiceError):
+    """What was sent did not arrive (a frame erased on the link)."""
+
+    status = "DATA_LOSS"

@@ -134,8 +134,8 @@ class _Call:
 
     async def fail(self, error: BaseException) -> None:
         if isinstance(error, ServiceError):
-            self._code = error.code
-            await self._context.abort(error.code, str(error))
+            self._code = grpc.StatusCode[error.status]
+            await self._context.abort(self._code, str(error))
         if isinstance(error, asyncio.CancelledError):
             self._code = grpc.StatusCode.CANCELLED
             raise error

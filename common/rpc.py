@@ -80,5 +80,5 @@ async def call_downstream(hop: str, address: str, call):
     try:
         return await call
     except grpc.aio.AioRpcError as error:
-        raise ServiceError(f"{hop} at {address}: {error.details()}", code=error.code()) from None
+        raise ServiceError(f"{hop} at {address}: {error.details()}", status=error.code().name) from None
 

@@ -3,7 +3,7 @@
 Frames from concurrent calls wait in one queue. A single decode worker takes
 the oldest frame, then whatever else is queued, waiting at most
 `max_queue_delay` seconds after the oldest frame arrived for more, up to
-`max_batch_size` frames, and decodes them together (pipeline.decode_frames_with_maps:
+`max_batch_size` frames, and decodes them together (pipeline.decode_frames:
 one sampler run for the generative codecs' frames). Each caller gets the
 result or error of its own frame: a frame's noise comes from its own id, so
 batching changes what runs together, never what a frame decodes to.

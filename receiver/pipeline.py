@@ -1,4 +1,8 @@
-"""Frame -> image: the receiver's decode path, usable in-process.
+"""Frames -> images: the receiver's decode path, usable in-process (tools/chain.py drives it with
+the transmitter's and the channel's).
+
+`decode_frames` is the one entry point: each frame equalized, then each codec's frames decoded
+together with the receiver's DecoderRuntime (precision, sampler, weights).
 
 Before the codec sees a frame, `equalize_frame` undoes the channel as far as
 the receiver can: symbols the budget cut off become erasures (zero, infinite
@@ -15,29 +19,17 @@ import numpy as np
 
 from semcom.common import codecs
 from semcom.common.codecs import Decoded
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.csi import equalize, estimate_from_pilots, pilot_mask
 from semcom.common.errors import InvalidInput, ServiceError
 from semcom.common.fading_layout import blocks_of, expand
 from semcom.common.frames import Frame, SymbolBlock
 
 
-def decode_frame(frame: Frame) -> np.ndarray:
-    """Decodes a received frame with the codec its header names; uint8 [H, W, 3]."""
-    return decode_frame_with_map(frame)[0]
-
-
-def decode_frame_with_map(frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
-    """(image uint8 [H, W, 3], the received semantic map as train IDs, or None for codecs without one)."""
-    result = decode_frames_with_maps([frame])[0]
-    if isinstance(result, ServiceError):
-        raise result
-    return result
-
-
-def decode_frames_with_maps(frames: list[Frame]) -> list[Decoded | ServiceError]:
-    """Decodes many frames at once, each codec's frames in one `decode_batch` (the batching codecs, the
-    generative ones, share sampler runs). A bad frame gets its own error in its own slot and does not
-    fail the others."""
+def decode_frames(frames: list[Frame], runtime: DecoderRuntime) -> list[Decoded | ServiceError]:
+    """Decodes received frames, each codec's in one `decode_batch` (the batching codecs, the generative
+    ones, share sampler runs): per frame (image uint8 [H, W, 3], the received semantic map as train IDs
+    or None). A bad frame gets its own error in its own slot and does not fail the others."""
     results: list[Decoded | ServiceError | None] = [None] * len(frames)
     by_codec: dict[str, list[tuple[int, Frame]]] = {}
     for index, frame in enumerate(frames):
@@ -47,7 +39,7 @@ def decode_frames_with_maps(frames: list[Frame]) -> list[Decoded | ServiceError]
         except ServiceError as error:
             results[index] = error
     for codec_id, items in by_codec.items():
-        decoded = codecs.get(codec_id).decode_batch([frame for _, frame in items])
+        decoded = codecs.get(codec_id).decode_batch([frame for _, frame in items], runtime)
         for (index, _), result in zip(items, decoded, strict=True):
             results[index] = result
     return results

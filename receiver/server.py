@@ -9,11 +9,12 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs, cpu
-from semcom.common.codecs.generative import SamplerSettings
 from semcom.common.config import (ServerSettings, add_option, add_server_options, add_settings, server_settings,
                                   settings_from_args)
 from semcom.common.models import precision as model_precision
-from semcom.common.models import quantized
+from semcom.common.models import runtime as decoder_runtime
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import SamplerSettings
 from semcom.common.pb import receiver_pb2_grpc
 from semcom.common.server import ServiceServer
 
@@ -53,24 +54,21 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
-        unet = quantized.load_all(capabilities=capabilities)
+        unet = decoder_runtime.load_int8(capabilities=capabilities)
         log.info("int8 diffusion decoder %s: %s", unet.path.name, unet.card["for"])
         calibrated = unet.card["calibration"]["ddim_steps"]
         if calibrated != sampler.steps:
             log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
                         "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)
+    runtime = DecoderRuntime(precision, sampler)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
     server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                       ReceiverServicer(settings, metrics, precision, max_batch_size, max_queue_delay, sampler))
-
-    def load_all() -> dict:
-        with model_precision.using(precision):
-            return codecs.load_all("decode")
+                       ReceiverServicer(settings, metrics, runtime, max_batch_size, max_queue_delay))
 
     async def load_models() -> None:
-        for codec_id, codec in (await asyncio.to_thread(load_all)).items():
+        for codec_id, codec in (await asyncio.to_thread(codecs.load_all, "decode", runtime)).items():
             metrics.model_info.labels(codec_id, str(codec.version), precision, capabilities.isa,
                                       str(capabilities.native_bf16).lower()).set(1)
 

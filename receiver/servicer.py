@@ -3,27 +3,23 @@ from __future__ import annotations
 import asyncio
 import time
 
-import grpc
-
 from semcom.common import frames, tensors
 from semcom.common.config import ServerSettings
-from semcom.common.errors import ServiceError
-from semcom.common.codecs.generative import SamplerSettings, sampler_settings
-from semcom.common.models import precision as model_precision
+from semcom.common.errors import DataLost
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 
 from .batching import DynamicBatcher
 from .metrics import ReceiverMetrics
-from .pipeline import decode_frames_with_maps
+from .pipeline import decode_frames
 
 
 class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
-    def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics, precision: str = "fp32",
-                 max_batch_size: int = 8, max_queue_delay: float = 0.0, sampler: SamplerSettings = SamplerSettings()):
+    def __init__(self, settings: ServerSettings, metrics: ReceiverMetrics, runtime: DecoderRuntime,
+                 max_batch_size: int = 8, max_queue_delay: float = 0.0):
         self._settings = settings
         self._metrics = metrics
-        self._precision = precision
-        self._sampler = sampler
+        self._runtime = runtime  # this receiver's precision and sampler, whatever others in the process run
         self._batcher = DynamicBatcher(self._decode_many, max_batch_size, max_queue_delay, metrics)
 
     async def Decode(self, request: receiver_pb2.DecodeRequest, context) -> receiver_pb2.DecodeResponse:
@@ -43,15 +39,12 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
         await self._batcher.aclose()
 
     def _decode_many(self, batch: list[frames.Frame]) -> list:
-        # This receiver's precision and sampler, whatever other receivers in the process run.
-        with model_precision.using(self._precision), sampler_settings(self._sampler):
-            return decode_frames_with_maps(batch)
+        return decode_frames(batch, self._runtime)
 
     def _validate(self, request: receiver_pb2.DecodeRequest) -> frames.Frame:
         if request.frame.channel.erased:
             self._metrics.erasures.inc()
-            raise ServiceError(f"frame {request.frame.header.frame_id or '(no id)'} was lost on the link (erasure)",
-                               code=grpc.StatusCode.DATA_LOSS)
+            raise DataLost(f"frame {request.frame.header.frame_id or '(no id)'} was lost on the link (erasure)")
         return frames.from_proto(
             request.frame,
             max_pixels=self._settings.max_pixels,

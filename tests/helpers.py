@@ -15,7 +15,14 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from semcom.common.data import sample_images
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.server import ServiceServer
+from semcom.tools.chain import Chain
+
+
+def decode_frame(frame, runtime: DecoderRuntime | None = None) -> np.ndarray:
+    """The receiver's in-process decode (the Chain's RX) of a frame the channel delivered: the image."""
+    return Chain(runtime=runtime or DecoderRuntime()).decode(frame)[0]
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:

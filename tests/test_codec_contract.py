@@ -11,7 +11,8 @@ from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.errors import InvalidInput
-from semcom.receiver.pipeline import decode_frames_with_maps, equalize_frame
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.receiver.pipeline import decode_frames, equalize_frame
 from semcom.tools import sweep
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
@@ -27,20 +28,20 @@ def test_each_codec_decodes_a_batch_as_it_declares(codec_id):
     frame = codec.encode(IMAGE, codec.default_bandwidth_ratio, f"contract-{codec_id}")
     received = equalize_frame(ChannelEmulator(ChannelConfig(snr_db=20.0, seed=1)).apply(frame)[0])
     stale = replace(received, frame_id="stale", codec_version=codec.version + 1)
-    good, bad = codec.decode_batch([received, stale])
+    good, bad = codec.decode_batch([received, stale], DecoderRuntime())
     image, received_map = good
     assert image.shape == IMAGE.shape and image.dtype.name == "uint8"
     assert (received_map is not None) == declared.returns_map
     assert isinstance(bad, InvalidInput) and "codec_version" in str(bad)
     if declared.decodes_to_labels:
-        assert codec.decode_labels(received).ndim == 2
+        assert codec.decode_labels(received, DecoderRuntime()).ndim == 2
 
 
 def test_the_receiver_groups_frames_by_codec_and_keeps_their_order():
     sent = [codecs.get(codec_id).encode(IMAGE, codecs.get(codec_id).default_bandwidth_ratio, f"order-{codec_id}")
             for codec_id in ("linear_analog", "semantic", "linear_analog", "semantic")]
     received = [ChannelEmulator(ChannelConfig(snr_db=20.0, seed=i)).apply(f)[0] for i, f in enumerate(sent)]
-    results = decode_frames_with_maps([*received, replace(received[0], codec="nonexistent")])
+    results = decode_frames([*received, replace(received[0], codec="nonexistent")], DecoderRuntime())
     assert [result[1] is None for result in results[:4]] == [True, False, True, False]
     assert isinstance(results[4], InvalidInput) and "frame.header.codec" in str(results[4])
 

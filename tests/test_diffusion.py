@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_rpc_error
-from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from helpers import assert_rpc_error, decode_frame
+from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
-from semcom.common.codecs import generative
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.data.labels import NUM_TRAIN_IDS, colorize
 from semcom.common.images import decode_image, encode_png
 from semcom.common.models import precision
 from semcom.common.models.diffusion import SemanticDiffusionUNet
-from semcom.common.models.sampling import CosineSchedule, DDIMSampler
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import CosineSchedule, DDIMSampler, SamplerSettings
 from semcom.common.pb import channel_emulator_pb2, transmitter_pb2
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
-from semcom.receiver.pipeline import decode_frame, decode_frame_with_map
+from semcom.tools.chain import Chain
 
 SCHEDULE = CosineSchedule(1000)
 
@@ -92,15 +92,13 @@ IMAGES, LABELS = materialize(SyntheticScenes("val", 6))
 
 
 def transmit_locally(codec_id: str, image: np.ndarray, snr_db: float, frame_id: str = "f"):
-    codec = codecs.get(codec_id)
-    received, _ = ChannelEmulator(ChannelConfig(snr_db=snr_db, seed=1)).apply(
-        codec.encode(image, codec.default_bandwidth_ratio, frame_id))
-    return received
+    chain = Chain(ChannelConfig(snr_db=snr_db, seed=1))
+    return chain.transmit(chain.encode(image, codec_id, frame_id=frame_id))
 
 
 def test_semantic_decoding_is_deterministic_per_frame_and_follows_the_map():
     frame = transmit_locally("semantic", IMAGES[0], 10.0)
-    first, received_map = decode_frame_with_map(frame)
+    first, received_map = Chain().decode(frame)
     assert np.array_equal(first, decode_frame(frame))
     assert received_map.shape == (64, 128)
     other = transmit_locally("semantic", IMAGES[0], 10.0, frame_id="another")
@@ -116,8 +114,7 @@ def test_semantic_decoding_is_deterministic_per_frame_and_follows_the_map():
 def test_classifier_free_guidance_changes_the_image():
     frame = transmit_locally("semantic", IMAGES[1], 10.0)
     plain = decode_frame(frame)
-    with generative.sampler_settings(generative.SamplerSettings(steps=generative.current_sampler().steps, guidance_scale=2.0)):
-        guided = decode_frame(frame)
+    guided = decode_frame(frame, DecoderRuntime(sampler=SamplerSettings(guidance_scale=2.0)))
     assert guided.shape == plain.shape and not np.array_equal(guided, plain)
 
 
@@ -151,12 +148,8 @@ def test_bf16_decoding_stays_close_to_fp32_and_the_receiver_reports_its_precisio
 
     frame = transmit_locally("semantic", IMAGES[3], 10.0)
     reference = decode_frame(frame)
-    try:
-        precision.configure("bf16")
-        assert psnr_db(reference, decode_frame(frame)) > 35
-        bf16_receiver = services.start(receiver_server, precision="bf16")
-    finally:
-        precision.configure("fp32")
+    assert psnr_db(reference, decode_frame(frame, DecoderRuntime("bf16"))) > 35
+    bf16_receiver = services.start(receiver_server, precision="bf16")
     try:
         from helpers import metric, scrape
 
@@ -167,4 +160,4 @@ def test_bf16_decoding_stays_close_to_fp32_and_the_receiver_reports_its_precisio
 
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="--precision"):
-        precision.configure("int4")
+        DecoderRuntime("int4")

@@ -20,7 +20,8 @@ from helpers import metric, scrape
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs, cpu
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import precision, quantized, runtime, store
+from semcom.common.models import precision, runtime, store
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.receiver import server as receiver_server
 from semcom.receiver.pipeline import equalize_frame
 from semcom.tools import cli
@@ -52,7 +53,7 @@ def test_capabilities_are_read_from_cpuinfo(flags, isa, bf16, dot_product):
     assert capabilities.native_bf16 is bf16 and capabilities.int8_dot_product is dot_product
     assert capabilities.describe().startswith(f"Some CPU: {isa}; ")
     assert precision.runnable(capabilities) == (("fp32", "bf16", "int8") if bf16 else ("fp32", "int8"))
-    assert quantized.artifact_name(capabilities) == (quantized.NAME if dot_product else quantized.NAME_7BIT)
+    assert runtime.artifact_name(capabilities) == (runtime.NAME if dot_product else runtime.NAME_7BIT)
 
 
 def test_this_machine_is_read_and_a_missing_cpuinfo_assumes_nothing(monkeypatch, tmp_path):
@@ -82,7 +83,7 @@ def test_auto_picks_int8_and_bf16_is_refused_where_it_would_be_emulated(monkeypa
     def missing(*_, **__):
         raise store.WeightsMissing("diffusion_int8.onnx is missing: run `semcom quantize`")
 
-    monkeypatch.setattr(quantized, "load_all", missing)
+    monkeypatch.setattr(runtime, "load_int8", missing)
     assert precision.resolve("auto", AVX2) == "fp32"  # and says why in the log
 
 
@@ -93,7 +94,7 @@ def test_an_auto_receiver_on_an_avx2_cpu_runs_int8_says_so_and_refuses_bf16(serv
         samples = scrape(receiver)
         assert metric(samples, "semcom_receiver_model_info", codec="semantic", precision="int8",
                       cpu_isa="AVX2", native_bf16="false") == 1
-        assert quantized.load().card["model"] == quantized.NAME_7BIT  # what its decodes run
+        assert DecoderRuntime("int8").noise_predictor().card["model"] == runtime.NAME_7BIT  # what its decodes run
     finally:
         services.loop.run(receiver.stop(0))
     with pytest.raises(precision.Unsupported, match="bf16"):
@@ -122,11 +123,12 @@ def test_the_shipped_int8_decoder_is_exact_on_an_emulated_avx2_cpu(tmp_path):
     frame = ChannelEmulator(ChannelConfig(snr_db=5.0, seed=3)).apply(
         codec.encode(image, codec.default_bandwidth_ratio, "every-cpu"))[0]
     steps = []
-    codec.generate([codec.prepare(equalize_frame(frame))], observe=lambda *inputs: steps.append(inputs))
-    inputs = dict(zip(quantized.INPUTS, steps[0]))
+    fp32 = DecoderRuntime()
+    codec.generate([codec.prepare(equalize_frame(frame), fp32)], fp32, observe=lambda *inputs: steps.append(inputs))
+    inputs = dict(zip(runtime.INPUTS, steps[0]))
     np.savez(tmp_path / "inputs.npz", **inputs)
     probe = Path(__file__).with_name("emulated_cpu_probe.py")
-    artifact = str(quantized.load_artifact(quantized.artifact_name(AVX2)).path)
+    artifact = str(runtime.load_artifact(runtime.artifact_name(AVX2)).path)
     native = tmp_path / "native.npz"
     subprocess.run([sys.executable, str(probe), str(tmp_path / "inputs.npz"), str(native), artifact],
                    check=True, timeout=120)
@@ -142,6 +144,5 @@ def test_the_shipped_int8_decoder_is_exact_on_an_emulated_avx2_cpu(tmp_path):
     relative = lambda a, b: float(np.mean((a - b) ** 2) / np.mean(b**2))  # noqa: E731
     # Measured: 0.0 with the 7-bit artifact; the full-range one differed by 0.0053 on this step.
     assert relative(emulated["model0"], native["model0"]) < 1e-5
-    with precision.using("fp32"):
-        reference = runtime.noise_predictor()(*steps[0])
+    reference = fp32.noise_predictor()(*steps[0])
     assert relative(emulated["model0"], reference) < 0.02  # int8 against fp32: measured ~0.005

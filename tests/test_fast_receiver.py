@@ -14,31 +14,35 @@ import grpc
 import numpy as np
 import pytest
 
-from helpers import metric, scrape
-from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
-from semcom.common import codecs, frames, tensors
+from helpers import decode_frame, metric, scrape
+from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common import frames, tensors
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.errors import InvalidInput
 from semcom.common.frames import SymbolBlock
-from semcom.common.models import precision, quantized, store
+from semcom.common.models import runtime, store
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import SamplerSettings
 from semcom.common.models.store import WeightsMissing
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.common.quality import psnr_db
 from semcom.common.rpc import sync_channel
 from semcom.receiver import server as receiver_server
-from semcom.receiver.pipeline import decode_frame, decode_frames_with_maps
+from semcom.receiver.pipeline import decode_frames
+from semcom.tools.chain import Chain
 
 IMAGES, _ = materialize(SyntheticScenes("val", 6))
 
 
 def received(codec_id: str, index: int, snr_db: float, model: str = "awgn"):
-    codec = codecs.get(codec_id)
-    frame = codec.encode(IMAGES[index], codec.default_bandwidth_ratio, f"fast-{codec_id}-{index}-{snr_db:g}")
-    return ChannelEmulator(ChannelConfig(model=model, snr_db=snr_db, seed=index, csi="perfect")).apply(frame)[0]
+    chain = Chain(ChannelConfig(model=model, snr_db=snr_db, seed=index, csi="perfect"))
+    return chain.transmit(chain.encode(IMAGES[index], codec_id, frame_id=f"fast-{codec_id}-{index}-{snr_db:g}"))
+
+INT8 = DecoderRuntime("int8")
 
 
 def test_the_int8_decoder_runs_integer_kernels_and_stores_a_quarter_of_the_bytes(tmp_path):
-    model = quantized.load()  # the artifact made for this CPU (test_every_cpu covers the other one)
+    model = DecoderRuntime("int8").noise_predictor()  # the artifact made for this CPU (test_every_cpu covers the other one)
     card = model.card
     assert card["source_sha256"] == store.card("diffusion")["sha256"]
     fp32_bytes = sum(p.numel() * 4 for p in store.load("diffusion")["net"].parameters())
@@ -62,9 +66,7 @@ def test_the_int8_decoder_runs_integer_kernels_and_stores_a_quarter_of_the_bytes
 def test_int8_decodes_a_real_frame_close_to_fp32():
     frame = received("semantic", 0, 10.0)
     reference = decode_frame(frame)
-    with precision.using("int8"):
-        image = decode_frame(frame)
-        again = decode_frame(frame)
+    image, again = decode_frame(frame, INT8), decode_frame(frame, INT8)
     assert image.shape == IMAGES[0].shape and image.dtype == np.uint8
     assert (image == again).all()  # deterministic per frame
     assert psnr_db(reference, image) > 28  # measured ~36.5 dB from the fp32 image
@@ -72,8 +74,9 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
 
 
 @pytest.mark.parametrize("source, artifact, load", [
-    ("diffusion", quantized.artifact_name(), quantized.load),
-    ("latent_codec", quantized.decoder_name("latent_codec"), lambda folder: quantized.load_decoder("latent_codec", folder)),
+    ("diffusion", runtime.artifact_name(), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor()),
+    ("latent_codec", runtime.decoder_name("latent_codec"),
+     lambda folder: DecoderRuntime("int8", weights_dir=folder).decoder("latent_codec")),
 ])
 def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load):
     for name in (f"{source}.pt", f"{source}.card.json"):
@@ -89,24 +92,23 @@ def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, sour
 
 
 def test_weights_and_artifacts_written_anew_load_anew_without_flushing_a_cache(tmp_path):
-    decoder = quantized.decoder_name("latent_codec")
+    decoder = runtime.decoder_name("latent_codec")
     for name in ("latent_codec.pt", "latent_codec.card.json", f"{decoder}.onnx", f"{decoder}.card.json"):
         shutil.copy2(store.WEIGHTS_DIR / name, tmp_path / name)  # copy2: the shipped files' old times
-    torch_parts, onnx_model = store.load("latent_codec", tmp_path), quantized.load_decoder("latent_codec", tmp_path)
+    torch_parts, onnx_model = store.load("latent_codec", tmp_path), runtime.load_decoder("latent_codec", tmp_path)
     assert store.load("latent_codec", tmp_path) is torch_parts  # cached
-    assert quantized.load_decoder("latent_codec", tmp_path) is onnx_model
+    assert runtime.load_decoder("latent_codec", tmp_path) is onnx_model
     for card in (tmp_path / "latent_codec.card.json", tmp_path / f"{decoder}.card.json"):
         card.write_text(card.read_text())  # as training and `semcom quantize` rewrite a card with the files
     assert store.load("latent_codec", tmp_path) is not torch_parts
-    assert quantized.load_decoder("latent_codec", tmp_path) is not onnx_model
+    assert runtime.load_decoder("latent_codec", tmp_path) is not onnx_model
 
 
 @pytest.mark.parametrize("codec_id", ["deep_jscc", "semantic_map"])
 def test_the_onnx_jscc_decoders_of_an_int8_receiver_decode_as_the_torch_ones(codec_id):
     frame = received(codec_id, 1, 5.0, "rayleigh")
     reference = decode_frame(frame)
-    with precision.using("int8"):
-        image = decode_frame(frame)
+    image = decode_frame(frame, INT8)
     if codec_id == "deep_jscc":
         assert psnr_db(reference, image) > 45  # float32 both, only the kernels differ
     else:
@@ -118,8 +120,7 @@ def test_an_int8_receiver_process_runs_without_torch(tmp_path):
     from semcom.tools.services import start_service
 
     sent = [received(codec_id, 2, 10.0) for codec_id in ("semantic", "gesco", "deep_jscc", "semantic_map")]
-    with precision.using("int8"):
-        expected = [decode_frame(frame) for frame in sent]
+    expected = [decode_frame(frame, INT8) for frame in sent]
     service = start_service("receiver", ("--precision", "int8"), tmp_path)
     try:
         with sync_channel(service.address) as channel:
@@ -144,11 +145,11 @@ def test_calibration_is_reproducible_under_a_seed(tmp_path):
         for name in ("diffusion.pt", "diffusion.card.json"):
             shutil.copy(store.WEIGHTS_DIR / name, folder / name)
         cards = quantize_decoder(QuantizeConfig(scenes=2, seed=seed, weights_dir=folder))
-        assert set(cards) == set(quantized.ARTIFACTS)  # one per ISA family, from one calibration
+        assert set(cards) == set(runtime.ARTIFACTS)  # one per ISA family, from one calibration
         for name, card in cards.items():
             assert card["calibration"]["samples"] >= 10  # 2 scenes, 5 to 20 DDIM steps each
-            assert quantized.load_artifact(name, folder).weight_bytes == card["weight_bytes"]["int8"]
-        made[run] = tuple(cards[name]["sha256"] for name in quantized.ARTIFACTS)
+            assert runtime.load_artifact(name, folder).weight_bytes == card["weight_bytes"]["int8"]
+        made[run] = tuple(cards[name]["sha256"] for name in runtime.ARTIFACTS)
     assert made["a"] == made["b"]  # same seed: the same artifacts, byte for byte
     assert made["a"][0] != made["c"][0] and made["a"][1] != made["c"][1]  # another seed: other scenes, SNRs
     assert made["a"][0] != made["a"][1]  # full-range and 7-bit weights
@@ -158,7 +159,7 @@ def test_a_batch_decodes_each_frame_as_it_decodes_alone():
     batch = [received("semantic", i, snr) for i, snr in enumerate((0.0, 5.0, 10.0, 20.0))]
     batch.append(received("gesco", 4, 10.0))  # another codec in the same batch
     bad = replace(batch[1], frame_id="bad", blocks=[batch[1].blocks[0], SymbolBlock("latent", batch[1].blocks[1].symbols[:7])])
-    results = decode_frames_with_maps([*batch[:2], bad, *batch[2:]])
+    results = decode_frames([*batch[:2], bad, *batch[2:]], DecoderRuntime())
     assert isinstance(results[2], InvalidInput) and "latent" in str(results[2])
     images = [result[0] for i, result in enumerate(results) if i != 2]
     alone = [decode_frame(frame) for frame in batch]
@@ -214,9 +215,7 @@ def test_the_receiver_batches_concurrent_calls_and_answers_each_caller_its_own(s
 def test_an_int8_receiver_decodes_with_the_quantized_model_and_says_so(services):
     frame = received("semantic", 5, 5.0)
     int8_receiver = services.start(receiver_server, precision="int8", max_batch_size=1)
-    assert precision.current() == "fp32"  # the receiver's precision is its own, not the process's
-    with precision.using("int8"):
-        expected = decode_frame(frame)
+    expected = decode_frame(frame, INT8)
     try:
         assert metric(scrape(int8_receiver), "semcom_receiver_model_info", codec="semantic", precision="int8") == 1
         with sync_channel(services.address(int8_receiver)) as channel:
@@ -250,16 +249,12 @@ def test_a_caller_that_gives_up_while_queued_is_skipped_and_the_receiver_goes_on
 
 
 def test_two_receivers_in_one_process_keep_their_own_precision_and_sampler(services):
-    from semcom.common.codecs.generative import SamplerSettings, sampler_settings
-
     frame = received("semantic", 3, 10.0)
     ten_steps = SamplerSettings(steps=10)
     receivers = {"int8, 5 steps": services.start(receiver_server, precision="int8", max_batch_size=1),
                  "fp32, 10 steps": services.start(receiver_server, precision="fp32", sampler=ten_steps)}
-    with precision.using("int8"):
-        expected = {"int8, 5 steps": decode_frame(frame)}
-    with sampler_settings(ten_steps):
-        expected["fp32, 10 steps"] = decode_frame(frame)
+    expected = {"int8, 5 steps": decode_frame(frame, INT8),
+                "fp32, 10 steps": Chain(runtime=DecoderRuntime("fp32", ten_steps)).decode(frame)[0]}
     try:
         for _ in range(2):  # interleaved: neither receiver's settings leak into the other's decodes
             for name, receiver in receivers.items():

@@ -7,6 +7,7 @@ from semcom.channel_emulator.awgn import AWGN, noise_variance
 from semcom.common import codecs
 from semcom.common.errors import InvalidInput
 from semcom.common.frames import ChannelState
+from semcom.common.models.runtime import DecoderRuntime
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 
@@ -22,7 +23,7 @@ def test_noiseless_round_trip_is_exact_at_full_bandwidth(height, width):
     image = random_image(height, width)
     frame = codec.encode(image, 0.5, "f")
     assert frame.channel_uses == math.ceil(height * width * 3 / 2)  # two real values per complex use
-    np.testing.assert_array_equal(codec.decode(frame), image)
+    np.testing.assert_array_equal(codec.decode(frame, DecoderRuntime())[0], image)
 
 
 @pytest.mark.parametrize("ratio", [0.5, 0.25, 1 / 6, 1 / 12, 0.02])
@@ -34,7 +35,7 @@ def test_symbols_have_unit_power_and_respect_the_bandwidth_ratio(ratio):
     assert np.mean(np.abs(symbols) ** 2) == pytest.approx(1.0, abs=1e-5)
     assert frame.channel_uses <= math.ceil(ratio * frame.source_values)
     assert frame.bandwidth_ratio >= 0.85 * ratio  # uses most of what it was given
-    assert codec.decode(frame).shape == image.shape
+    assert codec.decode(frame, DecoderRuntime())[0].shape == image.shape
 
 
 @pytest.mark.parametrize("ratio", [0.0, -0.1, 0.6, math.nan, 1e-6])
@@ -59,9 +60,9 @@ def test_lmmse_scaling_matches_theory_and_beats_plain_inversion():
     assert np.mean(np.abs(received - sent) ** 2) == pytest.approx(n0, rel=0.03)
 
     frame.channel = ChannelState("awgn", snr_db, n0)
-    with_lmmse = np.mean((codec.decode(frame).astype(float) - image) ** 2)
+    with_lmmse = np.mean((codec.decode(frame, DecoderRuntime())[0].astype(float) - image) ** 2)
     frame.channel = ChannelState("awgn", snr_db, 0.0)  # decoder told there was no noise
-    without = np.mean((codec.decode(frame).astype(float) - image) ** 2)
+    without = np.mean((codec.decode(frame, DecoderRuntime())[0].astype(float) - image) ** 2)
     assert with_lmmse < 0.8 * without
 
 
@@ -69,12 +70,12 @@ def test_decoder_rejects_inconsistent_frames():
     frame = codec.encode(random_image(8, 8), 0.5, "f")
     frame.blocks[0].symbols = frame.blocks[0].symbols[:-1]
     with pytest.raises(InvalidInput, match=r"blocks\['image'\].symbols: 95 symbols"):
-        codec.decode(frame)
+        codec.decode(frame, DecoderRuntime())
     frame = codec.encode(random_image(8, 8), 0.5, "f")
     del frame.side_info["mean"]
     with pytest.raises(InvalidInput, match=r"side_info\['mean'\]: .*missing"):
-        codec.decode(frame)
+        codec.decode(frame, DecoderRuntime())
     frame = codec.encode(random_image(8, 8), 0.5, "f")
     frame.codec_version = 99
     with pytest.raises(InvalidInput, match="codec_version"):
-        codec.decode(frame)
+        codec.decode(frame, DecoderRuntime())

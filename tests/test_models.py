@@ -9,7 +9,8 @@ from semcom.common.models.jscc import (
 )
 from semcom.common.models.layers import CBAM, count_flops, count_parameters
 from semcom.common.models.segmenter import AttentionUNet
-from semcom.tools.train import SPECS, TrainConfig, train
+from semcom.tools.training.loop import TrainConfig, train
+from semcom.tools.training.specs import MODELS
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 
@@ -56,7 +57,7 @@ def test_latent_encoder_gives_mean_and_log_variance():
     assert LatentDecoder()(from_symbols(z, torch.full(z.shape, 0.1), (4, 8, 16))).shape == (2, 3, 64, 128)
 
 
-@pytest.mark.parametrize("model", sorted(SPECS))
+@pytest.mark.parametrize("model", MODELS)
 def test_a_short_training_run_lowers_the_loss_and_ships_a_card(model, tmp_path):
     config = TrainConfig(steps=40, batch_size=8, train_count=48, val_count=8, checkpoint_every=20,
                          checkpoint_dir=tmp_path / "checkpoints", weights_dir=tmp_path / "weights", bf16=False)

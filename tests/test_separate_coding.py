@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
+from helpers import decode_frame
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.codecs.separate import FALLBACK_GREY, bit_budget
 from semcom.common.data.scenes import generate_scene
 from semcom.common.quality import psnr_db
-from semcom.receiver.pipeline import decode_frame
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

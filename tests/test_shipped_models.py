@@ -4,6 +4,7 @@ the receiver decoding real frames with them (in-process and over gRPC)."""
 import numpy as np
 import pytest
 
+from helpers import decode_frame
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
@@ -13,7 +14,8 @@ from semcom.common.images import decode_image, encode_png
 from semcom.common.models import store
 from semcom.common.pb import transmitter_pb2
 from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy, psnr_db
-from semcom.receiver.pipeline import decode_frame, equalize_frame
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.receiver.pipeline import equalize_frame
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 
@@ -48,7 +50,7 @@ def test_map_codec_keeps_the_sent_map_at_0_95_pixel_accuracy_at_10_db_awgn():
     for i, image in enumerate(VAL_IMAGES):
         sent = codec.segment(image)
         received, _ = channel.apply(codec.encode(image, codec.default_bandwidth_ratio, f"f{i}"))
-        confusion += confusion_matrix(sent, codec.decode_labels(equalize_frame(received)), NUM_TRAIN_IDS)
+        confusion += confusion_matrix(sent, codec.decode_labels(equalize_frame(received), DecoderRuntime()), NUM_TRAIN_IDS)
     assert pixel_accuracy(confusion) >= 0.95
 
 

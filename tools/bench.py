@@ -22,8 +22,11 @@ from semcom.common.data.scenes import generate_scene
 from semcom.common.images import encode_png
 from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
 from semcom.common.rpc import sync_channel
-from semcom.receiver.pipeline import decode_frame
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import SamplerSettings
 from semcom.transmitter import pipeline
+
+from .chain import Chain
 
 from .services import start_processes
 
@@ -31,11 +34,11 @@ from .services import start_processes
 def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup: int = 20,
                    codec: str = "linear_analog", snr_db: float = 10.0) -> dict[str, float]:
     image = encode_png(generate_scene(*size, seed=0)[0])
-    emulator = ChannelEmulator(ChannelConfig(snr_db=snr_db, seed=0))
+    chain = Chain(ChannelConfig(snr_db=snr_db, seed=0))
 
     def in_process() -> None:
         encoded = pipeline.encode(image, codec, 0.0, max_pixels=size[0] * size[1])
-        reconstruction = decode_frame(emulator.apply(encoded.frame)[0])
+        reconstruction, _ = chain.decode(chain.transmit(encoded.frame))
         pipeline.quality(encoded.image, reconstruction)
         pipeline.semantic_fidelity(encoded.image, reconstruction, codec)  # the transmitter computes it too
         encode_png(reconstruction)
@@ -137,34 +140,33 @@ def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
 def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10.0)) -> str:
     """Quality and fp32 decode time of the semantic codec against DDIM steps (and the start from the channel)."""
     from semcom.common import codecs
-    from semcom.common.codecs import generative
     from semcom.common.data.datasets import SyntheticScenes, materialize
     from semcom.common.data.labels import NUM_TRAIN_IDS
     from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
 
     images, labels = materialize(SyntheticScenes("val", count))
     codec, segmenter = codecs.get("semantic"), codecs.get("semantic_map")
-    frames = {snr: [ChannelEmulator(ChannelConfig(snr_db=snr, seed=i)).apply(
-        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
+    frames = {snr: [Chain(ChannelConfig(snr_db=snr, seed=i)).transmit(
+        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}")) for i, image in enumerate(images)]
         for snr in snrs_db}
     settings = [(steps, True) for steps in steps_list] + [(steps_list[1], False)]
     header = "  ".join(f"PSNR@{s:g}dB  mIoU@{s:g}dB" for s in snrs_db)
     lines = [f"semantic codec, AWGN, {count} validation scenes, fp32, 2-core CPU; start from the channel unless noted",
              f"  {'DDIM steps':<26} {header}  decode s/image"]
     for steps, from_channel in settings:
-        with generative.sampler_settings(generative.SamplerSettings(steps=steps, start_from_channel=from_channel)):
-            cells, seconds = [], []
-            for snr in snrs_db:
-                confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), np.int64)
-                psnrs = []
-                for frame, image, truth in tqdm(list(zip(frames[snr], images, labels)), leave=False,
-                                                desc=f"{steps} steps {snr:g} dB"):
-                    start = time.perf_counter()
-                    output = decode_frame(frame)
-                    seconds.append(time.perf_counter() - start)
-                    psnrs.append(psnr_db(image, output))
-                    confusion += confusion_matrix(truth, segmenter.segment(output), NUM_TRAIN_IDS)
-                cells.append(f"{np.mean(psnrs):9.2f}  {mean_iou(confusion):9.3f}")
-            name = f"{steps}" + ("" if from_channel else " (from pure noise)")
-            lines.append(f"  {name:<26} {'  '.join(cells)}  {np.median(seconds):8.2f}")
+        chain = Chain(runtime=DecoderRuntime(sampler=SamplerSettings(steps=steps, start_from_channel=from_channel)))
+        cells, seconds = [], []
+        for snr in snrs_db:
+            confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), np.int64)
+            psnrs = []
+            for frame, image, truth in tqdm(list(zip(frames[snr], images, labels)), leave=False,
+                                            desc=f"{steps} steps {snr:g} dB"):
+                start = time.perf_counter()
+                output, _ = chain.decode(frame)
+                seconds.append(time.perf_counter() - start)
+                psnrs.append(psnr_db(image, output))
+                confusion += confusion_matrix(truth, segmenter.segment(output), NUM_TRAIN_IDS)
+            cells.append(f"{np.mean(psnrs):9.2f}  {mean_iou(confusion):9.3f}")
+        name = f"{steps}" + ("" if from_channel else " (from pure noise)")
+        lines.append(f"  {name:<26} {'  '.join(cells)}  {np.median(seconds):8.2f}")
     return "\n".join(lines)

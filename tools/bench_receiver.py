@@ -30,15 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs, frames
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import precision, quantized, runtime, store
+from semcom.common.models import precision, runtime, store
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.common.rpc import sync_channel
-from semcom.receiver.pipeline import decode_frame, equalize_frame
 
 from . import sweep
+from .chain import Chain
 from .services import ServiceProcesses, start_service
 
 BITS = {"fp32": 32, "bf16": 16, "int8": 8}
@@ -65,12 +66,12 @@ def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 8, r
         if reason := precision.supported(name):
             raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
     if "int8" in precisions:
-        quantized.load()  # int8 must be there: say so before minutes of measuring fp32
+        runtime.load_int8()  # int8 must be there: say so before minutes of measuring fp32
     progress(f"precisions {', '.join(precisions)}")
     images, _ = materialize(SyntheticScenes("val", count))
     codec = codecs.get("semantic")
-    received = [ChannelEmulator(ChannelConfig(snr_db=10.0, seed=i)).apply(
-        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}"))[0] for i, image in enumerate(images)]
+    received = [Chain(ChannelConfig(snr_db=10.0, seed=i)).transmit(
+        codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}")) for i, image in enumerate(images)]
     progress("timing the UNet ...")
     unet = _unet_figures(codec, received[0], repeats, precisions)
     progress("timing whole decodes ...")
@@ -85,20 +86,21 @@ def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 8, r
 def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UNetFigures:
     """Per-step figures on the sampler's real inputs for one received frame."""
     inputs = []
-    codec.generate([codec.prepare(equalize_frame(frame))], observe=lambda x, t, c: inputs.append((x, t, c)))
+    fp32 = DecoderRuntime()
+    codec.generate([codec.prepare(Chain.equalize(frame), fp32)], fp32, observe=lambda x, t, c: inputs.append((x, t, c)))
     x, t, condition = inputs[0]
     batch8 = tuple(np.concatenate([v] * 8) for v in (x, t, condition))
     net = store.load("diffusion")["net"]
     single, eight = {}, {}
     for _ in range(repeats):
         for name in precisions:
-            with precision.using(name):
-                predict = runtime.noise_predictor()  # as the receiver calls it: numpy in and out
-                # An untimed call first: the previous precision's thread pool may still be spinning.
-                predict(x, t, condition)
-                single.setdefault(name, []).extend(_seconds(lambda: predict(x, t, condition)) for _ in range(3))
-                eight.setdefault(name, []).append(_seconds(lambda: predict(*batch8)) / 8)
-    float_modules = tuple(quantized.load().card["quantization"]["float_modules"]) if "int8" in precisions else ()
+            predict = DecoderRuntime(name).noise_predictor()  # as the receiver calls it: numpy in and out
+            # An untimed call first: the previous precision's thread pool may still be spinning.
+            predict(x, t, condition)
+            single.setdefault(name, []).extend(_seconds(lambda: predict(x, t, condition)) for _ in range(3))
+            eight.setdefault(name, []).append(_seconds(lambda: predict(*batch8)) / 8)
+    int8 = DecoderRuntime("int8").noise_predictor() if "int8" in precisions else None
+    float_modules = tuple(int8.card["quantization"]["float_modules"]) if int8 else ()
     macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)), float_modules)
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     return UNetFigures(
@@ -106,7 +108,7 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
         step_ms_batch8={name: 1000 * statistics.median(v) for name, v in eight.items()},
         # bf16 autocast casts weights on the fly: it stores the fp32 ones.
         weight_bytes={"fp32": fp32_bytes, "bf16": fp32_bytes,
-                      **({"int8": quantized.load().weight_bytes} if "int8" in precisions else {})},
+                      **({"int8": int8.weight_bytes} if int8 else {})},
         flops=2 * macs,
         bops={"fp32": macs * 32 * 32, "bf16": macs * 16 * 16,
               "int8": (macs - float_macs) * 8 * 8 + float_macs * 32 * 32},
@@ -142,11 +144,11 @@ def _decode_ms(received: list, repeats: int, precisions: tuple[str, ...]) -> dic
     seconds = {}
     for _ in range(max(repeats // 2, 1)):
         for name in precisions:
-            with precision.using(name):
-                start = time.perf_counter()
-                for frame in received:
-                    decode_frame(frame)
-                seconds.setdefault(name, []).append((time.perf_counter() - start) / len(received))
+            chain = Chain(runtime=DecoderRuntime(name))
+            start = time.perf_counter()
+            for frame in received:
+                chain.decode(frame)
+            seconds.setdefault(name, []).append((time.perf_counter() - start) / len(received))
     return {name: 1000 * statistics.median(v) for name, v in seconds.items()}
 
 
@@ -200,8 +202,7 @@ def _quality(count: int, progress, precisions: tuple[str, ...]) -> dict[str, lis
     points = {}
     for name in precisions:
         progress(f"  sweep at {name}")
-        with precision.using(name):
-            points[name] = sweep.run_sweep(["semantic"], count=count)
+        points[name] = sweep.run_sweep(["semantic"], count=count, runtime=DecoderRuntime(name))
     return points
 
 
@@ -265,15 +266,15 @@ def bench_runtimes(scenes: int = 8, repeats: int = 10) -> str:
 
     net = store.load("diffusion")["net"]
     samples = quantize.calibration_samples(scenes, seed=0)
-    inputs = tuple(torch.from_numpy(samples[0][name]) for name in quantized.INPUTS)
+    inputs = tuple(torch.from_numpy(samples[0][name]) for name in runtime.INPUTS)
     feed = samples[0]
     candidates: dict[str, Callable] = {"PyTorch eager fp32": lambda: net(*inputs)}
     with tempfile.TemporaryDirectory() as folder:
         float_path, conv_only, whole = (Path(folder) / f"{name}.onnx" for name in ("fp32", "conv", "whole"))
         quantize.export(net, float_path)
         other_ops = {node.op_type for node in onnx.load(str(float_path)).graph.node} - {"Conv"}
-        quantized.quantize(float_path, conv_only, samples, float_ops=tuple(other_ops))
-        quantized.quantize(float_path, whole, samples, quantize.FLOAT_OPS, quantize.FLOAT_MODULES)
+        quantize.quantize(float_path, conv_only, samples, float_ops=tuple(other_ops))
+        quantize.quantize(float_path, whole, samples, quantize.FLOAT_OPS, quantize.FLOAT_MODULES)
         fx = _fx_int8(net, samples, inputs)
         if isinstance(fx, str):
             unavailable = fx
@@ -282,7 +283,7 @@ def bench_runtimes(scenes: int = 8, repeats: int = 10) -> str:
             candidates["PyTorch x86 (FX) int8, convolutions"] = lambda: fx(*inputs)
         for label, path in (("ONNX Runtime fp32", float_path), ("ONNX Runtime QDQ int8, only Conv", conv_only),
                             ("ONNX Runtime QDQ int8, whole graph (shipped)", whole)):
-            session = quantized.session_for(path)
+            session = runtime.session_for(path)
             candidates[label] = lambda session=session: session.run(None, feed)
         times: dict[str, list[float]] = {}
         with torch.no_grad():
@@ -319,5 +320,5 @@ def _fx_int8(net: nn.Module, samples: list[dict], example: tuple):
         prepared = prepare_fx(copy.deepcopy(net), QConfigMapping().set_object_type(nn.Conv2d, config), example)
         with torch.no_grad():
             for sample in samples:
-                prepared(*(torch.from_numpy(sample[name]) for name in quantized.INPUTS))
+                prepared(*(torch.from_numpy(sample[name]) for name in runtime.INPUTS))
         return convert_fx(prepared)

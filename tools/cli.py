@@ -9,17 +9,17 @@ from pathlib import Path
 
 import grpc
 
-from semcom.common import codecs, cpu
-from semcom.common.codecs.generative import SamplerSettings
-from semcom.common.models import precision
-
 from semcom.channel_emulator.server import CHANNEL_FLAGS
+from semcom.common import codecs, cpu
+from semcom.common.models import precision
+from semcom.common.models.sampling import SamplerSettings
 
 from . import services
 from .client import (
     RESULT_COLUMNS, configure_channel, describe_channel, describe_rpc_error, format_table, get_channel_config,
     read_images, result_row, transmit_all,
 )
+from .training.specs import MODELS
 
 DESCRIPTION = """\
 semcom: generative semantic communication of images over gRPC.
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
                                             "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
-    train.add_argument("model", choices=["segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion"])
+    train.add_argument("model", choices=MODELS)
     train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
     train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                        help="image size: cpu 64x128 (the shipped models), gpu 256x512 (Cityscapes scale; "
@@ -268,11 +268,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from semcom.common.models import store
         from semcom.common.presets import PRESETS
 
-        from .train import SPECS, TrainConfig, main_command, train
+        from .training.loop import TrainConfig, main_command, train
+        from .training.specs import spec
 
         torch_config = TrainConfig(
-            steps=args.steps or SPECS[args.model].default_steps, channels=args.channels,
-            batch_size=args.batch_size or SPECS[args.model].batch_size,
+            steps=args.steps or spec(args.model).default_steps, channels=args.channels,
+            batch_size=args.batch_size or spec(args.model).batch_size,
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
             weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,

@@ -47,11 +47,11 @@ def render() -> str:
 
 def _quantized_lines() -> list[str]:
     """The int8 diffusion decoders (receiver --precision int8), one per ISA family, made by `semcom quantize`."""
-    from semcom.common.models import quantized
+    from semcom.common.models import runtime
 
-    return [line for name in quantized.ARTIFACTS for line in (_artifact_line(name), "")] + [
+    return [line for name in runtime.ARTIFACTS for line in (_artifact_line(name), "")] + [
             "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
-            "command: " + "; ".join(_decoder_line(model) for model in quantized.DECODED_MODELS) + "."]
+            "command: " + "; ".join(_decoder_line(model) for model in runtime.DECODED_MODELS) + "."]
 
 
 def _artifact_line(name: str) -> str:
@@ -86,9 +86,9 @@ def this_cpu() -> str:
 
 
 def _decoder_line(model: str) -> str:
-    from semcom.common.models import quantized
+    from semcom.common.models import runtime
 
-    name = quantized.decoder_name(model)
+    name = runtime.decoder_name(model)
     try:
         card = store.card(name)
     except store.WeightsMissing:

@@ -2,6 +2,15 @@
 the diffusion decoder post-training quantized to int8, and the JSCC decoders exported in float
 (so that an int8 receiver runs on ONNX Runtime alone, without torch).
 
+Post-training quantization in the Q-Diffusion / Q-GESCO way, W8A8: weights
+int8 symmetric per output channel, activations uint8 per tensor with ranges
+calibrated (min/max) on the full-precision sampler's own inputs. The runtime
+is ONNX Runtime's QDQ format: its graph optimizer fuses DequantizeLinear -> op
+-> QuantizeLinear into QLinearConv / QLinearAdd / QLinearMul ..., which run on
+the CPU's integer kernels. It was chosen by measurement over PyTorch's x86 (FX)
+quantized backend, which is deprecated and was slower here (README, "Fast
+receiver"). The receiver loads the artifacts in common/models/runtime.py.
+
 Calibration is timestep- and noise-aware, as in Q-Diffusion / Q-GESCO: real
 training-split scenes go through a codec's encoder and the channel emulator
 (AWGN or Rayleigh, SNR uniform in [-5, 20] dB, both generative codecs), and
@@ -20,24 +29,28 @@ stays in float (FLOAT_OPS, FLOAT_MODULES) was chosen.
 
 from __future__ import annotations
 
+import json
+import logging
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
-from semcom.common.codecs import generative
 from semcom.common.data.datasets import SyntheticScenes
-from semcom.common.models import precision, quantized, store
-from semcom.receiver.pipeline import equalize_frame
+from semcom.common.models import runtime, store
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import SamplerSettings
 
 from .bench import median_seconds
+from .chain import Chain
 
 CALIBRATION_SNR_DB = (-5.0, 20.0)
 CALIBRATION_CHANNELS = ("awgn", "rayleigh")
@@ -59,14 +72,14 @@ SENSITIVITY_MODULES = ("stem", "time_mlp", "down_blocks.0", "middle", "up_blocks
 class QuantizeConfig:
     scenes: int = 64
     seed: int = 0
-    ddim_steps: int = generative.SamplerSettings.steps
+    ddim_steps: int = SamplerSettings.steps
     float_ops: Sequence[str] = FLOAT_OPS
     float_modules: Sequence[str] = FLOAT_MODULES
     weights_dir: Path = field(default_factory=lambda: store.WEIGHTS_DIR)
 
 
 def calibration_samples(scenes: int, seed: int,
-                        ddim_steps: int = generative.SamplerSettings.steps) -> list[dict[str, np.ndarray]]:
+                        ddim_steps: int = SamplerSettings.steps) -> list[dict[str, np.ndarray]]:
     """The fp32 sampler's own UNet inputs on `scenes` received frames, one sample per model call."""
     if scenes < 1:
         raise ValueError(f"--scenes: {scenes}, need at least 1")
@@ -77,33 +90,33 @@ def calibration_samples(scenes: int, seed: int,
     def record(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> None:
         samples.append({"x": x.copy(), "t": t.copy(), "condition": condition.copy()})
 
-    with precision.using("fp32"):  # calibrate on the full-precision trajectories
-        for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
-            image, _ = train[int(rng.integers(len(train)))]
-            codec = codecs.get("gesco" if rng.random() < GESCO_SHARE else "semantic")
-            config = ChannelConfig(model=str(rng.choice(CALIBRATION_CHANNELS)), snr_db=float(rng.uniform(*CALIBRATION_SNR_DB)),
-                                   seed=int(rng.integers(2**31)), csi="perfect", equalizer="mmse")
-            frame = codec.encode(image, codec.default_bandwidth_ratio, f"calibration-{seed}-{index}")
-            received = equalize_frame(ChannelEmulator(config).apply(frame)[0])
-            with generative.sampler_settings(replace(generative.current_sampler(), steps=ddim_steps)):
-                codec.generate([codec.prepare(received)], observe=record)
+    fp32 = DecoderRuntime("fp32", SamplerSettings(steps=ddim_steps))  # the full-precision trajectories
+    for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
+        image, _ = train[int(rng.integers(len(train)))]
+        codec_id = "gesco" if rng.random() < GESCO_SHARE else "semantic"
+        chain = Chain(ChannelConfig(model=str(rng.choice(CALIBRATION_CHANNELS)),
+                                    snr_db=float(rng.uniform(*CALIBRATION_SNR_DB)), seed=int(rng.integers(2**31)),
+                                    csi="perfect", equalizer="mmse"), fp32)
+        received = chain.equalize(chain.transmit(chain.encode(image, codec_id, frame_id=f"calibration-{seed}-{index}")))
+        codec = codecs.get(codec_id)
+        codec.generate([codec.prepare(received, fp32)], fp32, observe=record)
     return samples
 
 
-# What each artifact is for (models/quantized.py, README "Every x86 CPU").
+# What each artifact is for (models/runtime.py, README "Every x86 CPU").
 WEIGHTS = {
-    quantized.NAME: "int8, symmetric, per output channel, full range -127..127",
-    quantized.NAME_7BIT: "int8, symmetric, per output channel, 7-bit range -64..64 (ORT reduce_range)",
+    runtime.NAME: "int8, symmetric, per output channel, full range -127..127",
+    runtime.NAME_7BIT: "int8, symmetric, per output channel, 7-bit range -64..64 (ORT reduce_range)",
 }
 CPUS = {
-    quantized.NAME: "CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX): they accumulate u8 x s8 in int32",
-    quantized.NAME_7BIT: "CPUs without VNNI (AVX2, AVX-512 without VNNI): their u8 x s8 kernels sum byte pairs "
+    runtime.NAME: "CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX): they accumulate u8 x s8 in int32",
+    runtime.NAME_7BIT: "CPUs without VNNI (AVX2, AVX-512 without VNNI): their u8 x s8 kernels sum byte pairs "
                          "into a saturating int16, which full-range weights overflow",
 }
 
 
 def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -> dict[str, dict]:
-    """Writes both int8 UNet artifacts (quantized.ARTIFACTS) and their cards into config.weights_dir, from one
+    """Writes both int8 UNet artifacts (runtime.ARTIFACTS) and their cards into config.weights_dir, from one
     calibration; returns the cards by name."""
     started = time.perf_counter()
     net = store.load("diffusion", config.weights_dir)["net"]
@@ -113,12 +126,12 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     with tempfile.TemporaryDirectory() as folder:
         float_path = Path(folder) / "diffusion_fp32.onnx"
         export(net, float_path)
-        fp32_bytes = quantized.initializer_bytes(float_path)
-        for name in quantized.ARTIFACTS:
+        fp32_bytes = runtime.initializer_bytes(float_path)
+        for name in runtime.ARTIFACTS:
             out_path = config.weights_dir / f"{name}.onnx"
-            quantized.quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
-                               seven_bit=name == quantized.NAME_7BIT)
-            int8_bytes = quantized.initializer_bytes(out_path)
+            quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
+                               seven_bit=name == runtime.NAME_7BIT)
+            int8_bytes = runtime.initializer_bytes(out_path)
             cards[name] = {
                 "model": name,
                 "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized",
@@ -146,7 +159,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
             }
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
-        quantized.write_card(config.weights_dir, card)
+        write_card(config.weights_dir, card)
     return cards
 
 
@@ -157,7 +170,7 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
     calibration = calibration_samples(scenes, seed)
     held_out = calibration_samples(max(scenes // 2, 1), seed + 1)
     with torch.no_grad():
-        references = [net(*(torch.from_numpy(s[name]) for name in quantized.INPUTS)).numpy() for s in held_out]
+        references = [net(*(torch.from_numpy(s[name]) for name in runtime.INPUTS)).numpy() for s in held_out]
     power = float(np.mean([np.mean(r**2) for r in references]))
     variants = [((), ()), *(((op,), ()) for op in SENSITIVITY_OPS),
                 *((FLOAT_OPS, (module,)) for module in SENSITIVITY_MODULES)]
@@ -167,12 +180,12 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
         export(net, float_path)
         for ops, modules in tqdm(variants, desc="sensitivity", unit="variant"):
             path = Path(folder) / "int8.onnx"
-            quantized.quantize(float_path, path, calibration, ops, modules)
-            session = quantized.session_for(path)
+            quantize(float_path, path, calibration, ops, modules)
+            session = runtime.session_for(path)
             error = float(np.mean([np.mean((session.run(None, s)[0] - r) ** 2) for s, r in zip(held_out, references)]))
             seconds = median_seconds(lambda: session.run(None, held_out[0]), 15, 1, "step")
             rows.append((" + ".join((*ops, *modules)) or "(all int8)", error / power, seconds,
-                         quantized.initializer_bytes(path)))
+                         runtime.initializer_bytes(path)))
     baseline = rows[0][1]
     lines = [f"int8 noise-prediction error, relative to the fp32 output's power, on {len(held_out)} held-out "
              f"sampler inputs (calibration: {len(calibration)} from {scenes} scenes); batch-1 step latency:",
@@ -186,7 +199,7 @@ def export(net: torch.nn.Module, path: Path) -> None:
     """The fp32 UNet as ONNX at the codecs' preset size."""
     condition_channels = net.num_classes + 3
     preset = codecs.get("semantic").preset
-    quantized.export_unet(net, preset.height, preset.width, condition_channels, path)
+    export_unet(net, preset.height, preset.width, condition_channels, path)
 
 
 def export_decoders(weights_dir: Path, command: str) -> None:
@@ -195,15 +208,15 @@ def export_decoders(weights_dir: Path, command: str) -> None:
     # What each decoder receives, [C, h, w] symbol values (and as many reliabilities): the traced graph fixes it.
     features = {"map_codec": semantic.map_shape, "latent_codec": semantic.latent_shape,
                 "deep_jscc": codecs.get("deep_jscc").feature_shape}
-    for model in quantized.DECODED_MODELS:
+    for model in runtime.DECODED_MODELS:
         description = store.card(model, weights_dir)
         channels, height, width = features[model]
         example = (torch.zeros(1, 2 * channels, height, width),)
         decoder = store.load(model, weights_dir)["decoder"]
-        path = weights_dir / f"{quantized.decoder_name(model)}.onnx"
-        quantized.export_onnx(decoder, example, ("received",), path)
-        quantized.write_card(weights_dir, {
-            "model": quantized.decoder_name(model),
+        path = weights_dir / f"{runtime.decoder_name(model)}.onnx"
+        export_onnx(decoder, example, ("received",), path)
+        write_card(weights_dir, {
+            "model": runtime.decoder_name(model),
             "architecture": f"{description['architecture']['decoder']['class']} ({model}.card.json), float32",
             "format": "ONNX, run by onnxruntime (CPUExecutionProvider) in receivers with --precision int8",
             "sha256": store.sha256_of(path),
@@ -218,3 +231,101 @@ def _versions() -> dict[str, str]:
     import onnxruntime
 
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path) -> None:
+    """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches)."""
+    import torch
+
+    batch = {0: "batch"}
+    with warnings.catch_warnings():
+        # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
+        # deprecated, and that the image size becomes a constant: it is, by design.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=["output"],
+                          opset_version=17, dynamic_axes={name: batch for name in (*input_names, "output")},
+                          dynamo=False)
+
+
+def export_unet(net, height: int, width: int, condition_channels: int, path: Path) -> None:
+    """The fp32 UNet as ONNX, (x, t, condition) -> noise."""
+    import torch
+
+    example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
+               torch.zeros(1, condition_channels, height, width))
+    export_onnx(net, example, runtime.INPUTS, path)
+
+
+def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
+    """ONNX node names of the given op types ("Mul", ...) or in the given torch modules ("out", "time_mlp", ...)."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    return [node.name for node in graph.node
+            if node.op_type in op_types or any(node.name.startswith(f"/{prefix}/") for prefix in modules)]
+
+
+def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.ndarray]],
+             float_ops: Sequence[str] = (), float_modules: Sequence[str] = (), seven_bit: bool = False) -> None:
+    """W8 per channel / A8 per tensor QDQ model from `float_path`, activation ranges from `samples`.
+
+    float_ops, float_modules: ONNX op types and torch modules that stay in float
+    (a measured choice, see tools/quantize.py). seven_bit: weights in -64..64, for CPUs without VNNI.
+    """
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._samples = iter(samples)
+
+        def get_next(self):
+            return next(self._samples, None)
+
+    prepared = out_path.with_suffix(".pre.onnx")
+    quant_pre_process(str(float_path), str(prepared))  # shape inference and folding, as ORT recommends
+    # ORT's quantizer logs a warning per calibration pass for each 1-D GroupNorm constant it cannot
+    # quantize per channel (it leaves them in float, which is right): hundreds of identical lines.
+    logging.disable(logging.WARNING)
+    try:
+        quantize_static(
+            str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            reduce_range=seven_bit,
+            # Only per-tensor min/max scalars are kept per sample, so all samples fit in memory. (ORT's
+            # CalibMaxIntermediateOutputs would discard, not merge, earlier samples: onnxruntime 1.32.)
+            nodes_to_exclude=nodes_of(prepared, float_ops, float_modules),
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+        prepared.unlink(missing_ok=True)
+    _drop_zero_zero_points(out_path)
+
+
+def _drop_zero_zero_points(path: Path) -> None:
+    """ORT stores a zero point per output channel for every symmetric weight and bias (all zeros, the
+    biases' as int32): a fifth of the int8 model's non-weight bytes. DequantizeLinear's zero point is
+    optional and defaults to 0, so the all-zero ones of constant tensors are removed."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    for node in graph.node:
+        if (node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[0] in constants
+                and node.input[2] in constants and not numpy_helper.to_array(constants[node.input[2]]).any()):
+            del node.input[2]
+    used = {name for node in graph.node for name in node.input}
+    unused = [tensor for tensor in graph.initializer if tensor.name not in used]
+    for tensor in unused:
+        graph.initializer.remove(tensor)
+    onnx.save(model, str(path))
+
+
+def write_card(weights_dir: Path, description: dict) -> Path:
+    path = weights_dir / f"{description['model']}.card.json"
+    path.write_text(json.dumps(description, indent=2) + "\n")
+    return path

@@ -1,9 +1,8 @@
 """`semcom sweep`: every quality claim of the project comes from here.
 
 Codecs x channel models x SNRs on the synthetic validation split, run
-in-process through the very encode (transmitter.pipeline), channel
-(ChannelEmulator) and decode (receiver.pipeline) code the services run, or
-with --via-grpc through running services. Metrics per point: PSNR, SSIM,
+in-process through the Chain (tools/chain.py: the very encode, channel
+and decode code the services run), or with --via-grpc through running services. Metrics per point: PSNR, SSIM,
 MS-SSIM where the images are large enough, and mIoU of the segmenter on the
 reconstruction against the ground-truth labels (semantic fidelity; for the
 semantic_map codec, of the received map itself). Writes results.csv,
@@ -21,15 +20,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.data.labels import NUM_TRAIN_IDS
 from semcom.common.images import decode_image, encode_png
 from semcom.common.quality import MS_SSIM_MIN_SIDE, confusion_matrix, mean_iou, ms_ssim, psnr_db, ssim
 from semcom.common.frames import Frame
-from semcom.receiver.pipeline import decode_frame, equalize_frame
-from semcom.transmitter import pipeline
+from semcom.common.models.runtime import DecoderRuntime
+
+from .chain import Chain
 
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -63,11 +63,14 @@ def default_codecs() -> list[str]:
 
 def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
-              channel_address: str | None = None, generative_count: int | None = None) -> list[Point]:
+              channel_address: str | None = None, generative_count: int | None = None,
+              runtime: DecoderRuntime | None = None) -> list[Point]:
     """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
 
     generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
+    runtime: the in-process receiver's precision and sampler (default fp32, default sampler).
     """
+    runtime = runtime or DecoderRuntime()
     codec_ids = default_codecs() if codec_ids is None else codec_ids
     images, labels = materialize(SyntheticScenes("val", count))
     files = [encode_png(image) for image in images]
@@ -86,19 +89,17 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                 for snr in snrs_db:
                     config = ChannelConfig(model=channel, snr_db=snr, seed=seed, csi="perfect", equalizer="mmse")
                     with (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
-                          else nullcontext(_in_process_transmitter(ChannelEmulator(config)))) as transmit:
+                          else nullcontext(_in_process_transmitter(Chain(config, runtime)))) as transmit:
                         points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
-                                               labels[:n], segmenter, transmit, progress))
+                                               labels[:n], segmenter, transmit, progress, runtime))
     return points
 
 
-def _in_process_transmitter(emulator: ChannelEmulator):
+def _in_process_transmitter(chain: Chain):
     def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float, frame_id: str):
         # Fixed ids: the generative decoders' noise is seeded by the frame id, so runs repeat exactly.
-        encoded = pipeline.encode(data, codec_id, ratio, max_pixels=1 << 24, design_snr_db=design_snr_db,
-                                  frame_id=frame_id)
-        received, _ = emulator.apply(encoded.frame)
-        return received, decode_frame(received)
+        trip = chain.send(decode_image(data), codec_id, ratio, frame_id, design_snr_db=design_snr_db)
+        return trip.received, trip.image
 
     return transmit
 
@@ -127,7 +128,8 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
         yield transmit
 
 
-def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress) -> Point:
+def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress,
+             runtime: DecoderRuntime) -> Point:
     psnrs, ssims, ms_ssims, uses, ratios = [], [], [], [], []
     confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), dtype=np.int64)
     for index, (data, image, truth) in enumerate(zip(files, images, labels)):
@@ -138,7 +140,7 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
         if codec.capabilities.decodes_to_labels:
             if not isinstance(received, Frame):
                 raise ValueError("semantic_map is scored on its received labels, in-process only: drop --via-grpc")
-            predicted = codec.decode_labels(equalize_frame(received))
+            predicted = codec.decode_labels(Chain.equalize(received), runtime)
         else:
             psnrs.append(psnr_db(image, reconstruction))
             ssims.append(ssim(image, reconstruction))

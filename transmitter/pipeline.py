@@ -26,19 +26,26 @@ class Encoded:
 
 def encode(image_bytes: bytes, codec_id: str, bandwidth_ratio: float, *, max_pixels: int,
            pilot_spacing: int = 0, frame_id: str | None = None, **options) -> Encoded:
-    """Decodes the image file, encodes it with the codec (ratio 0: the codec's
-    default; options: codec-specific, e.g. design_snr_db) and inserts a pilot
-    before every `pilot_spacing` data symbols of each block (0: none; see
-    common/csi.py). frame_id: a fresh unique one unless given (it seeds the
-    generative decoders' noise, so a fixed id makes a run repeatable)."""
-    codec = codecs.get(codec_id, field="codec")
+    """Decodes the image file (at most `max_pixels`) and encodes it (encode_image)."""
+    codecs.get(codec_id, field="codec")  # an unknown codec is the first thing to say
     image = decode_image(image_bytes, max_pixels=max_pixels)
+    return Encoded(image, encode_image(image, codec_id, bandwidth_ratio, pilot_spacing=pilot_spacing,
+                                       frame_id=frame_id, **options))
+
+
+def encode_image(image: np.ndarray, codec_id: str, bandwidth_ratio: float, *, pilot_spacing: int = 0,
+                 frame_id: str | None = None, **options) -> Frame:
+    """Encodes uint8 [H, W, 3] with the codec (ratio 0: the codec's default; options: codec-specific,
+    e.g. design_snr_db) and inserts a pilot before every `pilot_spacing` data symbols of each block
+    (0: none; see common/csi.py). frame_id: a fresh unique one unless given (it seeds the generative
+    decoders' noise, so a fixed id makes a run repeatable)."""
+    codec = codecs.get(codec_id, field="codec")
     ratio = bandwidth_ratio or codec.default_bandwidth_ratio
     frame = codec.encode(image, ratio, frame_id=frame_id or uuid.uuid4().hex, **options)
     if pilot_spacing:
         frame.blocks = [replace(b, symbols=insert_pilots(b.symbols, pilot_spacing)) for b in frame.blocks]
         frame.pilot_spacing = pilot_spacing
-    return Encoded(image, frame)
+    return frame
 
 
 def quality(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:

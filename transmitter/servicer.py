@@ -42,7 +42,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             except ServiceError as error:
                 # Earlier responses have reached the client; say which item failed.
                 name = request.image_id or "no image_id"
-                raise ServiceError(f"stream item {index} ({name}): {error}", code=error.code) from None
+                raise ServiceError(f"stream item {index} ({name}): {error}", status=error.status) from None
             index += 1
 
     async def _transmit(self, request: pb.TransmitRequest, context) -> pb.TransmitResponse:

@@ -1,7 +1,8 @@
 """The codec contract: what every codec is and declares, and the helpers codecs share.
 
 A codec is an encoder/decoder pair (designed or trained together). The transmitter calls
-`encode`, the receiver `decode_batch` on the codec a frame's header names. What a codec can do
+`encode`, the receiver `decode_batch` on the codec a frame's header names, with its
+DecoderRuntime (models/runtime.py: precision, sampler, weights). What a codec can do
 is declared in its `capabilities`, which the receiver, the transmitter, the sweep and the CLI
 read instead of probing for methods.
 """
@@ -16,7 +17,8 @@ from PIL import Image
 
 from ..errors import InvalidInput, ServiceError
 from ..frames import Frame
-from ..models import runtime, store
+from ..models import store
+from ..models.runtime import DecoderRuntime
 
 # What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
 # semantic map as train IDs uint8 [h, w] (else None).
@@ -62,20 +64,17 @@ class Codec:
         (design_snr_db for the digital codecs)."""
         raise NotImplementedError
 
-    def decode(self, frame: Frame) -> np.ndarray:
-        """Received, equalized frame -> uint8 [H, W, 3] image."""
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+        """Received, equalized frame -> (image uint8 [H, W, 3], received map or None)."""
         raise NotImplementedError
 
-    def decode_with_map(self, frame: Frame) -> Decoded:
-        """(image, received map or None): the image alone unless the codec returns a map."""
-        return self.decode(frame), None
-
-    def decode_batch(self, frames: list[Frame]) -> list[Decoded | ServiceError]:
-        """Decodes received, equalized frames; a bad frame gets its error in its own slot."""
+    def decode_batch(self, frames: list[Frame], runtime: DecoderRuntime) -> list[Decoded | ServiceError]:
+        """Decodes received, equalized frames; a bad frame gets its error in its own slot. By default
+        frame by frame; codecs that batch (capabilities.batches) share work across them."""
         results: list[Decoded | ServiceError] = []
         for frame in frames:
             try:
-                results.append(self.decode_with_map(frame))
+                results.append(self.decode(frame, runtime))
             except ServiceError as error:
                 results.append(error)
         return results
@@ -85,14 +84,14 @@ class Codec:
         for model in {*self.capabilities.encoder_models, *self.capabilities.decoder_models}:
             store.card(model)
 
-    def load(self, side: str) -> None:
-        """Loads the models of one side ("encode" or "decode") now, rather than at the first frame
-        (the receiver's at the current precision)."""
+    def load(self, side: str, runtime: DecoderRuntime | None = None) -> None:
+        """Loads the models of one side ("encode" or "decode", with the receiver's runtime) now, rather
+        than at the first frame."""
         if side == "encode":
             for model in self.capabilities.encoder_models:
                 store.load(model)
-        elif self.capabilities.decoder_models:
-            runtime.load(self.capabilities.decoder_models)
+        else:
+            (runtime or DecoderRuntime()).load(self.capabilities.decoder_models)
 
     def _check_version(self, frame: Frame) -> None:
         if frame.codec_version != self.version:

@@ -14,14 +14,12 @@ diffusion decoder from what survived the channel.
 Sampling: DDIM with `steps` (default 5), `eta`, classifier-free guidance
 `guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded by the frame
 id, so a frame always decodes to the same image. Settings are per process
-(`semcom serve receiver --ddim-steps ...`). Decoding is numpy, the networks
-come from models/runtime.py at the receiver's precision.
+(`semcom serve receiver --ddim-steps ...`), carried with the precision by the
+receiver's DecoderRuntime (models/runtime.py), which runs the networks; decoding is numpy.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import math
 from collections.abc import Callable
@@ -30,11 +28,11 @@ from functools import cached_property
 
 import numpy as np
 
-from ..config import setting
 from ..errors import InvalidInput, ServiceError
 from ..frames import Frame, SymbolBlock
-from ..models import runtime, store
+from ..models import store
 from ..models.conditioning import make_condition
+from ..models.runtime import DecoderRuntime
 from ..models.sampling import CosineSchedule, DDIMSampler
 from .base import Capabilities, Decoded, one_hot, resize, to_uint8
 from .learned import PresetCodec, mmse_statistics, received_planes
@@ -52,44 +50,6 @@ class Prepared:
     height: int  # of the image to return
     width: int
     received_map: np.ndarray  # train IDs uint8 [64, 128]
-
-
-@dataclass
-class SamplerSettings:
-    """The diffusion decoder's sampling, declared once: the receiver's flags follow from it."""
-
-    # 5 steps measured best and fastest (`semcom bench diffusion`: 5/10/20/50 steps).
-    steps: int = setting(5, "diffusion decoder: DDIM steps per image (semantic, gesco)", flag="--ddim-steps")
-    eta: float = setting(0.0, "DDIM eta (0: deterministic)", flag="--ddim-eta")
-    guidance_scale: float = setting(1.0, "classifier-free guidance scale (1: off; >1 calls the model twice per step)")
-    # Begin from the latent's coarse image noised to the timestep matching the channel SNR
-    # (semantic codec only) rather than from pure noise: 22 dB instead of 12.5 dB PSNR.
-    start_from_channel: bool = setting(
-        True, "1: begin denoising from the latent's coarse image at the timestep matching the channel SNR; "
-              "0: from pure noise")
-    # ...but never below this timestep: regenerating most of the image from the map is what
-    # carries its semantics (mIoU at 5 dB: 0.75 starting at the SNR's t, 0.91 from t >= 800).
-    min_start_timestep: int = setting(800, "with --start-from-channel: begin at this timestep at the earliest (of 1000)")
-
-
-# Like the precision (models/precision.py): the defaults, overridden for one block of one thread or task
-# by `sampler_settings`, so that receivers with different settings share a process (each decodes in its own).
-_sampler: contextvars.ContextVar[SamplerSettings] = contextvars.ContextVar("sampler", default=SamplerSettings())
-
-
-def current_sampler() -> SamplerSettings:
-    return _sampler.get()
-
-
-@contextlib.contextmanager
-def sampler_settings(settings: SamplerSettings):
-    """Runs a block (in this thread or task) with these sampler settings: a receiver's decodes,
-    benchmarks, calibration."""
-    token = _sampler.set(settings)
-    try:
-        yield
-    finally:
-        _sampler.reset(token)
 
 
 class _GenerativeCodec(PresetCodec):
@@ -113,11 +73,11 @@ class _GenerativeCodec(PresetCodec):
         with torch.no_grad():
             return store.load("segmenter")["net"](self._input(image)).argmax(1).numpy()
 
-    def prepare(self, frame: Frame) -> Prepared:
+    def prepare(self, frame: Frame, runtime: DecoderRuntime) -> Prepared:
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
         self._check_version(frame)
-        soft_map, guide = self._condition_inputs(frame)
-        settings = current_sampler()
+        soft_map, guide = self._condition_inputs(frame, runtime)
+        settings = runtime.sampler
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = max(self.schedule.timestep_for_snr(frame.channel.snr_db), settings.min_start_timestep)
@@ -126,13 +86,14 @@ class _GenerativeCodec(PresetCodec):
         return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,
                         soft_map.argmax(1)[0].astype(np.uint8))
 
-    def generate(self, prepared: list[Prepared], observe: Callable | None = None) -> list[np.ndarray]:
+    def generate(self, prepared: list[Prepared], runtime: DecoderRuntime,
+                 observe: Callable | None = None) -> list[np.ndarray]:
         """Regenerates the images of prepared frames, batched: one sampler run per start timestep.
 
         Each frame's noise comes from its own seed, so its image does not depend on its batch.
         observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
         """
-        settings = current_sampler()
+        settings = runtime.sampler
         sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
         predict = runtime.noise_predictor()
         if observe is not None:
@@ -157,26 +118,23 @@ class _GenerativeCodec(PresetCodec):
                 images[i] = resize(to_uint8((sample + 1) / 2), item.height, item.width)
         return images
 
-    def decode(self, frame: Frame) -> np.ndarray:
-        return self.decode_with_map(frame)[0]
-
-    def decode_with_map(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128]), at the configured precision."""
-        result = self.decode_batch([frame])[0]
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128])."""
+        result = self.decode_batch([frame], runtime)[0]
         if isinstance(result, ServiceError):
             raise result
         return result
 
-    def decode_batch(self, frames: list[Frame]) -> list[Decoded | ServiceError]:
+    def decode_batch(self, frames: list[Frame], runtime: DecoderRuntime) -> list[Decoded | ServiceError]:
         """Each frame prepared alone (a bad one gets its error in its slot), then all regenerated together."""
         results: list[Decoded | ServiceError | None] = [None] * len(frames)
         ready: list[tuple[int, Prepared]] = []
         for index, frame in enumerate(frames):
             try:
-                ready.append((index, self.prepare(frame)))
+                ready.append((index, self.prepare(frame, runtime)))
             except ServiceError as error:
                 results[index] = error
-        images = self.generate([prepared for _, prepared in ready]) if ready else []
+        images = self.generate([prepared for _, prepared in ready], runtime) if ready else []
         for (index, prepared), image in zip(ready, images):
             results[index] = image, prepared.received_map
         return results
@@ -203,7 +161,7 @@ class SemanticCodec(_GenerativeCodec):
                      blocks=[SymbolBlock("semantic_map", map_symbols[0].numpy()),
                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
-    def _condition_inputs(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, np.ndarray]:
         logits = runtime.decoder("map_codec")(received_planes(frame, "semantic_map", self.map_shape, self.codec_id))
         guide = runtime.decoder("latent_codec")(received_planes(frame, "latent", self.latent_shape, self.codec_id))
         return _softmax(logits), guide
@@ -233,7 +191,7 @@ class GescoCodec(_GenerativeCodec):
                      width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
                      blocks=[SymbolBlock("semantic_map", symbols, self._scale)])
 
-    def _condition_inputs(self, frame: Frame) -> tuple[np.ndarray, None]:
+    def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, None]:
         block = frame.block("semantic_map")
         if block.symbols.size != self.channel_uses:
             raise InvalidInput(f"frame.blocks['semantic_map'].symbols: {block.symbols.size} symbols, "

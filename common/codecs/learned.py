@@ -19,13 +19,14 @@ from PIL import Image
 from ..data.labels import colorize
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from ..models import runtime, store
+from ..models import store
+from ..models.runtime import DecoderRuntime
 from ..presets import CPU
-from .base import Capabilities, Codec, one_hot, resize, to_uint8
+from .base import Capabilities, Codec, Decoded, one_hot, resize, to_uint8
 from .registry import register
 
 # torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
-# models/runtime.py, so a receiver on ONNX Runtime (--precision int8) never loads torch.
+# the receiver's DecoderRuntime (models/runtime.py), so a receiver on ONNX Runtime (--precision int8) never loads torch.
 
 
 def mmse_statistics(block: SymbolBlock, noise_variance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +118,8 @@ class _FixedBandwidthCodec(PresetCodec):
                      width=image.shape[1], model_version=self.model_version,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))], **fields)
 
-    def _decoded(self, frame: Frame) -> np.ndarray:
-        """The decoder's output, float32 [1, ...], at the current precision."""
+    def _decoded(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:
+        """The decoder's output, float32 [1, ...], run by the receiver's runtime."""
         self._check_version(frame)
         return runtime.decoder(self.model_name)(received_planes(frame, self.block_name, self.feature_shape,
                                                                 self.codec_id))
@@ -139,8 +140,8 @@ class DeepJSCCCodec(_FixedBandwidthCodec):
         self._check_ratio(bandwidth_ratio)
         return self._encode(image, frame_id, lambda parts: parts["encoder"](self._input(image)))
 
-    def decode(self, frame: Frame) -> np.ndarray:
-        return resize(to_uint8(self._decoded(frame)[0]), frame.height, frame.width)
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+        return resize(to_uint8(self._decoded(frame, runtime)[0]), frame.height, frame.width), None
 
 
 @register
@@ -168,10 +169,11 @@ class SemanticMapCodec(_FixedBandwidthCodec):
         return self._encode(image, frame_id, lambda parts: parts["encoder"](encoded_map),
                             num_classes=self.preset.num_classes)
 
-    def decode_labels(self, frame: Frame) -> np.ndarray:
+    def decode_labels(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:
         """Train IDs uint8 [preset H, preset W] of the received map."""
-        return self._decoded(frame).argmax(1)[0].astype(np.uint8)
+        return self._decoded(frame, runtime).argmax(1)[0].astype(np.uint8)
 
-    def decode(self, frame: Frame) -> np.ndarray:
-        labels = Image.fromarray(self.decode_labels(frame)).resize((frame.width, frame.height), Image.Resampling.NEAREST)
-        return colorize(np.asarray(labels))
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+        labels = self.decode_labels(frame, runtime)
+        shown = Image.fromarray(labels).resize((frame.width, frame.height), Image.Resampling.NEAREST)
+        return colorize(np.asarray(shown)), None

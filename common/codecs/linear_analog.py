@@ -21,7 +21,8 @@ from PIL import Image
 
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
-from .base import Capabilities, Codec
+from ..models.runtime import DecoderRuntime
+from .base import Capabilities, Codec, Decoded
 from .registry import register
 
 MAX_BANDWIDTH_RATIO = 0.5  # every real value sent once
@@ -65,7 +66,7 @@ class LinearAnalogCodec(Codec):
             side_info={"mean": mean, "sent_size": np.array([sent_h, sent_w], dtype=np.int32)},
         )
 
-    def decode(self, frame: Frame) -> np.ndarray:
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
         self._check_version(frame)
         block = frame.block("image")
         mean = _side_info(frame, "mean", np.float32, (3,))
@@ -87,7 +88,7 @@ class LinearAnalogCodec(Codec):
         reals[0::2], reals[1::2] = estimate.real, estimate.imag
         values = reals[: sent_h * sent_w * 3].reshape(sent_h, sent_w, 3) + mean
         values = _resize(values, frame.height, frame.width, Image.Resampling.BILINEAR)
-        return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8)
+        return np.clip(np.round(values * 255.0), 0, 255).astype(np.uint8), None
 
 
 def channel_use_budget(height: int, width: int, bandwidth_ratio: float) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import InvalidInput, Unavailable
+from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
 from .base import Capabilities, Codec
 
@@ -53,15 +54,15 @@ def get(codec_id: str, field: str = "codec") -> Codec:
     return _INSTANCES[codec_id]
 
 
-def load_all(side: str) -> dict[str, Codec]:
+def load_all(side: str, runtime: DecoderRuntime | None = None) -> dict[str, Codec]:
     """Loads every registered codec's models for one side, "encode" (the transmitter) or "decode"
-    (the receiver, at the current precision), and returns the codecs that loaded; the others
-    (no weights) are logged, and frames for them get UNAVAILABLE."""
+    (the receiver, with its runtime), and returns the codecs that loaded; the others (no weights)
+    are logged, and frames for them get UNAVAILABLE."""
     loaded = {}
     for codec_id in available():
         try:
             codec = get(codec_id)
-            codec.load(side)
+            codec.load(side, runtime)
         except (Unavailable, WeightsMissing) as error:
             log.warning("%s", error)
             continue

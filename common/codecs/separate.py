@@ -28,7 +28,8 @@ from PIL import Image
 from ..errors import InvalidInput
 from ..frames import Frame, SymbolBlock
 from ..quality import psnr_db
-from .base import Capabilities, Codec
+from ..models.runtime import DecoderRuntime
+from .base import Capabilities, Codec, Decoded
 from .registry import register
 
 DEFAULT_DESIGN_SNR_DB = 10.0
@@ -77,7 +78,7 @@ class _SeparateCodec(Codec):
                      blocks=[SymbolBlock("codeword", codeword.astype(np.complex64))],
                      side_info={"payload": np.frombuffer(payload, dtype=np.uint8).copy()})
 
-    def decode(self, frame: Frame) -> np.ndarray:
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
         self._check_version(frame)
         block = frame.block("codeword")
         payload = frame.side_info.get("payload")
@@ -85,12 +86,12 @@ class _SeparateCodec(Codec):
             raise InvalidInput("frame.side_info['payload']: expected the compressed file as uint8 [bytes]")
         fallback = np.full((frame.height, frame.width, 3), FALLBACK_GREY, dtype=np.uint8)
         if payload.size == 0 or payload.size * 8 > received_capacity_bits(frame, block):
-            return fallback  # the code's rate is above what the channel carried: decoding fails
+            return fallback, None  # the code's rate is above what the channel carried: decoding fails
         try:
             decoded = Image.open(io.BytesIO(payload.tobytes())).convert("RGB")
         except OSError as error:
             raise InvalidInput(f"frame.side_info['payload']: not a {self.image_format} file ({error})") from None
-        return np.asarray(decoded.resize((frame.width, frame.height), Image.Resampling.BICUBIC), dtype=np.uint8)
+        return np.asarray(decoded.resize((frame.width, frame.height), Image.Resampling.BICUBIC), dtype=np.uint8), None
 
     def _best_fit(self, image: np.ndarray, budget_bytes: int) -> bytes:
         """The best-PSNR file within budget over scales and qualities; b"" if none fits."""

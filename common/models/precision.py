@@ -1,5 +1,5 @@
-"""The precision learned decoders run in (the receiver's --precision): a process
-default, overridden per thread or task by `using` (each receiver decodes in its own).
+"""The precisions learned decoders run in (the receiver's --precision), checked against the CPU.
+A receiver's precision is part of its DecoderRuntime (runtime.py); nothing here is process state.
 
 fp32: plain float32. bf16: torch autocast to bfloat16, on the CPU's native bf16
 units (AVX-512 BF16 or AMX); weights stay float32 and only matmuls/convolutions drop to
@@ -7,13 +7,11 @@ bf16. Without those units torch emulates bf16 about 100 times slower than fp32, 
 `resolve` refuses it there (common/cpu.py reads the CPU).
 int8: every network runs on ONNX Runtime (runtime.py): the diffusion
 decoder (nearly all of the receiver's compute) post-training quantized to
-int8 (quantized.py), the small JSCC decoders in float32; no torch at all.
+int8 (runtime.py, made by `semcom quantize`), the small JSCC decoders in float32; no torch at all.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 
 from .. import cpu
@@ -24,10 +22,6 @@ CHOICES = ("auto", *PRECISIONS)
 CHOICES_HELP = ("auto (int8 when its artifact is there, else fp32; never bf16 on a CPU that emulates it), "
                 "fp32, bf16 (autocast; needs native bf16) or int8 (the ONNX models made by `semcom quantize`)")
 log = logging.getLogger(__name__)
-_default = "fp32"
-# Set by `using` for one block of one thread (or task): receivers with different precisions can
-# share a process (the tests do), and a benchmark can switch without touching the others.
-_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("precision", default=None)
 
 
 def check(precision: str, choices: tuple[str, ...] = PRECISIONS) -> str:
@@ -66,40 +60,11 @@ def resolve(requested: str, capabilities: cpu.CpuCapabilities | None = None) -> 
         if reason:
             raise Unsupported(reason)
         return requested
-    from . import quantized
+    from . import runtime
 
     try:
-        quantized.load_all(capabilities=capabilities)
+        runtime.load_int8(capabilities=capabilities)
     except (OSError, ValueError) as error:
         log.warning("--precision auto: fp32, the int8 artifacts do not load (%s)", error)
         return "fp32"
     return "int8"
-
-
-def configure(precision: str) -> None:
-    """Sets the process's default precision."""
-    global _default
-    _default = check(precision)
-
-
-def current() -> str:
-    return _override.get() or _default
-
-
-@contextlib.contextmanager
-def using(precision: str):
-    """Runs a block (in this thread or task) at `precision`."""
-    token = _override.set(check(precision))
-    try:
-        yield
-    finally:
-        _override.reset(token)
-
-
-def autocast():
-    """A context in which model calls run at the current precision."""
-    if current() == "bf16":
-        import torch  # not before: an int8 receiver runs without torch
-
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()

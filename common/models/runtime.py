@@ -1,56 +1,188 @@
-"""The receiver's networks as numpy functions, run at the current precision.
+"""The receiver's decoder runtime: what its codecs decode with, as one object.
 
-The decode paths of the codecs are numpy; they get each network from here:
+A `DecoderRuntime` holds a receiver's precision, its sampler settings and its
+weights folder, and hands the codecs' numpy decode paths each network:
 
 * fp32 and bf16: the trained torch modules (bf16 under CPU autocast);
 * int8: ONNX Runtime, the diffusion UNet quantized to int8 and the JSCC
   decoders exported in float, both made by `semcom quantize`. An int8
   receiver so never imports torch, which is most of a receiver process's
   memory (README, "Fast receiver").
+
+The receiver server builds one and passes it to every decode; nothing on the
+decode path is process state, so receivers of different precisions and
+sampler settings share a process and decode independently.
+
+The int8 artifacts. One UNet artifact per ISA family, chosen at start by the CPU
+(`artifact_name`): CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI, AMX)
+accumulate u8 x s8 products in int32 and run the full-range weights
+(diffusion_int8.onnx); CPUs without them (AVX2, AVX-512 without VNNI) multiply
+with vpmaddubsw, which sums each byte pair into a saturating int16: 255 * 127 * 2
+overflows it (measured: a dB lost), so they run 7-bit weights (-64..64, ORT's
+reduce_range; 255 * 64 * 2 fits), diffusion_int8_7bit.onnx. The 7-bit weights
+would cost the VNNI machines 0.2 dB (README, "Every x86 CPU"), hence two
+artifacts, not one. Each card names the torch weights it was made from, and a
+stale artifact is refused rather than silently used. Making them (export,
+calibration, quantization) is the quantize command's: tools/quantize.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
 
 import numpy as np
 
-from . import precision, quantized, store
+from .. import cpu
+from . import precision as precisions
+from . import store
+from .sampling import SamplerSettings
+from .store import WEIGHTS_DIR
 
 NumpyFunction = Callable[..., np.ndarray]
 
-
-def decoder(model: str) -> NumpyFunction:
-    """The decoder part of trained model `model` (one of quantized.DECODED_MODELS): received planes -> output."""
-    if precision.current() == "int8":
-        return quantized.load_decoder(model)
-    return torch_function(store.load(model)["decoder"])
-
-
-def noise_predictor() -> NumpyFunction:
-    """The diffusion UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise, float32."""
-    if precision.current() == "int8":
-        return quantized.load()
-    return torch_function(store.load("diffusion")["net"])
+NAME = "diffusion_int8"  # for CPUs with int8 dot products (VNNI, AMX): full-range 8-bit weights
+NAME_7BIT = "diffusion_int8_7bit"  # for CPUs without: 7-bit weights, which their 16-bit pair sums cannot overflow
+ARTIFACTS = (NAME, NAME_7BIT)
+INPUTS = ("x", "t", "condition")
+DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 
 
-def load(models: tuple[str, ...]) -> None:
-    """Loads what decoder() and noise_predictor() will run at the current precision, ahead of the first frame."""
-    for model in models:
-        if precision.current() != "int8":
-            store.load(model)
-        elif model == "diffusion":
-            quantized.load()
-        else:
-            quantized.load_decoder(model)
+@dataclass(frozen=True)
+class DecoderRuntime:
+    """precision: one of precision.PRECISIONS (resolved: "auto" is the server's to settle).
+    sampler: the diffusion decoder's sampling. weights_dir: where the models and artifacts are."""
+
+    precision: str = "fp32"
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    weights_dir: Path = WEIGHTS_DIR
+
+    def __post_init__(self):
+        precisions.check(self.precision)
+
+    def decoder(self, model: str) -> NumpyFunction:
+        """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
+        if self.precision == "int8":
+            return load_decoder(model, self.weights_dir)
+        return self.torch_function(store.load(model, self.weights_dir)["decoder"])
+
+    def noise_predictor(self) -> NumpyFunction:
+        """The diffusion UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise, float32."""
+        if self.precision == "int8":
+            return load_artifact(artifact_name(), self.weights_dir)
+        return self.torch_function(store.load("diffusion", self.weights_dir)["net"])
+
+    def load(self, models: tuple[str, ...]) -> None:
+        """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""
+        for model in models:
+            if model == "diffusion":
+                self.noise_predictor()
+            else:
+                self.decoder(model)
+
+    def autocast(self):
+        """A context in which torch model calls run at this precision."""
+        if self.precision == "bf16":
+            import torch  # not before: an int8 receiver runs without torch
+
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def torch_function(self, module) -> NumpyFunction:
+        """A torch module as a numpy function: arrays in, float32 array out; no grad, autocast at this precision."""
+        import torch
+
+        def run(*arrays: np.ndarray) -> np.ndarray:
+            with torch.no_grad(), self.autocast():
+                return module(*(torch.from_numpy(array) for array in arrays)).float().numpy()
+
+        return run
 
 
-def torch_function(module) -> NumpyFunction:
-    """A torch module as a numpy function: arrays in, float32 array out; no grad, autocast at the current precision."""
-    import torch
+def decoder_name(model: str) -> str:
+    return f"{model}_decoder"
 
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), precision.autocast():
-            return module(*(torch.from_numpy(array) for array in arrays)).float().numpy()
 
-    return run
+def artifact_name(capabilities: cpu.CpuCapabilities | None = None) -> str:
+    """The int8 UNet artifact made for this CPU (or `capabilities`)."""
+    return NAME if (capabilities or cpu.detect()).int8_dot_product else NAME_7BIT
+
+
+def initializer_bytes(model_path: Path) -> int:
+    """Bytes of an ONNX model's stored constants: weights, biases, scales and zero points."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path)).graph
+    return sum(numpy_helper.to_array(tensor).nbytes for tensor in graph.initializer)
+
+
+@dataclass
+class OnnxModel:
+    """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output out.
+    The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise."""
+
+    session: object  # onnxruntime.InferenceSession
+    path: Path
+    card: dict  # its model card: source weights, and for the UNet its calibration, what stays in float, bytes
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        return [tensor.name for tensor in self.session.get_inputs()]
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        return self.session.run(None, dict(zip(self.input_names, arrays, strict=True)))[0]
+
+    @property
+    def weight_bytes(self) -> int:
+        return initializer_bytes(self.path)
+
+
+def session_for(path: Path, threads: int | None = None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads  # default: ORT's, one per physical core (as torch's)
+    options.log_severity_level = 3  # errors only: ORT warns about optimizations it could not apply
+    # No busy-waiting between runs: the sampler's numpy ops and the server's threads need the cores
+    # in between (measured: 60 instead of 70 ms per decoded image on 2 cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No memory pattern: ORT would plan and keep one buffer per input shape, and the receiver's batches
+    # come in every size from 1 to --max-batch-size. Measured on the int8 UNet, batches 1..8 in turn:
+    # peak RSS 278 instead of 495 MiB, at the same speed (10.5 ms per image).
+    options.enable_mem_pattern = False
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+    """Int8 UNet artifact `name` (one of ARTIFACTS); checks its sha256 and that it was made from the shipped
+    fp32 weights. Cached per version of both cards (store.card_stamp)."""
+    return _session(name, "diffusion", weights_dir, store.card_stamp((name, "diffusion"), weights_dir))
+
+
+def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+    """Model `model`'s decoder (one of DECODED_MODELS) in float ONNX, checked like `load_artifact`."""
+    name = decoder_name(model)
+    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir))
+
+
+def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
+    """Every ONNX model an int8 receiver runs on this CPU (or `capabilities`), checked now (a missing or
+    stale one raises, naming the fix); returns the UNet."""
+    for model in DECODED_MODELS:
+        load_decoder(model, weights_dir)
+    return load_artifact(artifact_name(capabilities), weights_dir)
+
+
+@cache
+def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple) -> OnnxModel:
+    description, path = store.checked_file(name, ".onnx", weights_dir, fix="semcom quantize")
+    source = store.card(source_model, weights_dir)["sha256"]
+    if description["source_sha256"] != source:
+        raise ValueError(f"{path} was made from {source_model} weights {description['source_sha256'][:12]}, "
+                         f"but the shipped ones are {source[:12]}: run `semcom quantize` again")
+    return OnnxModel(session_for(path), path, description)
