@@ -40,9 +40,9 @@ test: setup system-deps
 test-unit: setup
 	$(PY) -m pytest -m unit
 
-# Regenerates common/pb from proto/ (commit the result).
+# Regenerates common/wire/pb from proto/ (commit the result).
 proto: setup
-	$(PY) -m semcom.common.protogen
+	$(PY) -m semcom.common.wire.protogen
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from semcom.common.config import setting
-from semcom.common.csi import EQUALIZERS
-from semcom.common.errors import InvalidInput, LimitExceeded
-from semcom.common.fading_layout import expand
-from semcom.common.frames import CSI_MODES, ChannelState, Frame, SymbolBlock
+from semcom.common.phy.csi import EQUALIZERS
+from semcom.common.phy.fading_layout import expand
+from semcom.common.serving.config import setting
+from semcom.common.serving.errors import InvalidInput, LimitExceeded
+from semcom.common.wire.frames import CSI_MODES, ChannelState, Frame, SymbolBlock
 
 from .awgn import AWGN, measured_snr_db, noise_variance
 from .fading import RayleighFading, RicianFading

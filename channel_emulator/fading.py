@@ -7,7 +7,7 @@ ratio of the line-of-sight part to the scattered part; K = 0 is Rayleigh):
 h = sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1), line-of-sight phase 0.
 
 Coherence: one coefficient per block of `coherence_symbols` consecutive
-symbols, independent across blocks (common/fading_layout.py). 0 means one
+symbols, independent across blocks (common/phy/fading_layout.py). 0 means one
 coefficient for the whole frame (block fading per frame); 1 is fast fading.
 """
 
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from semcom.common.fading_layout import blocks_of, expand
+from semcom.common.phy.fading_layout import blocks_of, expand
 
 from .awgn import AWGN
 

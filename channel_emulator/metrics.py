@@ -1,6 +1,6 @@
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from semcom.common.metrics import LATENCY_SECONDS_BUCKETS, SNR_DECIBELS_BUCKETS
+from semcom.common.serving.metrics import LATENCY_SECONDS_BUCKETS, SNR_DECIBELS_BUCKETS
 
 # |h|^2 spans deep fades (Rayleigh: P(|h|^2 < 0.01) = 1%) to strong line of sight.
 FADING_GAIN_BUCKETS = (0.001, 0.01, 0.03, 0.1, 0.2, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)

@@ -6,11 +6,12 @@ import argparse
 
 from prometheus_client import CollectorRegistry
 
-from semcom.common.config import (ServerSettings, add_option, add_server_options, add_settings, server_settings,
-                                  setting_flags, settings_from_args)
-from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc
-from semcom.common.rpc import aio_channel
-from semcom.common.server import ServiceServer
+from semcom.common.serving.config import (
+    ServerSettings, add_option, add_server_options, add_settings, server_settings, setting_flags, settings_from_args,
+)
+from semcom.common.serving.rpc import aio_channel
+from semcom.common.serving.server import ServiceServer
+from semcom.common.wire.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc
 
 from .emulator import ChannelConfig, ChannelEmulator
 from .metrics import ChannelMetrics

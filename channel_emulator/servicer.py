@@ -5,12 +5,12 @@ import time
 
 import numpy as np
 
-from semcom.common import frames
-from semcom.common.config import ServerSettings
-from semcom.common.errors import InvalidInput, LimitExceeded
-from semcom.common.pb import channel_emulator_pb2 as pb
-from semcom.common.pb import channel_emulator_pb2_grpc, frame_pb2, receiver_pb2, receiver_pb2_grpc
-from semcom.common.rpc import call_downstream
+from semcom.common.serving.config import ServerSettings
+from semcom.common.serving.errors import InvalidInput, LimitExceeded
+from semcom.common.serving.rpc import call_downstream
+from semcom.common.wire import frames
+from semcom.common.wire.pb import channel_emulator_pb2 as pb
+from semcom.common.wire.pb import channel_emulator_pb2_grpc, frame_pb2, receiver_pb2, receiver_pb2_grpc
 
 from .emulator import CONFIG_FIELDS, ChannelEmulator
 from .link import QueueFull

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from semcom.common.frames import Frame
+from semcom.common.wire.frames import Frame
 
 from .metrics import ReceiverMetrics
 

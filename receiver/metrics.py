@@ -1,6 +1,6 @@
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from semcom.common.metrics import LATENCY_SECONDS_BUCKETS
+from semcom.common.serving.metrics import LATENCY_SECONDS_BUCKETS
 
 
 class ReceiverMetrics:

@@ -20,10 +20,10 @@ import numpy as np
 from semcom.common import codecs
 from semcom.common.codecs import Decoded
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.csi import equalize, estimate_from_pilots, pilot_mask
-from semcom.common.errors import InvalidInput, ServiceError
-from semcom.common.fading_layout import blocks_of, expand
-from semcom.common.frames import Frame, SymbolBlock
+from semcom.common.phy.csi import equalize, estimate_from_pilots, pilot_mask
+from semcom.common.phy.fading_layout import blocks_of, expand
+from semcom.common.serving.errors import InvalidInput, ServiceError
+from semcom.common.wire.frames import Frame, SymbolBlock
 
 
 def decode_frames(frames: list[Frame], runtime: DecoderRuntime) -> list[Decoded | ServiceError]:

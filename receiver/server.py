@@ -8,15 +8,17 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from semcom.common import codecs, cpu
-from semcom.common.config import (ServerSettings, add_option, add_server_options, add_settings, server_settings,
-                                  settings_from_args)
+from semcom.common import codecs
+from semcom.common.models import cpu
 from semcom.common.models import precision as model_precision
 from semcom.common.models import runtime as decoder_runtime
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
-from semcom.common.pb import receiver_pb2_grpc
-from semcom.common.server import ServiceServer
+from semcom.common.serving.config import (
+    ServerSettings, add_option, add_server_options, add_settings, server_settings, settings_from_args,
+)
+from semcom.common.serving.server import ServiceServer
+from semcom.common.wire.pb import receiver_pb2_grpc
 
 from .metrics import ReceiverMetrics
 from .servicer import ReceiverServicer

@@ -3,11 +3,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from semcom.common import frames, tensors
-from semcom.common.config import ServerSettings
-from semcom.common.errors import DataLost
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
+from semcom.common.serving.config import ServerSettings
+from semcom.common.serving.errors import DataLost
+from semcom.common.wire import frames, tensors
+from semcom.common.wire.pb import receiver_pb2, receiver_pb2_grpc
 
 from .batching import DynamicBatcher
 from .metrics import ReceiverMetrics

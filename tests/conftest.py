@@ -13,10 +13,10 @@ import uvloop
 
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.emulator import ChannelConfig
-from semcom.common.config import ServerSettings
-from semcom.common.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc, transmitter_pb2_grpc
-from semcom.common.rpc import sync_channel
-from semcom.common.server import ServiceServer
+from semcom.common.serving.config import ServerSettings
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.serving.server import ServiceServer
+from semcom.common.wire.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc, transmitter_pb2_grpc
 from semcom.receiver import server as receiver_server
 from semcom.transmitter import server as transmitter_server
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from semcom.common.data import sample_images
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.server import ServiceServer
+from semcom.common.serving.server import ServiceServer
 from semcom.tools.chain import Chain
 
 

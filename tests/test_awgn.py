@@ -5,8 +5,8 @@ import pytest
 
 from semcom.channel_emulator.awgn import AWGN, measured_snr_db, noise_variance
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
-from semcom.common.errors import InvalidInput
-from semcom.common.frames import Frame, SymbolBlock
+from semcom.common.serving.errors import InvalidInput
+from semcom.common.wire.frames import Frame, SymbolBlock
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

@@ -11,10 +11,11 @@ import grpc
 import pytest
 
 from helpers import assert_rpc_error, metric, sample_png, scrape
-from semcom.common import codecs, frames
-from semcom.common.images import decode_image
-from semcom.common.pb import channel_emulator_pb2 as pb
-from semcom.common.pb import transmitter_pb2
+from semcom.common import codecs
+from semcom.common.data.images import decode_image
+from semcom.common.wire import frames
+from semcom.common.wire.pb import channel_emulator_pb2 as pb
+from semcom.common.wire.pb import transmitter_pb2
 
 SAMPLE_SYMBOLS = 64 * 128 * 3 // 2  # linear analog at full resolution
 

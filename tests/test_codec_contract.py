@@ -10,10 +10,10 @@ import pytest
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.errors import InvalidInput
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.serving.errors import InvalidInput
 from semcom.receiver.pipeline import decode_frames, equalize_frame
-from semcom.tools import sweep
+from semcom.tools.evaluation import sweep
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

@@ -10,8 +10,8 @@ from semcom.channel_emulator.fading import RayleighFading
 from semcom.channel_emulator.modulation import (
     bpsk_demodulate, bpsk_modulate, qpsk_demodulate, qpsk_modulate, theoretical_ber,
 )
-from semcom.common.csi import equalize, estimate_from_pilots, insert_pilots, pilot_mask, with_pilots_length
-from semcom.common.fading_layout import expand
+from semcom.common.phy.csi import equalize, estimate_from_pilots, insert_pilots, pilot_mask, with_pilots_length
+from semcom.common.phy.fading_layout import expand
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

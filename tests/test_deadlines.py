@@ -10,10 +10,8 @@ import pytest
 
 from helpers import sample_png
 from semcom.channel_emulator import server as channel_server
-from semcom.common.pb import (
-    channel_emulator_pb2_grpc, receiver_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc,
-)
-from semcom.common.rpc import sync_channel
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire.pb import channel_emulator_pb2_grpc, receiver_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
 from semcom.transmitter import server as transmitter_server
 
 

@@ -23,7 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import free_port, sample_png
-from semcom.common.pb import transmitter_pb2
+from semcom.common.wire.pb import transmitter_pb2
 from semcom.tools.load import check_target, run_load
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -15,14 +15,14 @@ from helpers import assert_rpc_error, decode_frame
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.data.images import decode_image, encode_png
 from semcom.common.data.labels import NUM_TRAIN_IDS, colorize
-from semcom.common.images import decode_image, encode_png
 from semcom.common.models import precision
 from semcom.common.models.diffusion import SemanticDiffusionUNet
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import CosineSchedule, DDIMSampler, SamplerSettings
-from semcom.common.pb import channel_emulator_pb2, transmitter_pb2
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
+from semcom.common.wire.pb import channel_emulator_pb2, transmitter_pb2
 from semcom.tools.chain import Chain
 
 SCHEDULE = CosineSchedule(1000)

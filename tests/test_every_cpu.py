@@ -18,9 +18,9 @@ import pytest
 
 from helpers import metric, scrape
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
-from semcom.common import codecs, cpu
+from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import precision, runtime, store
+from semcom.common.models import cpu, precision, runtime, store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.receiver import server as receiver_server
 from semcom.receiver.pipeline import equalize_frame

@@ -8,7 +8,7 @@ from scipy import stats
 
 from semcom.channel_emulator.awgn import noise_variance
 from semcom.channel_emulator.fading import RayleighFading, RicianFading, rician_coefficients
-from semcom.common.fading_layout import blocks_of, expand
+from semcom.common.phy.fading_layout import blocks_of, expand
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

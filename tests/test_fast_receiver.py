@@ -16,17 +16,17 @@ import pytest
 
 from helpers import decode_frame, metric, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
-from semcom.common import frames, tensors
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.errors import InvalidInput
-from semcom.common.frames import SymbolBlock
 from semcom.common.models import runtime, store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 from semcom.common.models.store import WeightsMissing
-from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.common.quality import psnr_db
-from semcom.common.rpc import sync_channel
+from semcom.common.serving.errors import InvalidInput
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire import frames, tensors
+from semcom.common.wire.frames import SymbolBlock
+from semcom.common.wire.pb import receiver_pb2, receiver_pb2_grpc
 from semcom.receiver import server as receiver_server
 from semcom.receiver.pipeline import decode_frames
 from semcom.tools.chain import Chain

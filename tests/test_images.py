@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from helpers import png_bytes, png_header_only
-from semcom.common.errors import InvalidInput, LimitExceeded
-from semcom.common.images import decode_image
+from semcom.common.data.images import decode_image
+from semcom.common.serving.errors import InvalidInput, LimitExceeded
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

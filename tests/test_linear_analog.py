@@ -5,9 +5,9 @@ import pytest
 
 from semcom.channel_emulator.awgn import AWGN, noise_variance
 from semcom.common import codecs
-from semcom.common.errors import InvalidInput
-from semcom.common.frames import ChannelState
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.serving.errors import InvalidInput
+from semcom.common.wire.frames import ChannelState
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

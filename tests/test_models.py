@@ -95,7 +95,7 @@ def test_the_receivers_numpy_decoder_input_is_the_layout_training_uses():
     import numpy as np
 
     from semcom.common.codecs.learned import received_planes
-    from semcom.common.frames import Frame, SymbolBlock
+    from semcom.common.wire.frames import Frame, SymbolBlock
 
     rng = np.random.default_rng(0)
     symbols = (rng.standard_normal(1024) + 1j * rng.standard_normal(1024)).astype(np.complex64)

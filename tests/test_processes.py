@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 
 from helpers import png_bytes, sample_png
-from semcom.common import cpu
 from semcom.common.data import sample_images
-from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
-from semcom.common.rpc import sync_channel
+from semcom.common.models import cpu
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
 from semcom.tools.services import start_processes
 
 SEMCOM = [sys.executable, "-m", "semcom.tools.cli"]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from semcom.common import protogen
+from semcom.common.wire import protogen
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 

@@ -11,6 +11,7 @@ import time
 import grpc
 import numpy as np
 import pytest
+from conftest import settings_for_tests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client import CollectorRegistry
@@ -18,19 +19,18 @@ from prometheus_client import CollectorRegistry
 from helpers import assert_rpc_error, free_port, metric, png_bytes, png_header_only, sample_png, scrape
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.awgn import measured_snr_db
-from semcom.common import codecs, frames, tensors
+from semcom.common import codecs
 from semcom.common.data import sample_images
-from semcom.common.images import decode_image
-from semcom.common.pb import (
+from semcom.common.data.images import decode_image
+from semcom.common.quality import psnr_db
+from semcom.common.serving.server import ServiceServer
+from semcom.common.wire import frames, tensors
+from semcom.common.wire.pb import (
     channel_emulator_pb2, receiver_pb2, receiver_pb2_grpc, tensor_pb2, transmitter_pb2, transmitter_pb2_grpc,
 )
-from semcom.common.quality import psnr_db
-from semcom.common.server import ServiceServer
-from semcom.receiver.servicer import ReceiverServicer
 from semcom.receiver.metrics import ReceiverMetrics
+from semcom.receiver.servicer import ReceiverServicer
 from semcom.transmitter import server as transmitter_server
-
-from conftest import settings_for_tests
 
 
 @pytest.fixture

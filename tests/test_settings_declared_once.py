@@ -12,8 +12,8 @@ import pytest
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common.models.sampling import SamplerSettings
-from semcom.common.config import ServerSettings, boolean, env_name, setting_flags
-from semcom.common.pb import channel_emulator_pb2
+from semcom.common.serving.config import ServerSettings, boolean, env_name, setting_flags
+from semcom.common.wire.pb import channel_emulator_pb2
 from semcom.receiver import server as receiver_server
 from semcom.tools import cli
 from semcom.tools.client import describe_channel, get_channel_config

@@ -8,13 +8,13 @@ from helpers import decode_frame
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.data.images import decode_image, encode_png
 from semcom.common.data.labels import NUM_TRAIN_IDS
-from semcom.common.errors import InvalidInput
-from semcom.common.images import decode_image, encode_png
 from semcom.common.models import store
-from semcom.common.pb import transmitter_pb2
-from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy, psnr_db
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy, psnr_db
+from semcom.common.serving.errors import InvalidInput
+from semcom.common.wire.pb import transmitter_pb2
 from semcom.receiver.pipeline import equalize_frame
 
 pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from semcom.tools.sweep import markdown_table, run_sweep, write_outputs
+from semcom.tools.evaluation.sweep import markdown_table, run_sweep, write_outputs
 
 
 @pytest.fixture(scope="module")

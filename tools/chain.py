@@ -15,9 +15,9 @@ import numpy as np
 
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common.codecs import Decoded
-from semcom.common.errors import ServiceError
-from semcom.common.frames import Frame
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.serving.errors import ServiceError
+from semcom.common.wire.frames import Frame
 from semcom.receiver.pipeline import decode_frames, equalize_frame
 from semcom.transmitter.pipeline import encode_image
 

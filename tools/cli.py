@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 
 from semcom.channel_emulator.server import CHANNEL_FLAGS
-from semcom.common import codecs, cpu
-from semcom.common.models import precision
+from semcom.common import codecs
+from semcom.common.models import cpu, precision
 from semcom.common.models.sampling import SamplerSettings
 
 from . import services
@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                  bandwidth_ratio=args.bandwidth_ratio, precision=args.precision)
         return 0
     if args.command == "bench":
-        from . import bench
+        from .evaluation import bench
 
         print(f"CPU: {cpu.detect().describe()}", flush=True)  # every figure below is this CPU's
 
@@ -246,12 +246,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             print(bench.bench_channel(repeats=args.repeats))
             return 0
         if args.benchmark == "runtimes":
-            from .bench_receiver import bench_runtimes
+            from .evaluation.bench_receiver import bench_runtimes
 
             print(bench_runtimes(args.scenes, args.repeats))
             return 0
         if args.benchmark == "receiver":
-            from .bench_receiver import bench_receiver
+            from .evaluation.bench_receiver import bench_receiver
 
             print(bench_receiver(args.count, args.requests, args.quality_count, args.repeats,
                                  tuple(args.concurrency), precisions=_precisions(args.precisions)))
@@ -266,7 +266,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         import json
 
         from semcom.common.models import store
-        from semcom.common.presets import PRESETS
+        from semcom.common.models.presets import PRESETS
 
         from .training.loop import TrainConfig, main_command, train
         from .training.specs import spec
@@ -305,7 +305,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                           for name, card in cards.items()}, indent=2))
         return 0
     if args.command == "sweep":
-        from . import sweep
+        from .evaluation import sweep
 
         codec_ids = args.codecs or sweep.default_codecs()
         points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "health":
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from semcom.common.rpc import sync_channel
+        from semcom.common.serving.rpc import sync_channel
 
         with sync_channel(args.address) as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(

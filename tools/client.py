@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 
-from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
-from semcom.common.rpc import sync_channel
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
 
 
 @dataclass

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from semcom.common.data import sample_images
-from semcom.common.images import decode_image
+from semcom.common.data.images import decode_image
 
 from .client import RESULT_COLUMNS, configure_channel, format_table, read_images, result_row, transmit_all
 from .services import start_processes
@@ -71,7 +71,7 @@ def _as_size(image: np.ndarray, response) -> np.ndarray:
 def default_codec() -> str:
     """The demo shows the semantic codec where its models are shipped, else linear analog."""
     from semcom.common import codecs
-    from semcom.common.errors import ServiceError
+    from semcom.common.serving.errors import ServiceError
 
     try:
         codecs.get("semantic")

@@ -21,8 +21,8 @@ import numpy as np
 import uvloop
 from tqdm import tqdm
 
-from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
-from semcom.common.rpc import aio_channel
+from semcom.common.serving.rpc import aio_channel
+from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
 
 MAX_DURATION_SECONDS = 24 * 3600
 MAX_REQUESTS = 10_000_000

@@ -75,8 +75,7 @@ def _artifact_line(name: str) -> str:
 
 def this_cpu() -> str:
     """What this machine's receiver runs (machine-specific: printed, not written into the weights README)."""
-    from semcom.common import cpu
-    from semcom.common.models import precision
+    from semcom.common.models import cpu, precision
 
     capabilities = cpu.detect()
     runnable = precision.runnable(capabilities)

@@ -49,8 +49,8 @@ from semcom.common.models import runtime, store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 
-from .bench import median_seconds
 from .chain import Chain
+from .evaluation.timing import median_seconds
 
 CALIBRATION_SNR_DB = (-5.0, 20.0)
 CALIBRATION_CHANNELS = ("awgn", "rayleigh")
@@ -273,8 +273,9 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
     float_ops, float_modules: ONNX op types and torch modules that stay in float
     (a measured choice, see tools/quantize.py). seven_bit: weights in -64..64, for CPUs without VNNI.
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

@@ -16,8 +16,8 @@ from pathlib import Path
 import uvloop
 
 from semcom.channel_emulator import server as channel_server
-from semcom.common.errors import ServiceError
-from semcom.common.server import ServiceServer, configure_logging, run_until_signal
+from semcom.common.serving.errors import ServiceError
+from semcom.common.serving.server import ServiceServer, configure_logging, run_until_signal
 from semcom.receiver import server as receiver_server
 from semcom.transmitter import server as transmitter_server
 

@@ -1,6 +1,6 @@
 from prometheus_client import CollectorRegistry, Histogram
 
-from semcom.common.metrics import (
+from semcom.common.serving.metrics import (
     BANDWIDTH_RATIO_BUCKETS, CHANNEL_USES_BUCKETS, LATENCY_SECONDS_BUCKETS, PSNR_DECIBELS_BUCKETS, RATIO_BUCKETS,
 )
 

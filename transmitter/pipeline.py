@@ -10,12 +10,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from semcom.common import codecs
-from semcom.common.csi import insert_pilots
-from semcom.common.frames import Frame
+from semcom.common.data.images import decode_image
 from semcom.common.data.labels import NUM_TRAIN_IDS
-from semcom.common.errors import ServiceError
-from semcom.common.images import decode_image
+from semcom.common.phy.csi import insert_pilots
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db, ssim
+from semcom.common.serving.errors import ServiceError
+from semcom.common.wire.frames import Frame
 
 
 @dataclass
@@ -37,7 +37,7 @@ def encode_image(image: np.ndarray, codec_id: str, bandwidth_ratio: float, *, pi
                  frame_id: str | None = None, **options) -> Frame:
     """Encodes uint8 [H, W, 3] with the codec (ratio 0: the codec's default; options: codec-specific,
     e.g. design_snr_db) and inserts a pilot before every `pilot_spacing` data symbols of each block
-    (0: none; see common/csi.py). frame_id: a fresh unique one unless given (it seeds the generative
+    (0: none; see common/phy/csi.py). frame_id: a fresh unique one unless given (it seeds the generative
     decoders' noise, so a fixed id makes a run repeatable)."""
     codec = codecs.get(codec_id, field="codec")
     ratio = bandwidth_ratio or codec.default_bandwidth_ratio

@@ -8,10 +8,10 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs
-from semcom.common.config import ServerSettings, add_option, add_server_options, server_settings
-from semcom.common.pb import channel_emulator_pb2_grpc, transmitter_pb2_grpc
-from semcom.common.rpc import aio_channel
-from semcom.common.server import ServiceServer
+from semcom.common.serving.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.serving.rpc import aio_channel
+from semcom.common.serving.server import ServiceServer
+from semcom.common.wire.pb import channel_emulator_pb2_grpc, transmitter_pb2_grpc
 
 from .metrics import TransmitterMetrics
 from .servicer import TransmitterServicer

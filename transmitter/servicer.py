@@ -4,15 +4,15 @@ import asyncio
 import math
 import time
 
-from semcom.common import frames, tensors
-from semcom.common.config import ServerSettings
-from semcom.common.errors import InvalidInput, ServiceError
+from semcom.common.data.images import encode_png
 from semcom.common.data.labels import colorize
-from semcom.common.images import encode_png
-from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
-from semcom.common.pb import transmitter_pb2 as pb
-from semcom.common.pb import transmitter_pb2_grpc
-from semcom.common.rpc import call_downstream
+from semcom.common.serving.config import ServerSettings
+from semcom.common.serving.errors import InvalidInput, ServiceError
+from semcom.common.serving.rpc import call_downstream
+from semcom.common.wire import frames, tensors
+from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
+from semcom.common.wire.pb import transmitter_pb2 as pb
+from semcom.common.wire.pb import transmitter_pb2_grpc
 
 from . import pipeline
 from .metrics import TransmitterMetrics

@@ -15,10 +15,10 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInput, ServiceError
-from ..frames import Frame
 from ..models import store
 from ..models.runtime import DecoderRuntime
+from ..serving.errors import InvalidInput, ServiceError
+from ..wire.frames import Frame
 
 # What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
 # semantic map as train IDs uint8 [h, w] (else None).

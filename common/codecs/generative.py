@@ -28,12 +28,12 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import InvalidInput, ServiceError
-from ..frames import Frame, SymbolBlock
 from ..models import store
 from ..models.conditioning import make_condition
 from ..models.runtime import DecoderRuntime
 from ..models.sampling import CosineSchedule, DDIMSampler
+from ..serving.errors import InvalidInput, ServiceError
+from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Decoded, one_hot, resize, to_uint8
 from .learned import PresetCodec, mmse_statistics, received_planes
 from .registry import register

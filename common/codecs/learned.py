@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image
 
 from ..data.labels import colorize
-from ..errors import InvalidInput
-from ..frames import Frame, SymbolBlock
 from ..models import store
+from ..models.presets import CPU
 from ..models.runtime import DecoderRuntime
-from ..presets import CPU
+from ..serving.errors import InvalidInput
+from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Codec, Decoded, one_hot, resize, to_uint8
 from .registry import register
 

@@ -19,9 +19,9 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInput
-from ..frames import Frame, SymbolBlock
 from ..models.runtime import DecoderRuntime
+from ..serving.errors import InvalidInput
+from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Codec, Decoded
 from .registry import register
 

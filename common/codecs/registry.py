@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import InvalidInput, Unavailable
 from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
+from ..serving.errors import InvalidInput, Unavailable
 from .base import Capabilities, Codec
 
 log = logging.getLogger(__name__)

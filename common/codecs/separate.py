@@ -25,10 +25,10 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInput
-from ..frames import Frame, SymbolBlock
-from ..quality import psnr_db
 from ..models.runtime import DecoderRuntime
+from ..quality import psnr_db
+from ..serving.errors import InvalidInput
+from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Codec, Decoded
 from .registry import register
 

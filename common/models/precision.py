@@ -4,7 +4,7 @@ A receiver's precision is part of its DecoderRuntime (runtime.py); nothing here 
 fp32: plain float32. bf16: torch autocast to bfloat16, on the CPU's native bf16
 units (AVX-512 BF16 or AMX); weights stay float32 and only matmuls/convolutions drop to
 bf16. Without those units torch emulates bf16 about 100 times slower than fp32, so
-`resolve` refuses it there (common/cpu.py reads the CPU).
+`resolve` refuses it there (common/models/cpu.py reads the CPU).
 int8: every network runs on ONNX Runtime (runtime.py): the diffusion
 decoder (nearly all of the receiver's compute) post-training quantized to
 int8 (runtime.py, made by `semcom quantize`), the small JSCC decoders in float32; no torch at all.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from .. import cpu
+from . import cpu
 
 PRECISIONS = ("fp32", "bf16", "int8")
 # What a receiver may be asked for: "auto" is resolved at start (`resolve`).

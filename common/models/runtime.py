@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cpu
+from . import cpu
 from . import precision as precisions
 from . import store
 from .sampling import SamplerSettings

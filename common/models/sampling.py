@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import setting
+from ..serving.config import setting
 
 NoisePredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

@@ -4,7 +4,7 @@ Channel realizations (fading coefficients per coherence block, and noise) are
 drawn by the channel emulator's own ChannelEmulator, exactly as the service
 draws them; they are then applied to the encoder's torch symbols, y = h x + n,
 so gradients flow through x. The receiver side is the service's own MMSE
-equalizer with perfect CSI (common/csi.py's `mmse_weights`, applied to the torch
+equalizer with perfect CSI (common/phy/csi.py's `mmse_weights`, applied to the torch
 symbols), giving the decoder the estimate and its error variance per symbol,
 the same inputs it gets in the receiver service.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
-from semcom.common.csi import mmse_weights
-from semcom.common.fading_layout import expand
-from semcom.common.frames import Frame, SymbolBlock
 from semcom.common.models.jscc import from_symbols, to_symbols
+from semcom.common.phy.csi import mmse_weights
+from semcom.common.phy.fading_layout import expand
+from semcom.common.wire.frames import Frame, SymbolBlock
 
 
 class ChannelInTheLoop:

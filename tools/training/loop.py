@@ -27,14 +27,14 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from semcom.common import cpu
 from semcom.common.data.datasets import SyntheticScenes, materialize
-from semcom.common.models import store
+from semcom.common.models import cpu, store
 from semcom.common.models.layers import count_parameters
-from semcom.common.presets import CPU, Preset
+from semcom.common.models.presets import CPU, Preset
 
 from .channel_in_the_loop import ChannelInTheLoop
 from .specs import spec as spec_of
+
 
 @dataclass
 class TrainConfig:
@@ -59,7 +59,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
     bf16 = config.bf16 and (device.type != "cpu" or cpu.detect().native_bf16)
-    if config.bf16 and not bf16:  # emulated bf16 is ~100x slower than fp32 (common/cpu.py)
+    if config.bf16 and not bf16:  # emulated bf16 is ~100x slower than fp32 (common/models/cpu.py)
         print(f"training in fp32: this CPU has no native bf16 ({cpu.detect().describe()})", file=sys.stderr)
     architecture = _with_channels(spec.architecture, config.channels)  # fails fast on a bad --channels
     torch.manual_seed(config.seed)

@@ -9,9 +9,9 @@ from torch.nn import functional as F
 from semcom.common.models import store
 from semcom.common.models.conditioning import make_condition
 from semcom.common.models.layers import count_flops
+from semcom.common.models.presets import CPU
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import CosineSchedule, DDIMSampler
-from semcom.common.presets import CPU
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
 
 from ..channel_in_the_loop import ChannelInTheLoop

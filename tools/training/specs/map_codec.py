@@ -3,7 +3,7 @@
 import torch
 from torch.nn import functional as F
 
-from semcom.common.presets import CPU
+from semcom.common.models.presets import CPU
 from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy
 
 from ..channel_in_the_loop import ChannelInTheLoop

@@ -4,7 +4,7 @@ import torch
 from torch.nn import functional as F
 
 from semcom.common.models.layers import count_flops
-from semcom.common.presets import CPU
+from semcom.common.models.presets import CPU
 from semcom.common.quality import confusion_matrix, mean_iou, pixel_accuracy
 
 from ..spec import Spec

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, get_args, get_type_hints
 
-from .images import DEFAULT_MAX_PIXELS
+from ..data.images import DEFAULT_MAX_PIXELS
 from .rpc import DEFAULT_MAX_MESSAGE_BYTES
 
 

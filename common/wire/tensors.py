@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .errors import InvalidInput
+from ..serving.errors import InvalidInput
 from .pb import tensor_pb2
 
 _TO_NUMPY = {

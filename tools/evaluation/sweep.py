@@ -23,13 +23,13 @@ from tqdm import tqdm
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.data.images import decode_image, encode_png
 from semcom.common.data.labels import NUM_TRAIN_IDS
-from semcom.common.images import decode_image, encode_png
-from semcom.common.quality import MS_SSIM_MIN_SIDE, confusion_matrix, mean_iou, ms_ssim, psnr_db, ssim
-from semcom.common.frames import Frame
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.quality import MS_SSIM_MIN_SIDE, confusion_matrix, mean_iou, ms_ssim, psnr_db, ssim
+from semcom.common.wire.frames import Frame
 
-from .chain import Chain
+from ..chain import Chain
 
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -107,10 +107,10 @@ def _in_process_transmitter(chain: Chain):
 @contextmanager
 def _grpc_transmitter(transmitter: str, channel_address: str | None, config: ChannelConfig):
     """Configures the running channel emulator and yields a transmit function over one gRPC channel."""
-    from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
-    from semcom.common.rpc import sync_channel
+    from semcom.common.serving.rpc import sync_channel
+    from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
 
-    from .client import configure_channel
+    from ..client import configure_channel
 
     if not channel_address:
         raise ValueError("--via-grpc needs --channel-address to configure the channel emulator")

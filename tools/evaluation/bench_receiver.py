@@ -31,16 +31,17 @@ import torch
 from torch import nn
 
 from semcom.channel_emulator.emulator import ChannelConfig
-from semcom.common import codecs, frames
+from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import precision, runtime, store
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.pb import receiver_pb2, receiver_pb2_grpc
-from semcom.common.rpc import sync_channel
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire import frames
+from semcom.common.wire.pb import receiver_pb2, receiver_pb2_grpc
 
-from . import sweep
-from .chain import Chain
-from .services import ServiceProcesses, start_service
+from ..chain import Chain
+from ..services import ServiceProcesses, start_service
+from . import sweep, timing
 
 BITS = {"fp32": 32, "bf16": 16, "int8": 8}
 CONCURRENCY = (1, 4, 8, 16)
@@ -97,8 +98,8 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
             predict = DecoderRuntime(name).noise_predictor()  # as the receiver calls it: numpy in and out
             # An untimed call first: the previous precision's thread pool may still be spinning.
             predict(x, t, condition)
-            single.setdefault(name, []).extend(_seconds(lambda: predict(x, t, condition)) for _ in range(3))
-            eight.setdefault(name, []).append(_seconds(lambda: predict(*batch8)) / 8)
+            single.setdefault(name, []).extend(timing.seconds(lambda: predict(x, t, condition)) for _ in range(3))
+            eight.setdefault(name, []).append(timing.seconds(lambda: predict(*batch8)) / 8)
     int8 = DecoderRuntime("int8").noise_predictor() if "int8" in precisions else None
     float_modules = tuple(int8.card["quantization"]["float_modules"]) if int8 else ()
     macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)), float_modules)
@@ -251,18 +252,12 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
     return "\n".join(lines)
 
 
-def _seconds(call: Callable) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def bench_runtimes(scenes: int = 8, repeats: int = 10) -> str:
     """One UNet step at batch 1 in each candidate runtime for int8 (the measurement behind the choice of
     ONNX Runtime), on real sampler inputs, with activation ranges from `scenes` calibration scenes."""
     import onnx
 
-    from . import quantize
+    from .. import quantize
 
     net = store.load("diffusion")["net"]
     samples = quantize.calibration_samples(scenes, seed=0)
@@ -290,7 +285,7 @@ def bench_runtimes(scenes: int = 8, repeats: int = 10) -> str:
             for _ in range(repeats):
                 for label, call in candidates.items():
                     call()  # untimed: the previous runtime's threads may still be spinning
-                    times.setdefault(label, []).append(_seconds(call))
+                    times.setdefault(label, []).append(timing.seconds(call))
     reference = statistics.median(times["PyTorch eager fp32"])
     lines = [f"one diffusion UNet step, batch 1, 64x128, {torch.get_num_threads()} threads, medians of {repeats} "
              f"(int8 ranges from {len(samples)} sampler inputs):"]

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InvalidInput, LimitExceeded
+from ..serving.errors import InvalidInput, LimitExceeded
 
 DEFAULT_MAX_PIXELS = 2048 * 2048
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..phy.csi import EQUALIZERS
+from ..serving.errors import InvalidInput, LimitExceeded
 from . import tensors
-from .csi import EQUALIZERS
-from .errors import InvalidInput, LimitExceeded
 from .pb import frame_pb2, tensor_pb2
-
 
 CSI_MODES = ("perfect", "none", "estimated")
 

@@ -1,4 +1,4 @@
-"""Generates the Python gRPC stubs in common/pb from the .proto files in proto/.
+"""Generates the Python gRPC stubs in common/wire/pb from the .proto files in proto/.
 
 The stubs are committed (so an editable or wheel install needs no build step);
 tests/test_proto.py regenerates them into a temporary folder and fails when
@@ -6,7 +6,7 @@ the committed ones differ. Run `make proto` after editing a .proto file.
 
 protoc writes absolute imports (`from semcom.v1 import frame_pb2`) that follow
 the proto package; they are rewritten to relative ones because the stubs live
-in `semcom.common.pb`, not in a `semcom.v1` package.
+in `semcom.common.wire.pb`, not in a `semcom.v1` package.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROTO_ROOT = REPO_ROOT / "proto"
 PROTO_PACKAGE_DIR = Path("semcom") / "v1"
 COMMITTED_STUBS = Path(__file__).resolve().parent / "pb"

@@ -18,17 +18,17 @@ import numpy as np
 from tqdm import tqdm
 
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
+from semcom.common.data.images import encode_png
 from semcom.common.data.scenes import generate_scene
-from semcom.common.images import encode_png
-from semcom.common.pb import transmitter_pb2, transmitter_pb2_grpc
-from semcom.common.rpc import sync_channel
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
+from semcom.common.serving.rpc import sync_channel
+from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
 from semcom.transmitter import pipeline
 
-from .chain import Chain
-
-from .services import start_processes
+from ..chain import Chain
+from ..services import start_processes
+from .timing import median_seconds
 
 
 def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup: int = 20,
@@ -74,17 +74,6 @@ def report(results: dict[str, float], size: tuple[int, int], repeats: int) -> st
     return "\n".join(lines)
 
 
-def median_seconds(function, repeats: int, warmup: int, label: str) -> float:
-    """Median wall time of `repeats` calls after `warmup` untimed ones."""
-    samples = []
-    for i in tqdm(range(warmup + repeats), desc=label, unit="call", leave=False):
-        start = time.perf_counter()
-        function()
-        if i >= warmup:
-            samples.append(time.perf_counter() - start)
-    return float(np.median(samples))
-
-
 CHANNEL_MODELS = {
     "awgn": {"model": "awgn"},
     "rayleigh block": {"model": "rayleigh", "coherence_symbols": 0},
@@ -96,9 +85,9 @@ CHANNEL_MODELS = {
 def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
     """Emulator throughput in channel uses per second (in-process), and the
     latency the channel hop adds to a 64x64 frame (through the services)."""
-    from semcom.common import frames as frame_codec
-    from semcom.common.frames import Frame, SymbolBlock
-    from semcom.common.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc
+    from semcom.common.wire import frames as frame_codec
+    from semcom.common.wire.frames import Frame, SymbolBlock
+    from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc
 
     rng = np.random.default_rng(0)
     lines = [f"emulator throughput, in-process (median of {repeats // 10} frames):",

@@ -1,1 +1,0 @@
-"""Generated protobuf and gRPC stubs of proto/semcom/v1 (by common/protogen.py; do not edit)."""
