@@ -22,6 +22,7 @@ from semcom.channel_emulator.awgn import measured_snr_db
 from semcom.common import codecs
 from semcom.common.data import sample_images
 from semcom.common.data.images import decode_image
+from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.quality import psnr_db
 from semcom.common.serving.server import ServiceServer
 from semcom.common.wire import frames, tensors
@@ -127,7 +128,7 @@ def test_health_is_not_serving_until_the_models_are_loaded(services):
         settings = settings_for_tests()
         server = ServiceServer("receiver", settings, CollectorRegistry())
         server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                           ReceiverServicer(settings, ReceiverMetrics(server.registry)))
+                           ReceiverServicer(settings, ReceiverMetrics(server.registry), DecoderRuntime()))
         asyncio.get_running_loop().create_task(server.start(load=loaded.wait))
         while server.port == 0 or server.metrics_port == 0:
             await asyncio.sleep(0.01)
