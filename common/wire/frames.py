@@ -9,7 +9,7 @@ offending one in its error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -130,21 +130,14 @@ def to_proto(frame: Frame) -> frame_pb2.Frame:
     return message
 
 
+# ChannelState's fields and semcom.v1.ChannelState's share names; the one tensor among them is
+# converted with tensors, the rest copied as they are (a field added to both needs no code here).
+_TENSOR_FIELDS = ("fading",)
+_SCALAR_FIELDS = tuple(f.name for f in fields(ChannelState) if f.name not in _TENSOR_FIELDS)
+
+
 def channel_state_to_proto(state: ChannelState) -> frame_pb2.ChannelState:
-    message = frame_pb2.ChannelState(
-        model=state.model,
-        snr_db=state.snr_db,
-        noise_variance=state.noise_variance,
-        measured_snr_db=state.measured_snr_db,
-        k_factor=state.k_factor,
-        coherence_symbols=state.coherence_symbols,
-        csi=state.csi,
-        equalizer=state.equalizer,
-        channel_uses=state.channel_uses,
-        bandwidth_ratio=state.bandwidth_ratio,
-        truncated_symbols=state.truncated_symbols,
-        erased=state.erased,
-    )
+    message = frame_pb2.ChannelState(**{name: getattr(state, name) for name in _SCALAR_FIELDS})
     if state.fading is not None:
         message.fading.CopyFrom(tensors.to_proto(state.fading))
     return message
@@ -214,9 +207,5 @@ def _channel_state_from_proto(c: frame_pb2.ChannelState) -> ChannelState:
     fading = None
     if c.HasField("fading"):
         fading = tensors.from_proto(c.fading, "frame.channel.fading", dtype=tensor_pb2.DATA_TYPE_COMPLEX64, ndim=1)
-    return ChannelState(
-        model=c.model, snr_db=c.snr_db, noise_variance=c.noise_variance, measured_snr_db=c.measured_snr_db,
-        k_factor=c.k_factor, coherence_symbols=c.coherence_symbols, csi=c.csi or "none",
-        equalizer=c.equalizer or "mmse", fading=fading, channel_uses=c.channel_uses,
-        bandwidth_ratio=c.bandwidth_ratio, truncated_symbols=c.truncated_symbols, erased=c.erased,
-    )
+    scalars = {name: getattr(c, name) for name in _SCALAR_FIELDS}
+    return ChannelState(**{**scalars, "csi": c.csi or "none", "equalizer": c.equalizer or "mmse"}, fading=fading)
