@@ -11,12 +11,13 @@ still occupied the link. At most `queue_frames` frames may wait; one more is
 refused (the caller reports RESOURCE_EXHAUSTED).
 
 `schedule` is pure bookkeeping on a clock the caller passes in, so it is
-deterministic under a seed and testable without waiting; the service awaits
-the returned delivery time.
+deterministic under a seed and testable without waiting; `carry`, what the
+service calls, books on the event loop's clock and waits until delivery.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import deque
@@ -102,6 +103,14 @@ class Link:
             jitter = float(self._rng.uniform(0.0, c.jitter_seconds)) if c.jitter_seconds > 0 else 0.0
             lost = bool(self._rng.random() < c.loss_probability) if c.loss_probability > 0 else False
             return Transmission(now, start, transmit, c.delay_seconds + jitter, lost)
+
+    async def carry(self, channel_uses: int) -> Transmission:
+        """Books the link on the running event loop's clock for a frame arriving now, and returns once
+        it has arrived (lost or not); raises QueueFull."""
+        loop = asyncio.get_running_loop()
+        transmission = self.schedule(channel_uses, now=loop.time())
+        await asyncio.sleep(max(0.0, transmission.deliver_at - loop.time()))
+        return transmission
 
     def waiting(self, now: float) -> int:
         """Frames queued behind the one on the link at time `now`."""

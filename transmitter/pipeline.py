@@ -4,17 +4,18 @@ library, usable in-process."""
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from semcom.common import codecs
-from semcom.common.data.images import decode_image
-from semcom.common.data.labels import NUM_TRAIN_IDS
+from semcom.common.data.images import decode_image, encode_png
+from semcom.common.data.labels import NUM_TRAIN_IDS, colorize
 from semcom.common.phy.csi import insert_pilots
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db, ssim
-from semcom.common.serving.errors import ServiceError
+from semcom.common.serving.errors import InvalidInput, ServiceError
 from semcom.common.wire.frames import Frame
 
 
@@ -46,6 +47,50 @@ def encode_image(image: np.ndarray, codec_id: str, bandwidth_ratio: float, *, pi
         frame.blocks = [replace(b, symbols=insert_pilots(b.symbols, pilot_spacing)) for b in frame.blocks]
         frame.pilot_spacing = pilot_spacing
     return frame
+
+
+@dataclass
+class Assessment:
+    """What the transmitter reports of a reconstruction: its quality and the pictures it returns."""
+
+    psnr_db: float
+    ssim: float
+    miou: float  # NaN where not computed (see semantic_fidelity)
+    reconstruction_png: bytes
+    received_map_png: bytes  # b"" for codecs without a received map
+    seconds: float  # the assessment's own time
+
+
+def assess(encoded: Encoded, reconstruction: np.ndarray, received_map: np.ndarray | None,
+           report_miou: bool = True) -> Assessment:
+    """Scores what the receiver returned against the original (shapes checked: a receiver that returns
+    another size is an error) and encodes the PNGs the caller gets back."""
+    start = time.perf_counter()
+    if reconstruction.shape != encoded.image.shape:
+        raise InvalidInput(f"decoded.image: receiver returned shape {list(reconstruction.shape)}, "
+                           f"sent {list(encoded.image.shape)}")
+    psnr, similarity = quality(encoded.image, reconstruction)
+    miou = semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec) if report_miou else math.nan
+    map_png = encode_png(colorize(received_map)) if received_map is not None else b""
+    return Assessment(psnr, similarity, miou, encode_png(reconstruction), map_png, time.perf_counter() - start)
+
+
+@dataclass
+class StageTimings:
+    """Where one Transmit call's time went, in seconds; the overhead is what no stage accounts for
+    (gRPC, serialization, scheduling)."""
+
+    encode_seconds: float
+    channel_seconds: float
+    decode_seconds: float
+    quality_seconds: float
+    link_seconds: float
+    end_to_end_seconds: float
+
+    @property
+    def overhead_seconds(self) -> float:
+        return self.end_to_end_seconds - (self.encode_seconds + self.channel_seconds + self.decode_seconds
+                                          + self.quality_seconds + self.link_seconds)
 
 
 def quality(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:

@@ -3,9 +3,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import asdict
 
-from semcom.common.data.images import encode_png
-from semcom.common.data.labels import colorize
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import InvalidInput, ServiceError
 from semcom.common.serving.rpc import call_downstream
@@ -57,14 +56,16 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             self._channel.Forward(channel_emulator_pb2.ForwardRequest(frame=frame_message),
                                   timeout=context.time_remaining()),
         )
-        quality, png, map_png, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded)
-        end_to_end = time.perf_counter() - start
-
-        frame = encoded.frame
+        assessment = await asyncio.to_thread(self._assess, encoded, forwarded.decoded)
         link = forwarded.link
-        link_seconds = link.queue_seconds + link.transmit_seconds + link.propagation_seconds
-        decode_seconds = forwarded.decoded.decode_seconds
-        self._record(codec_id, frame, encode_seconds, end_to_end, quality)
+        timings = pipeline.StageTimings(
+            encode_seconds=encode_seconds, channel_seconds=forwarded.channel_seconds,
+            decode_seconds=forwarded.decoded.decode_seconds, quality_seconds=assessment.seconds,
+            link_seconds=link.queue_seconds + link.transmit_seconds + link.propagation_seconds,
+            end_to_end_seconds=time.perf_counter() - start)
+        frame = encoded.frame
+        quality = pb.Quality(psnr_db=assessment.psnr_db, ssim=assessment.ssim, miou=assessment.miou)
+        self._record(codec_id, frame, encode_seconds, timings.end_to_end_seconds, quality)
         return pb.TransmitResponse(
             image_id=request.image_id,
             frame_id=frame.frame_id,
@@ -73,18 +74,9 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             bandwidth_ratio=forwarded.channel.bandwidth_ratio,
             channel=forwarded.channel,
             quality=quality,
-            timings=pb.StageTimings(
-                encode_seconds=encode_seconds,
-                channel_seconds=forwarded.channel_seconds,
-                decode_seconds=decode_seconds,
-                quality_seconds=quality_seconds,
-                link_seconds=link_seconds,
-                end_to_end_seconds=end_to_end,
-                overhead_seconds=end_to_end - encode_seconds - forwarded.channel_seconds - decode_seconds
-                - quality_seconds - link_seconds,
-            ),
-            reconstruction_png=png,
-            received_map_png=map_png,
+            timings=pb.StageTimings(**asdict(timings), overhead_seconds=timings.overhead_seconds),
+            reconstruction_png=assessment.reconstruction_png,
+            received_map_png=assessment.received_map_png,
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
         )
 
@@ -97,27 +89,13 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 
-    def _assess(self, encoded: pipeline.Encoded, decoded):
-        """Quality, the reconstruction's PNG and the received map's PNG (b"" without one): one thread hop."""
-        start = time.perf_counter()
-        reconstruction = tensors.from_proto(
-            decoded.image, "decoded.image", dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=3
-        )
-        if reconstruction.shape != encoded.image.shape:
-            raise InvalidInput(
-                f"decoded.image: receiver returned shape {list(reconstruction.shape)}, "
-                f"sent {list(encoded.image.shape)}"
-            )
-        psnr, ssim = pipeline.quality(encoded.image, reconstruction)
-        miou = (pipeline.semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec)
-                if self._report_miou else math.nan)
-        map_png = b""
-        if decoded.HasField("semantic_map"):
-            labels = tensors.from_proto(decoded.semantic_map, "decoded.semantic_map",
-                                        dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=2)
-            map_png = encode_png(colorize(labels))
-        return (pb.Quality(psnr_db=psnr, ssim=ssim, miou=miou), encode_png(reconstruction), map_png,
-                time.perf_counter() - start)
+    def _assess(self, encoded: pipeline.Encoded, decoded) -> pipeline.Assessment:
+        """The receiver's reply as arrays, assessed (one thread hop)."""
+        reconstruction = tensors.from_proto(decoded.image, "decoded.image", dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=3)
+        received_map = (tensors.from_proto(decoded.semantic_map, "decoded.semantic_map",
+                                           dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=2)
+                        if decoded.HasField("semantic_map") else None)
+        return pipeline.assess(encoded, reconstruction, received_map, self._report_miou)
 
     def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
         m = self._metrics
