@@ -21,6 +21,22 @@ from semcom.receiver import server as receiver_server
 from semcom.transmitter import server as transmitter_server
 
 TEST_MAX_PIXELS = 1024 * 1024
+KINDS = ("unit", "service", "process", "deploy")  # pyproject.toml's markers
+
+
+def pytest_collection_modifyitems(items):
+    """Each test gets exactly one kind: `service` where it starts the servers (the services fixture),
+    `unit` where it is marked nothing else; process and deploy tests are marked where they are."""
+    for item in items:
+        kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
+        if not kinds:
+            kind = "service" if "services" in item.fixturenames else "unit"
+            item.add_marker(kind)
+            kinds = [kind]
+        elif "services" in item.fixturenames and "service" not in kinds and "deploy" not in kinds:
+            raise pytest.UsageError(f"{item.nodeid}: marked {kinds[0]} but starts servers (the services fixture)")
+        if len(kinds) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: marked {' and '.join(kinds)}; a test is of one kind")
 
 
 class EventLoopThread:

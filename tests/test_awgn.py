@@ -8,8 +8,6 @@ from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common.serving.errors import InvalidInput
 from semcom.common.wire.frames import Frame, SymbolBlock
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 N = 1_000_000
 
 

@@ -15,8 +15,6 @@ from semcom.common.serving.errors import InvalidInput
 from semcom.receiver.pipeline import decode_frames, equalize_frame
 from semcom.tools.evaluation import sweep
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 IMAGE = materialize(SyntheticScenes("val", 1))[0][0]
 
 

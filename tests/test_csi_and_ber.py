@@ -13,8 +13,6 @@ from semcom.channel_emulator.modulation import (
 from semcom.common.phy.csi import equalize, estimate_from_pilots, insert_pilots, pilot_mask, with_pilots_length
 from semcom.common.phy.fading_layout import expand
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 BITS = 1_000_000
 
 

@@ -9,8 +9,6 @@ from semcom.common.data.datasets import ADE20KFolder, CityscapesFolder, Syntheti
 from semcom.common.data.labels import IGNORE, colorize
 from semcom.common.data.scenes import CLASS_NAMES, generate_scene
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 
 def test_scenes_are_deterministic_by_seed_and_differ_across_seeds():
     first, second = generate_scene(64, 128, seed=5), generate_scene(64, 128, seed=5)

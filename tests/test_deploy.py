@@ -26,6 +26,8 @@ from helpers import free_port, sample_png
 from semcom.common.wire.pb import transmitter_pb2
 from semcom.tools.load import check_target, run_load
 
+pytestmark = pytest.mark.deploy  # docker-compose, Prometheus, promtool and the dashboard
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SEMCOM = [sys.executable, "-m", "semcom.tools.cli"]
 

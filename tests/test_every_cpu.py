@@ -114,6 +114,7 @@ def test_the_receiver_benchmark_measures_what_this_cpu_runs_natively(monkeypatch
 QEMU = shutil.which("qemu-x86_64")
 
 
+@pytest.mark.process
 @pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 (Debian's qemu-user, installed by `make test`) is missing")
 def test_the_shipped_int8_decoder_is_exact_on_an_emulated_avx2_cpu(tmp_path):
     """One UNet step of a real received frame with the artifact for CPUs without VNNI, natively and on an

@@ -10,8 +10,6 @@ from semcom.channel_emulator.awgn import noise_variance
 from semcom.channel_emulator.fading import RayleighFading, RicianFading, rician_coefficients
 from semcom.common.phy.fading_layout import blocks_of, expand
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 N = 200_000
 
 

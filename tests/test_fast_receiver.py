@@ -115,6 +115,7 @@ def test_the_onnx_jscc_decoders_of_an_int8_receiver_decode_as_the_torch_ones(cod
         assert (reference == image).all(-1).mean() > 0.999  # the same labels, up to a near-tie
 
 
+@pytest.mark.process
 def test_an_int8_receiver_process_runs_without_torch(tmp_path):
     """torch is most of a receiver process's memory; an int8 receiver has no use for it and never loads it."""
     from semcom.tools.services import start_service

@@ -8,8 +8,6 @@ from helpers import png_bytes, png_header_only
 from semcom.common.data.images import decode_image
 from semcom.common.serving.errors import InvalidInput, LimitExceeded
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 
 def test_rgb_png_decodes_unchanged():
     image = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)

@@ -9,8 +9,6 @@ from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.serving.errors import InvalidInput
 from semcom.common.wire.frames import ChannelState
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 codec = codecs.get("linear_analog")
 
 

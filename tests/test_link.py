@@ -8,8 +8,6 @@ import pytest
 
 from semcom.channel_emulator.link import Link, LinkConfig, QueueFull
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 
 def test_transmission_time_is_symbols_over_symbol_rate():
     link = Link(LinkConfig(symbol_rate=1e6, delay_seconds=0.02))

@@ -12,8 +12,6 @@ from semcom.common.models.segmenter import AttentionUNet
 from semcom.tools.training.loop import TrainConfig, train
 from semcom.tools.training.specs import MODELS
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 
 @pytest.mark.parametrize("levels", [2, 3, 4])
 def test_segmenter_levels_are_configurable_and_keep_the_resolution(levels):

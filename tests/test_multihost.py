@@ -18,6 +18,8 @@ import pytest
 
 from semcom.common.data import sample_images
 
+pytestmark = pytest.mark.process  # three hosts (network namespaces), one service process each
+
 PREFIX = f"sc{os.getpid() % 100000}"
 NAMESPACES = {"tx": f"{PREFIX}tx", "ch": f"{PREFIX}ch", "rx": f"{PREFIX}rx"}
 TX_ADDRESS, CH_TX_ADDRESS = "10.231.1.2", "10.231.1.1"  # the transmitter's link

@@ -25,6 +25,8 @@ from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
 from semcom.tools.services import start_processes
 
+pytestmark = pytest.mark.process  # the services and the CLI as separate processes
+
 SEMCOM = [sys.executable, "-m", "semcom.tools.cli"]
 
 

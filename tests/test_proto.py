@@ -3,12 +3,9 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from semcom.common.wire import frames, protogen
 from semcom.common.wire.pb import frame_pb2
-
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
 
 
 def test_committed_stubs_match_the_proto_files(tmp_path: Path):

@@ -5,8 +5,6 @@ import pytest
 
 from semcom.common.quality import psnr_db, ssim
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 
 def image(seed=0, shape=(32, 48, 3)):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)

@@ -13,8 +13,6 @@ from semcom.common.codecs.separate import FALLBACK_GREY, bit_budget
 from semcom.common.data.scenes import generate_scene
 from semcom.common.quality import psnr_db
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 IMAGE = generate_scene(64, 128, seed=3)[0]
 RATIO = 1280 / (64 * 128 * 3)
 

@@ -17,8 +17,6 @@ from semcom.common.serving.errors import InvalidInput
 from semcom.common.wire.pb import transmitter_pb2
 from semcom.receiver.pipeline import equalize_frame
 
-pytestmark = pytest.mark.unit  # no server and no process: `make test-unit`
-
 VAL_IMAGES, VAL_LABELS = materialize(SyntheticScenes("val", 100))
 
 
