@@ -11,8 +11,8 @@ still occupied the link. At most `queue_frames` frames may wait; one more is
 refused (the caller reports RESOURCE_EXHAUSTED).
 
 `schedule` is pure bookkeeping on a clock the caller passes in, so it is
-deterministic under a seed and testable without waiting; `carry`, what the
-service calls, books on the event loop's clock and waits until delivery.
+deterministic under a seed and testable without waiting; `book` and `deliver`,
+what the service calls, book on the event loop's clock and wait until delivery.
 """
 
 from __future__ import annotations
@@ -104,13 +104,15 @@ class Link:
             lost = bool(self._rng.random() < c.loss_probability) if c.loss_probability > 0 else False
             return Transmission(now, start, transmit, c.delay_seconds + jitter, lost)
 
-    async def carry(self, channel_uses: int) -> Transmission:
-        """Books the link on the running event loop's clock for a frame arriving now, and returns once
-        it has arrived (lost or not); raises QueueFull."""
+    def book(self, channel_uses: int) -> Transmission:
+        """Books the link for a frame arriving now on the running event loop's clock; raises QueueFull."""
+        return self.schedule(channel_uses, now=asyncio.get_running_loop().time())
+
+    @staticmethod
+    async def deliver(transmission: Transmission) -> None:
+        """Returns once a booked frame has arrived (lost or not), on the event loop's clock."""
         loop = asyncio.get_running_loop()
-        transmission = self.schedule(channel_uses, now=loop.time())
         await asyncio.sleep(max(0.0, transmission.deliver_at - loop.time()))
-        return transmission
 
     def waiting(self, now: float) -> int:
         """Frames queued behind the one on the link at time `now`."""

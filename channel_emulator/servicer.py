@@ -29,12 +29,14 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
 
     async def Forward(self, request: pb.ForwardRequest, context) -> pb.ForwardResponse:
         noisy, channel_seconds = await asyncio.to_thread(self._apply, request.frame)
+        link = self._emulator.link
         try:
-            transmission = await self._emulator.link.carry(noisy.channel.channel_uses)
+            transmission = link.book(noisy.channel.channel_uses)
         except QueueFull as error:
             self._metrics.rejected.labels("queue").inc()
             raise LimitExceeded(str(error)) from None
         self._metrics.queue_seconds.observe(transmission.queue_seconds)
+        await link.deliver(transmission)
         self._metrics.link_seconds.observe(asyncio.get_running_loop().time() - transmission.arrival)
         if transmission.lost:
             # The receiver sees the erasure (a frame with no symbols); it answers DATA_LOSS.

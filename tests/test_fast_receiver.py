@@ -38,6 +38,7 @@ def received(codec_id: str, index: int, snr_db: float, model: str = "awgn"):
     chain = Chain(ChannelConfig(model=model, snr_db=snr_db, seed=index, csi="perfect"))
     return chain.transmit(chain.encode(IMAGES[index], codec_id, frame_id=f"fast-{codec_id}-{index}-{snr_db:g}"))
 
+
 INT8 = DecoderRuntime("int8")
 
 

@@ -116,3 +116,22 @@ def test_the_gesco_receivers_numpy_pooling_is_q_gescos_torch_pooling():
     planes = np.random.default_rng(1).standard_normal((1, 5, 9, 13)).astype(np.float32)
     expected = F.max_pool2d(F.avg_pool2d(torch.from_numpy(planes), 3, 1, 1), 3, 1, 1).numpy()
     np.testing.assert_allclose(_max_pool3(_average_pool3(planes)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_ema_starts_at_the_initial_weights_and_resumes_an_old_checkpoint():
+    from torch import nn
+
+    from semcom.tools.training.loop import _averaged, _load_ema
+
+    modules = nn.ModuleDict({"net": nn.Linear(2, 2)})
+    initial = modules.state_dict()["net.weight"].clone()
+    ema = _averaged(modules, decay=0.9)
+    with torch.no_grad():
+        modules["net"].weight.add_(1.0)
+    ema.update_parameters(modules)
+    torch.testing.assert_close(ema.module["net"].weight, initial + 0.1)  # 0.9 w0 + 0.1 (w0 + 1)
+    fresh = _averaged(nn.ModuleDict({"net": nn.Linear(2, 2)}), decay=0.9)
+    _load_ema(fresh, ema.module.state_dict())  # the format checkpoints had before AveragedModel
+    torch.testing.assert_close(fresh.module["net"].weight, ema.module["net"].weight)
+    with pytest.raises(ValueError, match="integer buffers"):
+        _averaged(nn.ModuleDict({"net": nn.BatchNorm2d(2)}), decay=0.9)

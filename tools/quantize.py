@@ -130,7 +130,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
         for name in runtime.ARTIFACTS:
             out_path = config.weights_dir / f"{name}.onnx"
             quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
-                               seven_bit=name == runtime.NAME_7BIT)
+                     seven_bit=name == runtime.NAME_7BIT)
             int8_bytes = runtime.initializer_bytes(out_path)
             cards[name] = {
                 "model": name,
@@ -235,8 +235,6 @@ def _versions() -> dict[str, str]:
 
 def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path) -> None:
     """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches)."""
-    import torch
-
     batch = {0: "batch"}
     with warnings.catch_warnings():
         # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
@@ -250,8 +248,6 @@ def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path) -> 
 
 def export_unet(net, height: int, width: int, condition_channels: int, path: Path) -> None:
     """The fp32 UNet as ONNX, (x, t, condition) -> noise."""
-    import torch
-
     example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
                torch.zeros(1, condition_channels, height, width))
     export_onnx(net, example, runtime.INPUTS, path)
@@ -271,7 +267,7 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
     """W8 per channel / A8 per tensor QDQ model from `float_path`, activation ranges from `samples`.
 
     float_ops, float_modules: ONNX op types and torch modules that stay in float
-    (a measured choice, see tools/quantize.py). seven_bit: weights in -64..64, for CPUs without VNNI.
+    (a measured choice: FLOAT_OPS, FLOAT_MODULES and --sensitivity). seven_bit: weights in -64..64, for CPUs without VNNI.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,

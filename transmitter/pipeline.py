@@ -4,7 +4,6 @@ library, usable in-process."""
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from dataclasses import dataclass, replace
 
@@ -58,21 +57,19 @@ class Assessment:
     miou: float  # NaN where not computed (see semantic_fidelity)
     reconstruction_png: bytes
     received_map_png: bytes  # b"" for codecs without a received map
-    seconds: float  # the assessment's own time
 
 
 def assess(encoded: Encoded, reconstruction: np.ndarray, received_map: np.ndarray | None,
            report_miou: bool = True) -> Assessment:
     """Scores what the receiver returned against the original (shapes checked: a receiver that returns
     another size is an error) and encodes the PNGs the caller gets back."""
-    start = time.perf_counter()
     if reconstruction.shape != encoded.image.shape:
         raise InvalidInput(f"decoded.image: receiver returned shape {list(reconstruction.shape)}, "
                            f"sent {list(encoded.image.shape)}")
     psnr, similarity = quality(encoded.image, reconstruction)
     miou = semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec) if report_miou else math.nan
     map_png = encode_png(colorize(received_map)) if received_map is not None else b""
-    return Assessment(psnr, similarity, miou, encode_png(reconstruction), map_png, time.perf_counter() - start)
+    return Assessment(psnr, similarity, miou, encode_png(reconstruction), map_png)
 
 
 @dataclass

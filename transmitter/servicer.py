@@ -56,11 +56,11 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             self._channel.Forward(channel_emulator_pb2.ForwardRequest(frame=frame_message),
                                   timeout=context.time_remaining()),
         )
-        assessment = await asyncio.to_thread(self._assess, encoded, forwarded.decoded)
+        assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded)
         link = forwarded.link
         timings = pipeline.StageTimings(
             encode_seconds=encode_seconds, channel_seconds=forwarded.channel_seconds,
-            decode_seconds=forwarded.decoded.decode_seconds, quality_seconds=assessment.seconds,
+            decode_seconds=forwarded.decoded.decode_seconds, quality_seconds=quality_seconds,
             link_seconds=link.queue_seconds + link.transmit_seconds + link.propagation_seconds,
             end_to_end_seconds=time.perf_counter() - start)
         frame = encoded.frame
@@ -89,13 +89,14 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 
-    def _assess(self, encoded: pipeline.Encoded, decoded) -> pipeline.Assessment:
-        """The receiver's reply as arrays, assessed (one thread hop)."""
+    def _assess(self, encoded: pipeline.Encoded, decoded) -> tuple[pipeline.Assessment, float]:
+        """The receiver's reply as arrays, assessed (one thread hop); and the seconds it took."""
+        start = time.perf_counter()
         reconstruction = tensors.from_proto(decoded.image, "decoded.image", dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=3)
         received_map = (tensors.from_proto(decoded.semantic_map, "decoded.semantic_map",
                                            dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=2)
                         if decoded.HasField("semantic_map") else None)
-        return pipeline.assess(encoded, reconstruction, received_map, self._report_miou)
+        return pipeline.assess(encoded, reconstruction, received_map, self._report_miou), time.perf_counter() - start
 
     def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
         m = self._metrics

@@ -54,7 +54,9 @@ DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders th
 @dataclass(frozen=True)
 class DecoderRuntime:
     """precision: one of precision.PRECISIONS (resolved: "auto" is the server's to settle).
-    sampler: the diffusion decoder's sampling. weights_dir: where the models and artifacts are."""
+    sampler: the diffusion decoder's sampling. weights_dir: where the decoders' weights and ONNX
+    artifacts are read from (a test or benchmark may point it elsewhere; the encode side and the
+    codecs' model versions read the shipped folder)."""
 
     precision: str = "fp32"
     sampler: SamplerSettings = field(default_factory=SamplerSettings)

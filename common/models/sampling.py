@@ -26,7 +26,7 @@ from ..serving.config import setting
 NoisePredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplerSettings:
     """The diffusion decoder's sampling, declared once: the receiver's flags follow from it; a
     receiver's DecoderRuntime (runtime.py) carries its own."""

@@ -62,8 +62,8 @@ def equalize(received: np.ndarray, h: np.ndarray, noise_variance: float, method:
             estimate = np.where(gain > 0, received / np.where(gain > 0, h, 1), 0)
             error = np.where(gain > 0, noise_variance / gain, np.inf)
     elif method == "mmse":
-        weights, error = mmse_weights(h, noise_variance)
-        estimate = weights * received
+        estimate = np.conj(h) * received / (gain + noise_variance)
+        error = mmse_weights(h, noise_variance)[1]
     else:
         raise ValueError(f"unknown equalizer '{method}'; use one of {EQUALIZERS}")
     return estimate.astype(np.complex64), np.asarray(error, dtype=np.float32)

@@ -10,6 +10,18 @@ the message, so every service maps errors the same way.
 from __future__ import annotations
 
 
+# The canonical status names (gRPC's, shared with Google's HTTP APIs), without importing grpc.
+STATUSES = ("CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+            "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+            "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
+
+
+def _check(status: str) -> str:
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r}: not a canonical status name ({', '.join(STATUSES)})")
+    return status
+
+
 class ServiceError(Exception):
     """Base class: an error with the status it maps to.
 
@@ -19,10 +31,14 @@ class ServiceError(Exception):
 
     status: str = "INTERNAL"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _check(cls.status)
+
     def __init__(self, message: str, status: str | None = None):
         super().__init__(message)
         if status is not None:
-            self.status = status
+            self.status = _check(status)
 
 
 class InvalidInput(ServiceError, ValueError):

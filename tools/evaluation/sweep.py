@@ -98,7 +98,7 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
 def _in_process_transmitter(chain: Chain):
     def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float, frame_id: str):
         # Fixed ids: the generative decoders' noise is seeded by the frame id, so runs repeat exactly.
-        trip = chain.send(decode_image(data), codec_id, ratio, frame_id, design_snr_db=design_snr_db)
+        trip = chain.send(decode_image(data, max_pixels=1 << 24), codec_id, ratio, frame_id, design_snr_db=design_snr_db)
         return trip.received, trip.image
 
     return transmit

@@ -87,10 +87,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         step, elapsed = state["step"], state["elapsed_seconds"]
         print(f"resumed {name} from {checkpoint_path} at step {step}", file=sys.stderr)
 
-    ema = (AveragedModel(modules, multi_avg_fn=get_ema_multi_avg_fn(spec.ema_decay), use_buffers=True)
-           if spec.ema_decay else None)
+    ema = _averaged(modules, spec.ema_decay) if spec.ema_decay else None
     if ema is not None and config.resume and checkpoint_path.is_file():
-        ema.load_state_dict(state["ema"])
+        _load_ema(ema, state["ema"])
     modules.train()
     started = time.monotonic() - elapsed
     losses = []
@@ -149,6 +148,24 @@ def _warmup_cosine(steps: int) -> Callable[[int], float]:
 
 def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, torch.from_numpy(labels).long()
+
+
+def _averaged(modules: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of the weights (and float buffers), starting from the initial ones."""
+    if any(not buffer.dtype.is_floating_point for buffer in modules.buffers()):
+        raise ValueError("EMA averages every buffer; a model with integer buffers (BatchNorm's batch count) "
+                         "cannot ship an EMA: drop ema_decay from its spec or use GroupNorm")
+    ema = AveragedModel(modules, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema.update_parameters(modules)  # the first update copies: the average starts at the initial weights
+    return ema
+
+
+def _load_ema(ema: AveragedModel, state: dict) -> None:
+    """Restores the average from a checkpoint, also one written before the EMA was an AveragedModel
+    (a plain copy of the modules' state)."""
+    if "n_averaged" not in state:
+        state = {**{f"module.{name}": value for name, value in state.items()}, "n_averaged": torch.tensor(1)}
+    ema.load_state_dict(state)
 
 
 def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, elapsed: float, ema=None) -> None:
