@@ -66,8 +66,9 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
-    server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server,
-                       ReceiverServicer(settings, metrics, runtime, max_batch_size, max_queue_delay))
+    servicer = ReceiverServicer(settings, metrics, runtime, max_batch_size, max_queue_delay)
+    server.add_service("semcom.v1.Receiver", receiver_pb2_grpc.add_ReceiverServicer_to_server, servicer,
+                       close=servicer.aclose)
 
     async def load_models() -> None:
         for codec_id, codec in (await asyncio.to_thread(codecs.load_all, "decode", runtime)).items():

@@ -46,16 +46,19 @@ class ServiceServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
-        self._servicers: list[object] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self._metrics_httpd = None
         self.port = 0
         self.metrics_port = 0
 
-    def add_service(self, service_name: str, add_to_server: Callable, servicer: object) -> None:
-        """Registers a servicer, e.g. add_service('semcom.v1.Receiver', add_ReceiverServicer_to_server, s)."""
+    def add_service(self, service_name: str, add_to_server: Callable, servicer: object,
+                    close: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Registers a servicer, e.g. add_service('semcom.v1.Receiver', add_ReceiverServicer_to_server, s).
+        close: stops the servicer's own background work (the receiver's batcher) once the server has."""
         add_to_server(servicer, self.server)
         self._service_names.append(service_name)
-        self._servicers.append(servicer)
+        if close is not None:
+            self._closers.append(close)
 
     async def start(self, load: Callable[[], Awaitable[None]] | None = None) -> None:
         """Binds and starts serving (NOT_SERVING), runs `load`, then reports SERVING."""
@@ -113,9 +116,8 @@ class ServiceServer:
                 log.warning("%s: calls still in flight after %.1f s; cancelling them", self.name, grace)
             grace = max(0.0, grace - (asyncio.get_running_loop().time() - start))
         await self.server.stop(grace)
-        for servicer in self._servicers:
-            if hasattr(servicer, "aclose"):  # background work of its own, e.g. the receiver's batcher
-                await servicer.aclose()
+        for close in self._closers:
+            await close()
         if self._metrics_httpd is not None:
             self._metrics_httpd.shutdown()
             self._metrics_httpd.server_close()
