@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: setup system-deps demo test test-unit proto clean
+.PHONY: setup system-deps photos demo test test-unit proto clean
 
 setup: $(VENV)/.installed
 
@@ -33,7 +33,12 @@ system-deps:
 		echo "missing" $$missing "and no root apt-get: the tests that need them will skip"; \
 	fi
 
-test: setup system-deps
+# The real photos (`semcom data photos`: Debian's opencv-doc, scikit-learn's and pyiqa's wheels) for the
+# tests that use them; where they cannot be fetched, those tests skip and say why.
+photos: setup
+	@$(VENV)/bin/semcom data photos || echo "the photos could not be installed: the tests that need them will skip"
+
+test: setup system-deps photos
 	$(PY) -m pytest
 
 # The library tests alone (no server, no process, no system packages): a quick check while working.

@@ -57,12 +57,16 @@ def test_latent_encoder_gives_mean_and_log_variance():
 
 @pytest.mark.parametrize("model", MODELS)
 def test_a_short_training_run_lowers_the_loss_and_ships_a_card(model, tmp_path):
-    config = TrainConfig(steps=40, batch_size=8, train_count=48, val_count=8, checkpoint_every=20,
+    # deep_jscc's loss starts low (a grey image is already 0.06 MSE away) and, with a random bandwidth
+    # per batch, falls later than the others': measured 0.87 of the initial loss after 80 steps (the real
+    # run, batch 16: 0.58 after 200).
+    steps = 160 if model == "deep_jscc" else 40
+    config = TrainConfig(steps=steps, batch_size=8, train_count=48, val_count=8, checkpoint_every=20,
                          checkpoint_dir=tmp_path / "checkpoints", weights_dir=tmp_path / "weights", bf16=False)
     card = train(model, config)
     assert card["training"]["final_loss"] < 0.8 * card["training"]["initial_loss"]
     assert (tmp_path / "weights" / f"{model}.pt").is_file() and (tmp_path / "checkpoints" / f"{model}.ckpt").is_file()
-    assert card["sha256"] and card["training"]["steps"] == 40 and card["evaluation"]["metrics"]
+    assert card["sha256"] and card["training"]["steps"] == steps and card["evaluation"]["metrics"]
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path, capsys):

@@ -26,7 +26,7 @@ def test_a_frame_and_its_channel_state_survive_the_wire_field_for_field():
                                 channel_uses=5, bandwidth_ratio=0.25, truncated_symbols=1, erased=True)
     frame = frames.Frame("id-1", "semantic", 2, 4, 5, [frames.SymbolBlock("map", symbols, 1.5, erased_tail=1)],
                          num_classes=19, model_version="abc", side_info={"mean": np.arange(3, dtype=np.float32)},
-                         channel=state, pilot_spacing=3)
+                         channel=state, pilot_spacing=3, pad_bottom=4, pad_right=2)
     back = frames.from_proto(frames.to_proto(frame), max_pixels=100, max_channel_uses=100)
     for name in (f.name for f in fields(frames.ChannelState)):
         sent, received = getattr(state, name), getattr(back.channel, name)
@@ -35,7 +35,7 @@ def test_a_frame_and_its_channel_state_survive_the_wire_field_for_field():
         else:
             assert sent == received or (isinstance(sent, float) and math.isclose(sent, received, rel_tol=1e-6)), name
     for name in ("frame_id", "codec", "codec_version", "height", "width", "num_classes", "model_version",
-                 "pilot_spacing"):
+                 "pilot_spacing", "pad_bottom", "pad_right"):
         assert getattr(back, name) == getattr(frame, name), name
     block = back.blocks[0]
     assert (block.name, block.power_scale, block.erased_tail) == ("map", 1.5, 1)

@@ -8,7 +8,11 @@ the SNR and, under fading, how reliable every symbol is).
   encoder gives a mean and log-variance; the mean is sent, and the channel
   noise takes the place of the VAE's sampling noise at the receiver, so the
   decoder is trained on mean + noise with a KL term keeping the latent Gaussian.
-* ImageEncoder/ImageDecoder: Deep JSCC (Bourtsoulatze et al.), the baseline.
+* ImageEncoder/ImageDecoder: Deep JSCC (Bourtsoulatze et al.), the baseline, at the preset size.
+* NativeImageEncoder/NativeImageDecoder: Deep JSCC at any image size (fully convolutional,
+  stride 8) and any bandwidth ratio up to 1/6: the encoder orders its 64 feature maps so that
+  the first C of them (C even) decode on their own; a frame sends C of them, k/n = C/384, and the
+  decoder sees the unsent ones as erasures (value 0, error variance 1e6) -- one rate-adaptive model.
 
 Symbol layout: features [B, C, h, w] -> flatten -> consecutive real pairs
 (I, Q) -> complex [B, C*h*w/2].
@@ -129,3 +133,72 @@ class ImageDecoder(_Decoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(super().forward(x))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with group norm and GELU, plus the input (no batch statistics: images
+    of every size, batch 1 at the receiver)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.GroupNorm(8, channels), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                 nn.GroupNorm(8, channels), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+NATIVE_STRIDE = 8  # the native codec's downsampling: images are padded to a multiple of it
+
+
+class NativeImageEncoder(nn.Module):
+    """image [B, 3, H, W] (H, W multiples of 8) -> features [B, max_channels, H/8, W/8]."""
+
+    def __init__(self, max_channels: int = 64, widths: tuple[int, int, int] = (32, 64, 128)):
+        super().__init__()
+        first, second, third = widths
+        self.net = nn.Sequential(
+            nn.Conv2d(3, first, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv2d(first, second, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(second, second, 3, padding=1), nn.GELU(),
+            nn.Conv2d(second, third, 3, stride=2, padding=1),
+            ResidualBlock(third), ResidualBlock(third),
+            nn.GroupNorm(8, third), nn.GELU(), nn.Conv2d(third, max_channels, 3, padding=1),
+        )
+        self.max_channels = max_channels
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image * 2 - 1)
+
+
+class NativeImageDecoder(nn.Module):
+    """[B, 2 * max_channels, H/8, W/8] (values, then log10 error variances; unsent maps erased)
+    -> image [B, 3, H, W] in [0, 1]."""
+
+    def __init__(self, max_channels: int = 64, widths: tuple[int, int, int] = (32, 64, 128)):
+        super().__init__()
+        first, second, third = widths
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * max_channels, third, 3, padding=1),
+            ResidualBlock(third), ResidualBlock(third),
+            nn.GroupNorm(8, third), nn.GELU(), nn.Conv2d(third, 4 * second, 3, padding=1), nn.PixelShuffle(2),
+            nn.GELU(), nn.Conv2d(second, second, 3, padding=1), nn.GELU(),
+            nn.Conv2d(second, 4 * first, 3, padding=1), nn.PixelShuffle(2), nn.GELU(),
+            nn.Conv2d(first, 4 * 3, 3, padding=1), nn.PixelShuffle(2),
+        )
+        self.max_channels = max_channels
+
+    def forward(self, received: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(received))
+
+
+def erase_unsent(planes: torch.Tensor, max_channels: int) -> torch.Tensor:
+    """Decoder input [B, 2C, h, w] of the C maps sent -> [B, 2 * max_channels, h, w]: the maps not
+    sent as erasures (value 0, log10 error variance 6), as the receiver fills them."""
+    values, reliability = planes.chunk(2, 1)
+    missing = max_channels - values.shape[1]
+    zeros = values.new_zeros(values.shape[0], missing, *values.shape[2:])
+    return torch.cat([values, zeros, reliability, zeros + ERASED_RELIABILITY], 1)
+
+
+ERASED_RELIABILITY = 6.0  # log10 of the error variance an erased value gets (from_symbols' clamp, 1e6)

@@ -34,6 +34,7 @@ def build(architecture: dict[str, dict]) -> dict:
         "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
         "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
         "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
+        "NativeImageEncoder": jscc.NativeImageEncoder, "NativeImageDecoder": jscc.NativeImageDecoder,
         "SemanticDiffusionUNet": diffusion.SemanticDiffusionUNet,
     }
     return {part: classes[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}

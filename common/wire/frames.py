@@ -19,6 +19,7 @@ from . import tensors
 from .pb import frame_pb2, tensor_pb2
 
 CSI_MODES = ("perfect", "none", "estimated")
+MAX_PADDING = 63  # rows or columns a codec may pad: below the largest stride any codec could have
 
 
 @dataclass
@@ -82,6 +83,8 @@ class Frame:
     side_info: dict[str, np.ndarray] = field(default_factory=dict)
     channel: ChannelState | None = None
     pilot_spacing: int = 0
+    pad_bottom: int = 0  # rows and columns a fully convolutional codec padded (cropped at the receiver)
+    pad_right: int = 0
 
     @property
     def source_values(self) -> int:
@@ -116,6 +119,8 @@ def to_proto(frame: Frame) -> frame_pb2.Frame:
             num_classes=frame.num_classes,
             source_values=frame.source_values,
             pilot_spacing=frame.pilot_spacing,
+            pad_bottom=frame.pad_bottom,
+            pad_right=frame.pad_right,
         ),
         blocks=[
             frame_pb2.SymbolBlock(name=b.name, symbols=tensors.to_proto(b.symbols), power_scale=b.power_scale,
@@ -161,6 +166,10 @@ def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: i
         raise LimitExceeded(
             f"frame.header.image_size: {size.height}x{size.width} is over the limit of {max_pixels} pixels"
         )
+    for name in ("pad_bottom", "pad_right"):
+        if getattr(header, name) > MAX_PADDING:
+            raise InvalidInput(f"frame.header.{name}: {getattr(header, name)}, at most {MAX_PADDING} (a codec pads "
+                               "to its stride only)")
     if not message.blocks:
         raise InvalidInput("frame.blocks: no symbol blocks")
     blocks = []
@@ -194,6 +203,8 @@ def from_proto(message: frame_pb2.Frame, *, max_pixels: int, max_channel_uses: i
         side_info=side_info,
         channel=channel,
         pilot_spacing=header.pilot_spacing,
+        pad_bottom=header.pad_bottom,
+        pad_right=header.pad_right,
     )
 
 

@@ -34,6 +34,8 @@ from ..chain import Chain
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 EQUAL_BANDWIDTH_RATIO = 1280 / (64 * 128 * 3)  # the semantic codec's k/n at the CPU preset
+PHOTO_BANDWIDTH_RATIOS = (1 / 6, 1 / 12, 1 / 24, 1 / 48)  # on photos, SwinJSCC's and Deep JSCC's usual set
+DATA = ("scenes", "kodak")
 UNAVAILABLE_METRICS = ("FID and LPIPS: not computed. They need Inception/VGG backbone weights, which this project "
                        "never downloads; none were found locally.")
 
@@ -64,15 +66,17 @@ def default_codecs() -> list[str]:
 def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
               channel_address: str | None = None, generative_count: int | None = None,
-              runtime: DecoderRuntime | None = None) -> list[Point]:
+              runtime: DecoderRuntime | None = None, data: str = "scenes") -> list[Point]:
     """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
 
     generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
     runtime: the in-process receiver's precision and sampler (default fp32, default sampler).
+    data: "scenes", the synthetic validation split (labelled: mIoU against the truth), or "kodak", the
+    held-out Kodak photos at their own size (`semcom data photos`; no labels, so no mIoU).
     """
     runtime = runtime or DecoderRuntime()
     codec_ids = default_codecs() if codec_ids is None else codec_ids
-    images, labels = materialize(SyntheticScenes("val", count))
+    images, labels = _images(data, count)
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
@@ -93,6 +97,18 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                         points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
                                                labels[:n], segmenter, transmit, progress, runtime))
     return points
+
+
+def _images(data: str, count: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    if data == "scenes":
+        images, labels = materialize(SyntheticScenes("val", count))
+        return list(images), list(labels)
+    if data == "kodak":
+        from semcom.common.data.photos import load_photos
+
+        photos = load_photos("kodak")[:count]
+        return photos, [None] * len(photos)
+    raise ValueError(f"--data: {data!r}, expected one of {', '.join(DATA)}")
 
 
 def _in_process_transmitter(chain: Chain):
@@ -146,11 +162,13 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
             ssims.append(ssim(image, reconstruction))
             if min(image.shape[:2]) >= MS_SSIM_MIN_SIDE:
                 ms_ssims.append(ms_ssim(image, reconstruction))
-            predicted = segmenter.segment(reconstruction)
-        confusion += confusion_matrix(truth, predicted, NUM_TRAIN_IDS)
+            predicted = segmenter.segment(reconstruction) if truth is not None else None
+        if truth is not None:  # photos have no labels: no mIoU
+            confusion += confusion_matrix(truth, predicted, NUM_TRAIN_IDS)
         progress.update()
+    miou = mean_iou(confusion) if confusion.any() else math.nan
     return Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
-                 _mean(ms_ssims), mean_iou(confusion), len(files))
+                 _mean(ms_ssims), miou, len(files))
 
 
 def _mean(values: list[float]) -> float:

@@ -27,7 +27,6 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import cpu, store
 from semcom.common.models.layers import count_parameters
 from semcom.common.models.presets import CPU, Preset
@@ -63,11 +62,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         print(f"training in fp32: this CPU has no native bf16 ({cpu.detect().describe()})", file=sys.stderr)
     architecture = _with_channels(spec.architecture, config.channels)  # fails fast on a bad --channels
     torch.manual_seed(config.seed)
-    size = (config.preset.height, config.preset.width)
-    print(f"generating {config.train_count} training and {config.val_count} validation scenes at "
-          f"{size[0]}x{size[1]} ...", file=sys.stderr)
-    train_images, train_labels = _as_tensors(*materialize(SyntheticScenes("train", config.train_count, size)))
-    val_images, val_labels = _as_tensors(*materialize(SyntheticScenes("val", config.val_count, size)))
+    data = spec.data(config)
 
     parts = store.build(architecture)
     modules = nn.ModuleDict(parts).to(device)
@@ -95,10 +90,7 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     losses = []
     with tqdm(total=config.steps, initial=step, desc=f"train {name}", unit="step") as progress:
         while step < config.steps:
-            index = rng.integers(0, len(train_images), config.batch_size)
-            images, labels = train_images[index].to(device), train_labels[index].to(device)
-            if rng.random() < 0.5:  # horizontal flip
-                images, labels = images.flip(-1), labels.flip(-1)
+            images, labels = (tensor.to(device) for tensor in data.sample(rng, config.batch_size))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = spec.loss(parts, images, labels, channel)
             optimizer.zero_grad(set_to_none=True)
@@ -120,9 +112,10 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         modules.load_state_dict(ema.module.state_dict())
     modules.eval().cpu()
     with torch.no_grad():
-        metrics = spec.evaluate(parts, val_images, val_labels, seed=12345)
+        metrics = spec.evaluate(parts, *data.validation, seed=12345)
     shipped = replace(config, bf16=bf16)  # the card records what ran
-    return _ship(name, architecture, spec, parts, shipped, metrics, losses, wall_seconds, device, command)
+    return _ship(name, architecture, spec, data, parts, shipped, metrics, losses, wall_seconds, device,
+                 command)
 
 
 def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[str, dict]:
@@ -130,7 +123,8 @@ def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[
     if channels is None:
         return architecture
     if not all("channels" in spec["kwargs"] for spec in architecture.values()):
-        raise ValueError("--channels applies to the codecs (map_codec, latent_codec, deep_jscc), not the segmenter")
+        raise ValueError("--channels applies to the fixed-bandwidth codecs (map_codec, latent_codec); the "
+                         "segmenter has none and deep_jscc chooses its bandwidth per frame")
     return {part: {**spec, "kwargs": {**spec["kwargs"], "channels": channels}} for part, spec in architecture.items()}
 
 
@@ -144,10 +138,6 @@ def _warmup_cosine(steps: int) -> Callable[[int], float]:
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     return factor
-
-
-def _as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0, torch.from_numpy(labels).long()
 
 
 def _averaged(modules: nn.Module, decay: float) -> AveragedModel:
@@ -178,7 +168,7 @@ def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, e
     temporary.replace(path)  # a stopped run never leaves half a checkpoint
 
 
-def _ship(name, architecture, spec, parts, config, metrics, losses, wall_seconds, device, command) -> dict:
+def _ship(name, architecture, spec, data, parts, config, metrics, losses, wall_seconds, device, command) -> dict:
     config.weights_dir.mkdir(parents=True, exist_ok=True)
     weights = config.weights_dir / f"{name}.pt"
     torch.save({part: module.state_dict() for part, module in parts.items()}, weights)
@@ -192,7 +182,7 @@ def _ship(name, architecture, spec, parts, config, metrics, losses, wall_seconds
         "flops_per_image": spec.flops(parts, example),
         "training": {
             "command": command or f"semcom train {name}",
-            "data": f"embedded synthetic scenes (semcom.common.data.scenes), train split items 0..{config.train_count - 1}",
+            "data": data.description,
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed, "bf16_autocast": config.bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
@@ -201,7 +191,7 @@ def _ship(name, architecture, spec, parts, config, metrics, losses, wall_seconds
             "initial_loss": float(np.mean(losses[:10])) if losses else math.nan,
             "final_loss": float(np.mean(losses[-10:])) if losses else math.nan,
         },
-        "evaluation": {"data": f"synthetic val split items 0..{config.val_count - 1}", "metrics": metrics},
+        "evaluation": {"data": data.validation_description, "metrics": metrics},
         "torch_version": torch.__version__,
         "sha256": store.sha256_of(weights),
     }

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from semcom.common.quality import psnr_db
 
 from .channel_in_the_loop import ChannelInTheLoop
+from .data import TrainData, scenes
 
 EVAL_SNRS_DB = (0.0, 10.0, 20.0)
 
@@ -28,6 +29,7 @@ class Spec:
     uses_channel: bool = True
     ema_decay: float | None = None  # ship an exponential moving average of the weights
     batch_size: int = 16
+    data: Callable[..., TrainData] = scenes  # (TrainConfig) -> what it trains and is validated on
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ class ImageSize(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
-    __slots__ = ("frame_id", "codec", "codec_version", "model_version", "image_size", "num_classes", "source_values", "pilot_spacing")
+    __slots__ = ("frame_id", "codec", "codec_version", "model_version", "image_size", "num_classes", "source_values", "pilot_spacing", "pad_bottom", "pad_right")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     CODEC_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,8 @@ class FrameHeader(_message.Message):
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_VALUES_FIELD_NUMBER: _ClassVar[int]
     PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
+    PAD_BOTTOM_FIELD_NUMBER: _ClassVar[int]
+    PAD_RIGHT_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     codec: str
     codec_version: int
@@ -35,7 +37,9 @@ class FrameHeader(_message.Message):
     num_classes: int
     source_values: int
     pilot_spacing: int
-    def __init__(self, frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., codec_version: _Optional[int] = ..., model_version: _Optional[str] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., num_classes: _Optional[int] = ..., source_values: _Optional[int] = ..., pilot_spacing: _Optional[int] = ...) -> None: ...
+    pad_bottom: int
+    pad_right: int
+    def __init__(self, frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., codec_version: _Optional[int] = ..., model_version: _Optional[str] = ..., image_size: _Optional[_Union[ImageSize, _Mapping]] = ..., num_classes: _Optional[int] = ..., source_values: _Optional[int] = ..., pilot_spacing: _Optional[int] = ..., pad_bottom: _Optional[int] = ..., pad_right: _Optional[int] = ...) -> None: ...
 
 class SymbolBlock(_message.Message):
     __slots__ = ("name", "symbols", "power_scale", "erased_tail")
