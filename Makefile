@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c "import semcom.tools.cli"
 	touch $@
 
-demo: setup
+demo: setup photos
 	$(VENV)/bin/semcom demo --out $(DEMO_OUT)
 
 # The deploy tests use Debian's prometheus (and promtool) and docker-compose; the every-CPU test runs

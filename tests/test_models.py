@@ -87,7 +87,7 @@ def test_codec_bandwidth_is_configurable_at_training(tmp_path):
     assert {spec["kwargs"]["channels"] for spec in card["architecture"].values()} == {2}
     mean, _ = LatentEncoder(channels=2)(torch.rand(1, 3, 64, 128))
     assert to_symbols(mean).shape == (1, 128)  # 2 x 8 x 16 / 2 complex uses
-    with pytest.raises(ValueError, match="applies to the codecs"):
+    with pytest.raises(ValueError, match="applies to the fixed-bandwidth codecs"):
         train("segmenter", TrainConfig(steps=1, channels=2, weights_dir=tmp_path / "w"))
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from helpers import png_bytes, sample_png
-from semcom.common.data import sample_images
+from semcom.common.data import photos, sample_images
 from semcom.common.models import cpu
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
@@ -150,12 +150,17 @@ def run_demo(out: Path, *extra: str) -> list[list[str]]:
         assert column in header
     rows = [line.split() for line in demo.stdout.splitlines() if line.startswith("scene_")]
     assert len(rows) == 2 * len(sample_images())
-    assert (out / "results.csv").read_text().count("\n") == len(rows) + 1
+    photo_rows = [line for line in demo.stdout.splitlines() if line.startswith("kodim")]
+    assert len(photo_rows) == (0 if photos.missing() else 2)  # the held-out photo, where installed
+    assert (out / "results.csv").read_text().count("\n") == len(rows) + len(photo_rows) + 1
     return rows
 
 
 def test_demo_regenerates_the_samples_and_shows_original_map_and_image(tmp_path):
     rows = run_demo(tmp_path / "demo")
+    if not photos.missing():  # the photo went with the image codec, at its own size
+        assert "deep_jscc (not semantic: out of domain" in (tmp_path / "demo" / "results.csv").read_text()
+        assert Image.open(tmp_path / "demo" / "kodim19.png").height > 384
     assert {r[1] for r in rows} == {"semantic"}
     assert all(float(r[3]) > 15 for r in rows)
     for path in sample_images():

@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--height", type=int, default=64)
     pipe.add_argument("--width", type=int, default=64)
     pipe.add_argument("--repeats", type=int, default=200)
+    photo = bench_which.add_parser(
+        "photo", help="a 512x768 photo through the three services: end-to-end latency, stages, peak memory",
+        description="Needs the photos (`semcom data photos`).")
+    photo.add_argument("--codec", default="deep_jscc", help="[%(default)s]")
+    photo.add_argument("--bandwidth-ratio", type=float, default=1 / 12, help="k/n [%(default).4f]")
+    photo.add_argument("--precision", default="auto", choices=precision.CHOICES, help="the receiver's [%(default)s]")
+    photo.add_argument("--repeats", type=int, default=10)
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
     chan.add_argument("--repeats", type=int, default=200)
     diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs DDIM steps")
@@ -138,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--float-modules", nargs="*", default=None, metavar="MODULE",
                           help="UNet modules kept in float, e.g. out time_mlp (default: the measured choice)")
     quantize.add_argument("--weights-dir", type=Path, default=None, help="read and write weights here")
+    quantize.add_argument("--decoders-only", action="store_true",
+                          help="only export the JSCC decoders to ONNX (after retraining a JSCC codec; seconds)")
     quantize.add_argument("--sensitivity", action="store_true",
                           help="instead: measure the int8 error with each candidate op type or module kept in float "
                                "(about 9 minutes)")
@@ -260,6 +269,13 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
             return 0
+        if args.benchmark == "photo":
+            try:
+                print(bench.bench_photo(args.repeats, args.codec, args.bandwidth_ratio, precision=args.precision))
+            except PhotosMissing as error:
+                print(f"semcom bench photo: {error}", file=sys.stderr)
+                return 1
+            return 0
         if args.benchmark == "runtimes":
             from .evaluation.bench_receiver import bench_runtimes
 
@@ -301,7 +317,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "quantize":
         import json
 
-        from semcom.common.models import store
+        from semcom.common.models import runtime, store
 
         from . import quantize
 
@@ -315,6 +331,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
         quantize.export_decoders(weights_dir, command)
+        if args.decoders_only:
+            print(f"exported {', '.join(runtime.decoder_name(model) for model in runtime.DECODED_MODELS)} to {weights_dir}")
+            return 0
         cards = quantize.quantize_decoder(config, command)
         print(json.dumps({name: {key: card[key] for key in ("for", "sha256", "weight_bytes", "wall_seconds")}
                           for name, card in cards.items()}, indent=2))

@@ -71,7 +71,10 @@ RESULT_COLUMNS = ("image", "codec", "SNR dB", "PSNR dB", "SSIM", "symbols", "k/n
 def result_row(response: transmitter_pb2.TransmitResponse) -> tuple[str, ...]:
     t = response.timings
     psnr = "inf" if math.isinf(response.quality.psnr_db) else f"{response.quality.psnr_db:.2f}"
-    return (response.image_id, response.codec, f"{response.channel.snr_db:g}", psnr,
+    codec = response.codec
+    if response.requested_codec and response.requested_codec != codec:  # a photo out of a semantic codec's domain
+        codec = f"{codec} (not {response.requested_codec}: out of domain, {response.domain_score:.3f})"
+    return (response.image_id, codec, f"{response.channel.snr_db:g}", psnr,
             f"{response.quality.ssim:.4f}", str(response.channel_uses), f"{response.bandwidth_ratio:.4f}",
             *(f"{1000 * s:.1f}" for s in (t.encode_seconds, t.channel_seconds, t.decode_seconds,
                                           t.quality_seconds, t.overhead_seconds, t.end_to_end_seconds)))

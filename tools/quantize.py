@@ -204,17 +204,18 @@ def export(net: torch.nn.Module, path: Path) -> None:
 
 def export_decoders(weights_dir: Path, command: str) -> None:
     """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized)."""
-    semantic = codecs.get("semantic")
-    # What each decoder receives, [C, h, w] symbol values (and as many reliabilities): the traced graph fixes it.
+    semantic, deep_jscc = codecs.get("semantic"), codecs.get("deep_jscc")
+    # What each decoder receives, [C, h, w] symbol values (and as many reliabilities): the traced graph
+    # fixes it, but for deep_jscc, whose feature maps have the image's own size.
     features = {"map_codec": semantic.map_shape, "latent_codec": semantic.latent_shape,
-                "deep_jscc": codecs.get("deep_jscc").feature_shape}
+                "deep_jscc": (deep_jscc.max_channels, 8, 12)}
     for model in runtime.DECODED_MODELS:
         description = store.card(model, weights_dir)
         channels, height, width = features[model]
         example = (torch.zeros(1, 2 * channels, height, width),)
         decoder = store.load(model, weights_dir)["decoder"]
         path = weights_dir / f"{runtime.decoder_name(model)}.onnx"
-        export_onnx(decoder, example, ("received",), path)
+        export_onnx(decoder, example, ("received",), path, any_size=model == "deep_jscc")
         write_card(weights_dir, {
             "model": runtime.decoder_name(model),
             "architecture": f"{description['architecture']['decoder']['class']} ({model}.card.json), float32",
@@ -233,16 +234,19 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path) -> None:
-    """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches)."""
-    batch = {0: "batch"}
+def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any_size: bool = False) -> None:
+    """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches);
+    any_size: height and width dynamic too (a fully convolutional decoder)."""
+    def axes(name: str) -> dict[int, str]:  # each tensor's own symbols: an input's height is not the output's
+        return {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} if any_size else {0: "batch"}
+
     with warnings.catch_warnings():
         # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
-        # deprecated, and that the image size becomes a constant: it is, by design.
+        # deprecated, and that the image size becomes a constant: it is, by design (but with any_size).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=["output"],
-                          opset_version=17, dynamic_axes={name: batch for name in (*input_names, "output")},
+                          opset_version=17, dynamic_axes={name: axes(name) for name in (*input_names, "output")},
                           dynamo=False)
 
 

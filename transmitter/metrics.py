@@ -1,4 +1,4 @@
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from semcom.common.serving.metrics import (
     BANDWIDTH_RATIO_BUCKETS, CHANNEL_USES_BUCKETS, LATENCY_SECONDS_BUCKETS, PSNR_DECIBELS_BUCKETS, RATIO_BUCKETS,
@@ -32,6 +32,10 @@ class TransmitterMetrics:
         self.ssim = histogram(
             "semcom_transmitter_ssim_ratio", "SSIM of the reconstruction against the original.", RATIO_BUCKETS
         )
+        self.out_of_domain = Counter(
+            "semcom_transmitter_out_of_domain_total",
+            "Images out of the asked semantic codec's domain, by what the transmitter did: fallback or refuse.",
+            ["codec", "action"], registry=registry)
         self.miou = histogram(
             "semcom_transmitter_miou_ratio",
             "mIoU of the segmenter on the reconstruction against its map of the original.", RATIO_BUCKETS,

@@ -13,6 +13,7 @@ from semcom.common.serving.rpc import aio_channel
 from semcom.common.serving.server import ServiceServer
 from semcom.common.wire.pb import channel_emulator_pb2_grpc, transmitter_pb2_grpc
 
+from . import pipeline
 from .metrics import TransmitterMetrics
 from .servicer import TransmitterServicer
 
@@ -31,24 +32,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="1: report the semantic fidelity (mIoU, two segmenter passes, ~20 ms an image on a 2-core CPU); 0: skip it")
     add_option(parser, "--design-snr-db", type=float, default=10.0,
                help="digital codecs (jpeg, webp): the SNR whose capacity their bit rate is chosen for")
+    add_option(parser, "--out-of-domain", default="fallback", choices=pipeline.OUT_OF_DOMAIN,
+               help="an image outside a semantic codec's domain (segmenter confidence below "
+                    f"{pipeline.DOMAIN_THRESHOLD}, e.g. a photo): fallback: send it with --fallback-codec (the "
+                    "response names the codec used); refuse: FAILED_PRECONDITION; off: send it as asked")
+    add_option(parser, "--fallback-codec", default="deep_jscc", help="the image codec of --out-of-domain fallback")
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec,
                                    "pilot_spacing": args.pilot_spacing, "design_snr_db": args.design_snr_db,
-                                   "report_miou": bool(args.miou)}
+                                   "report_miou": bool(args.miou),
+                                   "domain": pipeline.DomainPolicy(args.out_of_domain, args.fallback_codec)}
 
 
 async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
-                pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True) -> ServiceServer:
+                pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True,
+                domain: pipeline.DomainPolicy = pipeline.DomainPolicy()) -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
+    if domain.action == "fallback":
+        codecs.get(domain.fallback_codec, field="--fallback-codec")
     if pilot_spacing < 0:
         raise ValueError(f"--pilot-spacing: {pilot_spacing} must be >= 0")
     registry = CollectorRegistry()
     server = ServiceServer("transmitter", settings, registry)
     channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(aio_channel(channel, settings.max_message_bytes))
     servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel,
-                                   pilot_spacing, design_snr_db, report_miou)
+                                   pilot_spacing, design_snr_db, report_miou, domain)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
 
     async def load_models() -> None:

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict
 
 from semcom.common.serving.config import ServerSettings
-from semcom.common.serving.errors import InvalidInput, ServiceError
+from semcom.common.serving.errors import FailedPrecondition, InvalidInput, ServiceError
 from semcom.common.serving.rpc import call_downstream
 from semcom.common.wire import frames, tensors
 from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
@@ -20,9 +20,11 @@ from .metrics import TransmitterMetrics
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
-                 pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True):
+                 pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True,
+                 domain: pipeline.DomainPolicy = pipeline.DomainPolicy()):
         self._settings = settings
         self._report_miou = report_miou
+        self._domain = domain
         self._pilot_spacing = pilot_spacing
         self._design_snr_db = design_snr_db
         self._metrics = metrics
@@ -65,11 +67,13 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             end_to_end_seconds=time.perf_counter() - start)
         frame = encoded.frame
         quality = pb.Quality(psnr_db=assessment.psnr_db, ssim=assessment.ssim, miou=assessment.miou)
-        self._record(codec_id, frame, encode_seconds, timings.end_to_end_seconds, quality)
+        self._record(frame.codec, frame, encode_seconds, timings.end_to_end_seconds, quality)  # the codec used
         return pb.TransmitResponse(
             image_id=request.image_id,
             frame_id=frame.frame_id,
-            codec=codec_id,
+            codec=frame.codec,
+            requested_codec=codec_id,
+            domain_score=encoded.domain_score,
             channel_uses=forwarded.channel.channel_uses,
             bandwidth_ratio=forwarded.channel.bandwidth_ratio,
             channel=forwarded.channel,
@@ -82,10 +86,17 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
 
     def _encode(self, request: pb.TransmitRequest, codec_id: str):
         start = time.perf_counter()
-        encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio, max_pixels=self._settings.max_pixels,
-                                  pilot_spacing=request.pilot_spacing or self._pilot_spacing,
-                                  design_snr_db=request.design_snr_db if request.HasField("design_snr_db")
-                                  else self._design_snr_db)
+        try:
+            encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio,
+                                      max_pixels=self._settings.max_pixels, domain=self._domain,
+                                      pilot_spacing=request.pilot_spacing or self._pilot_spacing,
+                                      design_snr_db=request.design_snr_db if request.HasField("design_snr_db")
+                                      else self._design_snr_db)
+        except FailedPrecondition:
+            self._metrics.out_of_domain.labels(codec_id, "refuse").inc()
+            raise
+        if encoded.frame.codec != codec_id:
+            self._metrics.out_of_domain.labels(codec_id, "fallback").inc()
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 

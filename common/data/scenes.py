@@ -31,7 +31,7 @@ def generate_scene(height: int, width: int, seed: int) -> tuple[np.ndarray, np.n
     # Buildings along the skyline, vegetation between some of them.
     x = 0
     while x < width:
-        w = int(width * rng.uniform(0.12, 0.3))
+        w = max(1, int(width * rng.uniform(0.12, 0.3)))  # at least a column: a narrow image would loop forever
         top = int(horizon * rng.uniform(0.1, 0.7))
         kind = BUILDING if rng.random() < 0.75 else VEGETATION
         labels[top:horizon + 2, x:x + w] = kind

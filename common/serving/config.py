@@ -22,7 +22,8 @@ def env_name(flag: str) -> str:
     return "SEMCOM_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-def add_option(parser: argparse.ArgumentParser, flag: str, *, type: Any = str, default: Any = None, help: str) -> None:
+def add_option(parser: argparse.ArgumentParser, flag: str, *, type: Any = str, default: Any = None, help: str,
+               choices: tuple | None = None) -> None:
     """Adds `flag` with its default read from SEMCOM_<FLAG> when that is set."""
     variable = env_name(flag)
     raw = os.environ.get(variable)
@@ -31,7 +32,10 @@ def add_option(parser: argparse.ArgumentParser, flag: str, *, type: Any = str, d
             default = type(raw)
         except ValueError:
             parser.error(f"environment variable {variable}={raw!r} is not a valid {type.__name__}")
-    parser.add_argument(flag, type=type, default=default, help=f"{help} [env {variable}; default: %(default)s]")
+        if choices is not None and default not in choices:
+            parser.error(f"environment variable {variable}={raw!r}: expected one of {', '.join(choices)}")
+    parser.add_argument(flag, type=type, default=default, choices=choices,
+                        help=f"{help} [env {variable}; default: %(default)s]")
 
 
 def boolean(text: str) -> bool:

@@ -9,7 +9,6 @@ the message, so every service maps errors the same way.
 
 from __future__ import annotations
 
-
 # The canonical status names (gRPC's, shared with Google's HTTP APIs), without importing grpc.
 STATUSES = ("CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
             "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
@@ -63,3 +62,10 @@ class DataLost(ServiceError):
     """What was sent did not arrive (a frame erased on the link)."""
 
     status = "DATA_LOSS"
+
+
+class FailedPrecondition(ServiceError):
+    """The input is valid but the system will not take it as it is (e.g. a photo out of the semantic
+    codecs' domain, with the transmitter set to refuse)."""
+
+    status = "FAILED_PRECONDITION"

@@ -169,7 +169,7 @@ def _serving(received: list, requests: int, concurrency: tuple[int, ...], progre
                     stub.Decode(messages[0], timeout=120)  # warm: first-call allocations
                     throughput[name, max_batch] = {
                         c: _images_per_second(stub, messages, c, max(requests, 2 * c)) for c in concurrency}
-                    memory[name, max_batch] = _peak_rss(service.process.pid)
+                    memory[name, max_batch] = timing.peak_rss(service.process.pid)
     return throughput, memory
 
 
@@ -190,13 +190,6 @@ def _images_per_second(stub, messages: list, concurrency: int, total: int) -> fl
         for future in [pool.submit(caller) for _ in range(concurrency)]:
             future.result()
     return total / (time.perf_counter() - start)
-
-
-def _peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def _quality(count: int, progress, precisions: tuple[str, ...]) -> dict[str, list[sweep.Point]]:

@@ -139,6 +139,9 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
             # The transmitter names its frames itself.
             response = stub.Transmit(transmitter_pb2.TransmitRequest(image=data, codec=codec_id, bandwidth_ratio=ratio,
                                                                      design_snr_db=design_snr_db), timeout=60)
+            if response.codec != codec_id:  # the in-process sweep measures the codec as asked
+                raise ValueError(f"the transmitter sent {frame_id} with {response.codec}, not {codec_id} (out of its "
+                                 "domain): run it with --out-of-domain off to sweep the codec itself")
             return response, decode_image(response.reconstruction_png)
 
         yield transmit
@@ -195,8 +198,8 @@ def markdown_table(points: list[Point]) -> str:
     for codec, channel, ratio in dict.fromkeys((p.codec, p.channel, round(p.bandwidth_ratio, 4)) for p in points):
         row = {p.snr_db: p for p in points
                if (p.codec, p.channel, round(p.bandwidth_ratio, 4)) == (codec, channel, ratio)}
-        cells = [(f"{row[s].psnr_db:.1f}" if math.isfinite(row[s].psnr_db) else "–") + f" / {row[s].miou:.2f}"
-                 for s in snrs]
+        cells = [(f"{row[s].psnr_db:.1f}" if math.isfinite(row[s].psnr_db) else "–")
+                 + (f" / {row[s].miou:.2f}" if math.isfinite(row[s].miou) else "") for s in snrs]
         lines.append(f"| {codec} | {channel} | {ratio:.4f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,9 +1,10 @@
-"""Timing helpers shared by the benchmarks and `semcom quantize --sensitivity`."""
+"""Timing and memory helpers shared by the benchmarks and `semcom quantize --sensitivity`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -24,3 +25,11 @@ def median_seconds(function: Callable, repeats: int, warmup: int, label: str) ->
         if i >= warmup:
             samples.append(elapsed)
     return float(np.median(samples))
+
+
+def peak_rss(pid: int) -> int:
+    """A running process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")

@@ -39,9 +39,9 @@ def loss(parts, images, labels, channel):
 
 
 def pad_to_stride(image: torch.Tensor) -> torch.Tensor:
-    """[1, 3, H, W] -> reflect-padded to multiples of the stride, as the codec pads."""
+    """[1, 3, H, W] -> padded with its edge pixels to multiples of the stride, as the codec pads."""
     height, width = image.shape[-2:]
-    return F.pad(image, (0, -width % NATIVE_STRIDE, 0, -height % NATIVE_STRIDE), mode="reflect")
+    return F.pad(image, (0, -width % NATIVE_STRIDE, 0, -height % NATIVE_STRIDE), mode="replicate")
 
 
 def evaluate(parts, images, labels, seed):
@@ -60,7 +60,7 @@ def evaluate(parts, images, labels, seed):
 
 
 def flops(parts, image):
-    """At 512x768, the Kodak size; per image, all 64 maps."""
+    """At 512x768 (the full Kodak images' size; the held-out copies are 384x512), all 64 maps."""
     photo = torch.zeros(1, 3, 512, 768)
     received = torch.zeros(1, 2 * MAX_CHANNELS, 64, 96)
     return {"encoder_512x768": count_flops(parts["encoder"], photo),
