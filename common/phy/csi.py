@@ -63,7 +63,7 @@ def equalize(received: np.ndarray, h: np.ndarray, noise_variance: float, method:
             error = np.where(gain > 0, noise_variance / gain, np.inf)
     elif method == "mmse":
         estimate = np.conj(h) * received / (gain + noise_variance)
-        error = mmse_weights(h, noise_variance)[1]
+        error = mmse_error(gain, noise_variance)
     else:
         raise ValueError(f"unknown equalizer '{method}'; use one of {EQUALIZERS}")
     return estimate.astype(np.complex64), np.asarray(error, dtype=np.float32)
@@ -75,5 +75,9 @@ def mmse_weights(h: np.ndarray, noise_variance: float) -> tuple[np.ndarray, np.n
     decoders learn on the receiver's very estimates."""
     gain = np.abs(h) ** 2
     weights = np.conj(h) / (gain + noise_variance)
-    error = noise_variance / (gain + noise_variance) if noise_variance > 0 else np.zeros_like(gain)
-    return weights.astype(np.complex64), np.asarray(error, dtype=np.float32)
+    return weights.astype(np.complex64), np.asarray(mmse_error(gain, noise_variance), dtype=np.float32)
+
+
+def mmse_error(gain: np.ndarray, noise_variance: float) -> np.ndarray:
+    """The MMSE estimate's error variance per symbol, N0 / (|h|^2 + N0), for channel gains |h|^2."""
+    return noise_variance / (gain + noise_variance) if noise_variance > 0 else np.zeros_like(gain)
