@@ -10,6 +10,7 @@ read instead of probing for methods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -54,8 +55,14 @@ class Codec:
 
     codec_id: ClassVar[str]
     version: ClassVar[int] = 1
+    model_name: ClassVar[str] = ""  # the trained model whose weights version the codec's frames (none: "")
     capabilities: ClassVar[Capabilities] = Capabilities()
     default_bandwidth_ratio: float
+
+    @cached_property
+    def model_version(self) -> str:
+        """The first 12 hex digits of `model_name`'s weights' sha256, stamped on each frame ("" without)."""
+        return store.card(self.model_name)["sha256"][:12] if self.model_name else ""
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         """uint8 [H, W, 3] image -> frame of unit-power complex symbols.

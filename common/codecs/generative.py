@@ -58,9 +58,7 @@ class _GenerativeCodec(PresetCodec):
                                 encoder_models=("segmenter", "map_codec", "latent_codec"),
                                 decoder_models=("map_codec", "latent_codec", "diffusion"))
 
-    @cached_property
-    def model_version(self) -> str:
-        return store.card("diffusion")["sha256"][:12]
+    model_name = "diffusion"  # its frames are versioned by the diffusion decoder's weights
 
     @cached_property
     def schedule(self) -> CosineSchedule:

@@ -76,9 +76,16 @@ def segmenter_confidence(image: np.ndarray) -> float:
     the 34 installable ones). Encode side: torch."""
     import torch
 
-    pixels = torch.tensor(resize(image, CPU.height, CPU.width)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
-        return float(store.load("segmenter")["net"](pixels).softmax(1).amax(1).mean())
+        return float(store.load("segmenter")["net"](preset_input(image)).softmax(1).amax(1).mean())
+
+
+def preset_input(image: np.ndarray, preset=CPU):
+    """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
+    import torch
+
+    pixels = torch.tensor(resize(image, preset.height, preset.width))  # a copy: inputs may be read-only
+    return pixels.permute(2, 0, 1)[None].float() / 255
 
 
 class PresetCodec(Codec):
@@ -101,10 +108,7 @@ class PresetCodec(Codec):
 
     def _input(self, image: np.ndarray):
         """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
-        import torch
-
-        pixels = torch.tensor(resize(image, self.preset.height, self.preset.width))  # a copy: inputs may be read-only
-        return pixels.permute(2, 0, 1)[None].float() / 255
+        return preset_input(image, self.preset)
 
 
 class _FixedBandwidthCodec(PresetCodec):
@@ -126,10 +130,6 @@ class _FixedBandwidthCodec(PresetCodec):
     def channel_uses(self) -> int:
         channels, height, width = self.feature_shape
         return channels * height * width // 2
-
-    @cached_property
-    def model_version(self) -> str:
-        return store.card(self.model_name)["sha256"][:12]
 
     def _encode(self, image: np.ndarray, frame_id: str, features: Callable, **fields) -> Frame:
         """The frame of encoder features(torch modules) -> [1, C, h, w], sent as unit-power symbols."""
@@ -175,10 +175,6 @@ class DeepJSCCCodec(Codec):
     # colours: 2 * 8 * 8 * 3 = 384, so k/n = C/384.
     uses_per_channel = 2 * 8 * 8 * 3
 
-    @cached_property
-    def model_version(self) -> str:
-        return store.card(self.model_name)["sha256"][:12]
-
     def check_models(self) -> None:
         super().check_models()
         shipped = store.card(self.model_name)["architecture"]["encoder"]["class"]
@@ -186,13 +182,14 @@ class DeepJSCCCodec(Codec):
             raise WeightsMissing(f"the deep_jscc weights are an older model ({shipped}, a fixed 64x128 codec): run "
                                  "`semcom train deep_jscc` for the native-size one")
 
-    def channels_for(self, bandwidth_ratio: float) -> int:
-        """The feature maps a ratio sends: the even C nearest to ratio * 384."""
-        low, high = 2 / self.uses_per_channel, self.max_channels / self.uses_per_channel
+    @classmethod
+    def channels_for(cls, bandwidth_ratio: float) -> int:
+        """The feature maps a ratio sends: the even C nearest to ratio * 384 (training evaluates with it)."""
+        low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
         if not (math.isfinite(bandwidth_ratio) and low - 1e-9 <= bandwidth_ratio <= high + 1e-9):
             raise InvalidInput(f"bandwidth_ratio: {bandwidth_ratio:g} is outside deep_jscc's range 1/192 "
                                f"({low:.4f}) to 1/6 ({high:.4f}) complex channel uses per source real value")
-        return int(np.clip(2 * round(bandwidth_ratio * self.uses_per_channel / 2), 2, self.max_channels))
+        return int(np.clip(2 * round(bandwidth_ratio * cls.uses_per_channel / 2), 2, cls.max_channels))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         import torch
@@ -217,13 +214,14 @@ class DeepJSCCCodec(Codec):
             raise InvalidInput(f"frame.header: {frame.height}x{frame.width} padded by {frame.pad_bottom}, "
                                f"{frame.pad_right} is not a multiple of deep_jscc's stride {self.stride}")
         rows, columns = height // self.stride, width // self.stride
-        symbols = frame.block(self.block_name).symbols.size  # sent and erased alike
+        block = frame.block(self.block_name)
+        symbols = block.symbols.size  # sent and erased alike
         channels, remainder = divmod(2 * symbols, rows * columns)
         if remainder or channels % 2 or not 2 <= channels <= self.max_channels:
             raise InvalidInput(f"frame.blocks['{self.block_name}'].symbols: {symbols} symbols are not an even "
                                f"number (2..{self.max_channels}) of {rows}x{columns} feature maps")
         planes = received_planes(frame, self.block_name, (channels, rows, columns), self.codec_id)
-        errors = frame.block(self.block_name).noise_variance
+        errors = block.noise_variance
         if errors is not None:  # symbols the budget cut: erased as training erases the maps not sent
             planes[0, channels:][np.repeat(np.isinf(errors), 2).reshape(channels, rows, columns)] = ERASED_RELIABILITY
         planes = with_erased_maps(planes, self.max_channels)

@@ -225,4 +225,9 @@ def photo_paths(split: str, folder: Path | None = None) -> list[Path]:
 
 def load_photos(split: str, folder: Path | None = None) -> list[np.ndarray]:
     """The photos of a split as uint8 [H, W, 3] arrays at their own size."""
-    return [np.asarray(Image.open(path).convert("RGB")) for path in photo_paths(split, folder)]
+    return [load_photo(path) for path in photo_paths(split, folder)]
+
+
+def load_photo(path: Path) -> np.ndarray:
+    """One photo file as uint8 [H, W, 3] at its own size."""
+    return np.asarray(Image.open(path).convert("RGB"))

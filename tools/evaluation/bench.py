@@ -63,12 +63,12 @@ def bench_photo(repeats: int = 10, codec: str = "deep_jscc", ratio: float = 1 / 
                 precision: str = "auto") -> str:
     """A 512x768 photo through the three services (separate processes): end-to-end latency, its stages,
     and each service's peak memory."""
-    from semcom.common.data.photos import load_photos, photo_paths
+    from semcom.common.data.photos import load_photo, photo_paths
 
     # building.jpg (600x868), centre-cut to 512x768, the full Kodak images' size (the held-out copies are
     # TID2013's, 384x512).
     source = next(path for path in photo_paths("train") if path.name == "opencv-building.jpg")
-    photo = load_photos("train")[photo_paths("train").index(source)][44:556, 50:818]
+    photo = load_photo(source)[44:556, 50:818]
     request = transmitter_pb2.TransmitRequest(image=encode_png(photo), codec=codec, bandwidth_ratio=ratio)
     with tempfile.TemporaryDirectory() as logs, start_processes(
         Path(logs), channel_args=("--snr-db", str(snr_db), "--seed", "0"), receiver_args=("--precision", precision)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from semcom.common.codecs.learned import DeepJSCCCodec
 from semcom.common.models.jscc import NATIVE_STRIDE, erase_unsent
 from semcom.common.models.layers import count_flops
 from semcom.common.quality import psnr_db
@@ -16,14 +17,9 @@ from ..channel_in_the_loop import ChannelInTheLoop
 from ..data import photos_and_scenes
 from ..spec import Spec, to_uint8
 
-MAX_CHANNELS = 64
+MAX_CHANNELS = DeepJSCCCodec.max_channels
 EVAL_RATIOS = (1 / 6, 1 / 12, 1 / 24, 1 / 48)
 EVAL_SNRS_DB = (0.0, 10.0)
-
-
-def channels_for(ratio: float) -> int:
-    """The feature maps sent for bandwidth ratio k/n: C/384 (two reals per channel use, stride 8)."""
-    return int(np.clip(2 * round(ratio * 384 / 2), 2, MAX_CHANNELS))
 
 
 def decode(parts, features: torch.Tensor, channels: int, channel: ChannelInTheLoop, snr_db=None) -> torch.Tensor:
@@ -53,7 +49,7 @@ def evaluate(parts, images, labels, seed):
             psnrs = []
             for image in images:
                 height, width = image.shape[-2:]
-                output = decode(parts, parts["encoder"](pad_to_stride(image)), channels_for(ratio), channel, snr)
+                output = decode(parts, parts["encoder"](pad_to_stride(image)), DeepJSCCCodec.channels_for(ratio), channel, snr)
                 psnrs.append(psnr_db(to_uint8(image[0]), to_uint8(output[0, :, :height, :width])))
             metrics[f"psnr_db_ratio_1_{round(1 / ratio)}_awgn_{snr:g}db"] = float(np.mean(psnrs))
     return metrics
