@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"))
     train.add_argument("--weights-dir", type=Path, help="where to ship the weights (default: the package's)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--init-from", type=Path, metavar="WEIGHTS_PT",
+                       help="start from these weights (e.g. the shipped common/weights/<model>.pt) with a fresh "
+                            "optimizer: more training where no checkpoint is left to --resume")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
 
@@ -307,7 +310,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             batch_size=args.batch_size or spec(args.model).batch_size,
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
-            weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, device=args.device, bf16=args.bf16,
+            weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, init_from=args.init_from,
+            device=args.device, bf16=args.bf16,
             preset=PRESETS[args.preset],
         )
         card = train(args.model, torch_config, command=main_command(sys.argv[1:] if argv is None else argv))

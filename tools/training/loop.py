@@ -2,7 +2,8 @@
 embedded synthetic scenes, with the channel in the loop where the model is a codec.
 
 Progress bar, checkpoints every --checkpoint-every steps (model, optimizer,
-schedule, EMA and random state) and --resume from the last one, bf16 autocast on
+schedule, EMA and random state) and --resume from the last one (or --init-from a
+shipped .pt, a warm start with a fresh optimizer where no checkpoint survives), bf16 autocast on
 a CPU with native bf16 (fp32 on one without: emulated bf16 is ~100x slower), CUDA
 when available or asked for, fixed seeds. Models whose spec asks for it ship an
 exponential moving average of their weights (torch's AveragedModel). At the end the
@@ -48,6 +49,7 @@ class TrainConfig:
     checkpoint_dir: Path = Path("checkpoints")
     weights_dir: Path = store.WEIGHTS_DIR
     resume: bool = False
+    init_from: Path | None = None  # a shipped <model>.pt to start from (a warm start: fresh optimizer, new schedule)
     device: str = "auto"
     bf16: bool = True
     preset: Preset = CPU
@@ -81,6 +83,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         torch.set_rng_state(state["torch_rng"])
         step, elapsed = state["step"], state["elapsed_seconds"]
         print(f"resumed {name} from {checkpoint_path} at step {step}", file=sys.stderr)
+    elif config.init_from is not None:
+        _warm_start(parts, config.init_from)
+        print(f"{name} starts from the weights in {config.init_from}", file=sys.stderr)
 
     ema = _averaged(modules, spec.ema_decay) if spec.ema_decay else None
     if ema is not None and config.resume and checkpoint_path.is_file():
@@ -116,6 +121,15 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     shipped = replace(config, bf16=bf16)  # the card records what ran
     return _ship(name, architecture, spec, data, parts, shipped, metrics, losses, wall_seconds, device,
                  command)
+
+
+def _warm_start(parts: dict[str, nn.Module], path: Path) -> None:
+    """Loads a shipped weights file (a state dict per part) into the freshly built parts; they must match."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if set(state) != set(parts):
+        raise ValueError(f"--init-from {path}: its parts {sorted(state)} are not this model's {sorted(parts)}")
+    for part, module in parts.items():
+        module.load_state_dict(state[part])
 
 
 def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[str, dict]:
@@ -184,7 +198,8 @@ def _ship(name, architecture, spec, data, parts, config, metrics, losses, wall_s
             "command": command or f"semcom train {name}",
             "data": data.description,
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "seed": config.seed, "bf16_autocast": config.bf16, "device": str(device),
+            "seed": config.seed, "initialized_from": _provenance(config.init_from) if config.init_from else None,
+            "bf16_autocast": config.bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
             "channel": "awgn and rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in [-5, 20] dB"
             if spec.uses_channel else "none",
@@ -197,6 +212,14 @@ def _ship(name, architecture, spec, data, parts, config, metrics, losses, wall_s
     }
     (config.weights_dir / f"{name}.card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def _provenance(path: Path) -> dict:
+    """What a warm start began from: the file's sha256 and, where its card lies beside it, its training."""
+    card_path = path.with_suffix(".card.json")
+    earlier = json.loads(card_path.read_text())["training"] if card_path.is_file() else {}
+    return {"sha256": store.sha256_of(path), "steps": earlier.get("steps"),
+            "wall_seconds": earlier.get("wall_seconds"), "command": earlier.get("command")}
 
 
 def main_command(argv: list[str]) -> str:
