@@ -119,7 +119,7 @@ def test_classifier_free_guidance_changes_the_image():
 
 
 def test_gesco_sends_the_whole_map_and_a_budget_refuses_it(channel, transmitter):
-    assert codecs.get("gesco").channel_uses == 19 * 64 * 128 // 2
+    assert codecs.get("gesco").default_bandwidth_ratio * 64 * 128 * 3 == 19 * 64 * 128 // 2
     channel.Configure(channel_emulator_pb2.ChannelConfig(max_channel_uses=20_000, over_budget="reject"))
     try:
         assert_rpc_error(lambda: transmitter.Transmit(transmitter_pb2.TransmitRequest(

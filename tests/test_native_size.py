@@ -10,6 +10,7 @@ from dataclasses import replace
 import grpc
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import assert_rpc_error, decode_frame, metric, png_bytes, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
@@ -17,7 +18,9 @@ from semcom.common import codecs
 from semcom.common.data import photos
 from semcom.common.data.images import decode_image
 from semcom.common.data.scenes import generate_scene
-from semcom.common.quality import psnr_db
+from semcom.common.codecs.base import resize
+from semcom.common.data.labels import NUM_TRAIN_IDS
+from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
 from semcom.common.serving.errors import InvalidInput
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
@@ -120,6 +123,40 @@ def test_out_of_range_ratios_and_inconsistent_frames_are_refused(transmitter):
     short = replace(frame, blocks=[replace(frame.blocks[0], symbols=frame.blocks[0].symbols[:-7])])
     with pytest.raises(InvalidInput, match="feature maps"):
         decode_frame(short)
+
+
+@pytest.mark.parametrize("codec_id", ["semantic_map", "semantic", "gesco"])
+def test_the_semantic_codecs_send_the_image_at_its_own_size(codec_id):
+    codec = codecs.get(codec_id)
+    frame = codec.encode(generate_scene(37, 91, seed=1)[0], codec.default_bandwidth_ratio, "odd")
+    assert (frame.height, frame.width, frame.pad_bottom, frame.pad_right) == (37, 91, 3, 5)
+    assert frame.channel_uses == round(40 * 96 * 3 * codec.default_bandwidth_ratio)  # the padded image's k/n
+    assert frame.channel_uses == {"semantic_map": 40 * 96 // 8, "semantic": 40 * 96 * 5 // 32,
+                                  "gesco": 19 * 40 * 96 // 2}[codec_id]  # 1/24, 5/96, 19/6
+
+
+def test_a_large_scene_keeps_its_detail_through_the_map_codec():
+    # At twice the preset size the map is sent at twice the resolution (four times the channel uses),
+    # not squeezed to 64x128 and back: thin objects (poles, signs) survive.
+    image, labels = generate_scene(128, 256, seed=11)
+    trip = Chain(ChannelConfig(snr_db=20.0, seed=3)).send(image, "semantic_map", 0.0, "large")
+    assert trip.sent.channel_uses == 128 * 256 // 8
+    received = codecs.get("semantic_map").decode_labels(Chain.equalize(trip.received), Chain().runtime)
+    assert received.shape == (128, 256)
+    squeezed = Chain(ChannelConfig(snr_db=20.0, seed=3)).send(resize(image, 64, 128), "semantic_map", 0.0, "small")
+    small = codecs.get("semantic_map").decode_labels(Chain.equalize(squeezed.received), Chain().runtime)
+    upsampled = np.asarray(Image.fromarray(small).resize((256, 128), Image.Resampling.NEAREST))
+    native_iou = mean_iou(confusion_matrix(labels, received, NUM_TRAIN_IDS))
+    assert native_iou > mean_iou(confusion_matrix(labels, upsampled, NUM_TRAIN_IDS)) + 0.02, native_iou
+
+
+def test_images_over_the_semantic_codecs_limit_are_refused_and_deep_jscc_takes_them(transmitter):
+    large = png_bytes(generate_scene(520, 768, seed=2)[0])  # 399,360 pixels, over 512x768
+    assert_rpc_error(lambda: transmitter.Transmit(transmitter_pb2.TransmitRequest(image=large, codec="semantic"),
+                                                  timeout=60),
+                     grpc.StatusCode.RESOURCE_EXHAUSTED, "over semantic's limit of 393216", "deep_jscc")
+    response = transmitter.Transmit(transmitter_pb2.TransmitRequest(image=large, codec="deep_jscc"), timeout=60)
+    assert response.image_size.height == 520 and response.image_size.width == 768
 
 
 PHOTOS_MISSING = f"the photos are not installed in {photos.photos_dir()}: `semcom data photos` (make test runs it)"

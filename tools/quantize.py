@@ -46,6 +46,7 @@ from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes
 from semcom.common.models import runtime, store
+from semcom.common.models.presets import CPU
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 
@@ -196,26 +197,25 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
 
 
 def export(net: torch.nn.Module, path: Path) -> None:
-    """The fp32 UNet as ONNX at the codecs' preset size."""
-    condition_channels = net.num_classes + 3
-    preset = codecs.get("semantic").preset
-    export_unet(net, preset.height, preset.width, condition_channels, path)
+    """The fp32 UNet as ONNX, traced at the CPU preset's size (64x128), any size (a multiple of 4) when run."""
+    export_unet(net, CPU.height, CPU.width, net.num_classes + 3, path)
 
 
 def export_decoders(weights_dir: Path, command: str) -> None:
-    """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized)."""
-    semantic, deep_jscc = codecs.get("semantic"), codecs.get("deep_jscc")
-    # What each decoder receives, [C, h, w] symbol values (and as many reliabilities): the traced graph
-    # fixes it, but for deep_jscc, whose feature maps have the image's own size.
-    features = {"map_codec": semantic.map_shape, "latent_codec": semantic.latent_shape,
-                "deep_jscc": (deep_jscc.max_channels, 8, 12)}
+    """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized),
+    fully convolutional: any size of received feature maps."""
+    # What each decoder receives when traced, [C, h, w] symbol values (and as many reliabilities).
+    channels = {model: store.card(model, weights_dir)["architecture"]["decoder"]["kwargs"].get("channels")
+                for model in runtime.DECODED_MODELS}
+    features = {"map_codec": (channels["map_codec"], 16, 32), "latent_codec": (channels["latent_codec"], 8, 16),
+                "deep_jscc": (codecs.get("deep_jscc").max_channels, 8, 12)}
     for model in runtime.DECODED_MODELS:
         description = store.card(model, weights_dir)
         channels, height, width = features[model]
         example = (torch.zeros(1, 2 * channels, height, width),)
         decoder = store.load(model, weights_dir)["decoder"]
         path = weights_dir / f"{runtime.decoder_name(model)}.onnx"
-        export_onnx(decoder, example, ("received",), path, any_size=model == "deep_jscc")
+        export_onnx(decoder, example, ("received",), path, any_size=True)
         write_card(weights_dir, {
             "model": runtime.decoder_name(model),
             "architecture": f"{description['architecture']['decoder']['class']} ({model}.card.json), float32",
@@ -236,9 +236,11 @@ def _versions() -> dict[str, str]:
 
 def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any_size: bool = False) -> None:
     """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches);
-    any_size: height and width dynamic too (a fully convolutional decoder)."""
-    def axes(name: str) -> dict[int, str]:  # each tensor's own symbols: an input's height is not the output's
-        return {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} if any_size else {0: "batch"}
+    any_size: height and width of the image-shaped ([B, C, H, W]) ones dynamic too (a fully convolutional net)."""
+    def axes(name: str, ndim: int) -> dict[int, str]:  # each tensor's own: an input's height is not the output's
+        return {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} if any_size and ndim == 4 else {0: "batch"}
+
+    dimensions = {**{name: tensor.dim() for name, tensor in zip(input_names, example)}, "output": 4}
 
     with warnings.catch_warnings():
         # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
@@ -246,7 +248,7 @@ def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=["output"],
-                          opset_version=17, dynamic_axes={name: axes(name) for name in (*input_names, "output")},
+                          opset_version=17, dynamic_axes={name: axes(name, ndim) for name, ndim in dimensions.items()},
                           dynamo=False)
 
 
@@ -254,7 +256,7 @@ def export_unet(net, height: int, width: int, condition_channels: int, path: Pat
     """The fp32 UNet as ONNX, (x, t, condition) -> noise."""
     example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
                torch.zeros(1, condition_channels, height, width))
-    export_onnx(net, example, runtime.INPUTS, path)
+    export_onnx(net, example, runtime.INPUTS, path, any_size=True)
 
 
 def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
@@ -286,7 +288,9 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
             return next(self._samples, None)
 
     prepared = out_path.with_suffix(".pre.onnx")
-    quant_pre_process(str(float_path), str(prepared))  # shape inference and folding, as ORT recommends
+    # Shape inference and folding, as ORT recommends; ONNX's own shape inference only, as the symbolic one
+    # cannot follow the any-size graph's resizes (and the quantizer needs no concrete shapes).
+    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     # ORT's quantizer logs a warning per calibration pass for each 1-D GroupNorm constant it cannot
     # quantize per channel (it leaves them in float, which is right): hundreds of identical lines.
     logging.disable(logging.WARNING)

@@ -118,6 +118,22 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0))
 
 
+def pad_to_stride(image: np.ndarray, stride: int) -> tuple[np.ndarray, int, int]:
+    """uint8 [H, W, 3] -> (the image padded with its edge pixels below and right to multiples of `stride`,
+    pad_bottom, pad_right): what a fully convolutional codec encodes; the header carries the padding."""
+    pad_bottom, pad_right = -image.shape[0] % stride, -image.shape[1] % stride
+    return np.pad(image, ((0, pad_bottom), (0, pad_right), (0, 0)), mode="edge"), pad_bottom, pad_right
+
+
+def padded_size(frame: Frame, stride: int) -> tuple[int, int]:
+    """(height, width) the frame's codec encoded: its image and padding, checked to be multiples of `stride`."""
+    height, width = frame.height + frame.pad_bottom, frame.width + frame.pad_right
+    if height % stride or width % stride:
+        raise InvalidInput(f"frame.header: {frame.height}x{frame.width} padded by {frame.pad_bottom}, "
+                           f"{frame.pad_right} is not a multiple of {frame.codec}'s stride {stride}")
+    return height, width
+
+
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 [h, w, 3] -> uint8 [height, width, 3], bicubic (unchanged when the size already is)."""
     if image.shape[:2] == (height, width):

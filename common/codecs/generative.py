@@ -2,14 +2,18 @@
 diffusion decoder from what survived the channel.
 
 * `semantic` (the project's default): the segmenter's map through the learned
-  map JSCC (1024 complex uses) plus the VAE-style latent (256 uses), k/n =
-  0.052 at 64x128; the receiver conditions the diffusion decoder on the
-  received soft map and the latent's coarse image.
+  map JSCC (k/n = 1/24: 1024 complex uses at 64x128) plus the VAE-style latent
+  (1/96: 256 uses), k/n = 5/96 = 0.052; the receiver conditions the diffusion
+  decoder on the received soft map and the latent's coarse image.
 * `gesco` (faithful to Q-GESCO): the one-hot map itself as analog symbols,
-  19 x 64 x 128 / 2 = 77,824 complex uses (k/n = 3.17, sixty times the
-  semantic codec: bandwidth-hungry, and a channel budget will say so); the
+  19 x H x W / 2 complex uses (k/n = 19/6 = 3.17, sixty times the semantic
+  codec: bandwidth-hungry, and a channel budget will say so); the
   receiver smooths the noisy map with 3x3 average then 3x3 max pooling, as
   Q-GESCO does, and conditions on the map alone.
+
+Both work at the image's own size (SemanticCodecBase: padded to a multiple of 8,
+cropped back; at most 512x768): the diffusion decoder is fully convolutional
+and regenerates at the padded size, though it was trained on 64x128 scenes.
 
 Sampling: DDIM with `steps` (default 5), `eta`, classifier-free guidance
 `guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded by the frame
@@ -34,8 +38,8 @@ from ..models.runtime import DecoderRuntime
 from ..models.sampling import CosineSchedule, DDIMSampler
 from ..serving.errors import InvalidInput, ServiceError
 from ..wire.frames import Frame, SymbolBlock
-from .base import Capabilities, Decoded, one_hot, resize, to_uint8
-from .learned import PresetCodec, mmse_statistics, received_planes
+from .base import Capabilities, Decoded, pad_to_stride, to_uint8
+from .learned import SemanticCodecBase, encoded_map, image_tensor, mmse_statistics, reals_per_pixel
 from .registry import register
 
 
@@ -43,38 +47,31 @@ from .registry import register
 class Prepared:
     """One received frame, ready to be sampled with others."""
 
-    condition: np.ndarray  # float32 [1, C + 3, H, W]: received soft map and guide image
+    condition: np.ndarray  # float32 [1, C + 3, H, W] at the padded size: received soft map and guide image
     initial: np.ndarray | None  # float32 [1, 3, H, W] in [-1, 1]: where sampling starts (start from the channel)
     start: int | None  # its timestep; None: from pure noise at T - 1
     seed: int  # of the frame's noise, from its id
-    height: int  # of the image to return
+    height: int  # of the image to return (the padded size cropped)
     width: int
-    received_map: np.ndarray  # train IDs uint8 [64, 128]
+    received_map: np.ndarray  # train IDs uint8 [height, width]
 
 
-class _GenerativeCodec(PresetCodec):
+class _GenerativeCodec(SemanticCodecBase):
     # decode_batch: prepare() per frame, then generate() for many at once.
     capabilities = Capabilities(batches=True, returns_map=True, generative=True,
                                 encoder_models=("segmenter", "map_codec", "latent_codec"),
                                 decoder_models=("map_codec", "latent_codec", "diffusion"))
 
     model_name = "diffusion"  # its frames are versioned by the diffusion decoder's weights
+    version = 2  # 1: at the 64x128 preset, other sizes resized
 
     @cached_property
     def schedule(self) -> CosineSchedule:
         return CosineSchedule(1000)
 
-    def _labels(self, image: np.ndarray) -> np.ndarray:
-        """Train IDs [1, H, W] of the segmenter's map (encode side: torch)."""
-        import torch
-
-        with torch.no_grad():
-            return store.load("segmenter")["net"](self._input(image)).argmax(1).numpy()
-
     def prepare(self, frame: Frame, runtime: DecoderRuntime) -> Prepared:
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
-        self._check_version(frame)
-        soft_map, guide = self._condition_inputs(frame, runtime)
+        soft_map, guide = self._condition_inputs(frame, runtime)  # checks the frame, at the padded size
         settings = runtime.sampler
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
@@ -82,11 +79,11 @@ class _GenerativeCodec(PresetCodec):
             initial = guide * 2 - 1
         seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
         return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,
-                        soft_map.argmax(1)[0].astype(np.uint8))
+                        soft_map[0, :, :frame.height, :frame.width].argmax(0).astype(np.uint8))
 
     def generate(self, prepared: list[Prepared], runtime: DecoderRuntime,
                  observe: Callable | None = None) -> list[np.ndarray]:
-        """Regenerates the images of prepared frames, batched: one sampler run per start timestep.
+        """Regenerates the images of prepared frames, batched: one sampler run per start timestep and size.
 
         Each frame's noise comes from its own seed, so its image does not depend on its batch.
         observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
@@ -102,22 +99,21 @@ class _GenerativeCodec(PresetCodec):
                 return unobserved(x, t, condition)
 
         images: list[np.ndarray | None] = [None] * len(prepared)
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[tuple, list[int]] = {}
         for index, item in enumerate(prepared):
-            groups.setdefault(item.start, []).append(index)
-        for start, indices in groups.items():
+            groups.setdefault((item.start, item.condition.shape[2:]), []).append(index)
+        for (start, size), indices in groups.items():
             items = [prepared[i] for i in indices]
             x0 = sampler.sample(
-                predict, np.concatenate([item.condition for item in items]),
-                (len(items), 3, self.preset.height, self.preset.width),
+                predict, np.concatenate([item.condition for item in items]), (len(items), 3, *size),
                 rng=[np.random.default_rng(item.seed) for item in items],
                 initial=None if start is None else np.concatenate([item.initial for item in items]), start=start)
             for i, item, sample in zip(indices, items, x0):
-                images[i] = resize(to_uint8((sample + 1) / 2), item.height, item.width)
+                images[i] = to_uint8((sample[:, :item.height, :item.width] + 1) / 2)
         return images
 
     def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
-        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [64, 128])."""
+        """(regenerated image uint8 [H, W, 3], received map train IDs uint8 [H, W])."""
         result = self.decode_batch([frame], runtime)[0]
         if isinstance(result, ServiceError):
             raise result
@@ -141,63 +137,63 @@ class _GenerativeCodec(PresetCodec):
 @register
 class SemanticCodec(_GenerativeCodec):
     codec_id = "semantic"
-    map_shape = (4, 16, 32)
-    latent_shape = (4, 8, 16)
-    channel_uses = 1024 + 256
+    map_downsampling, latent_downsampling = 4, 8
+
+    @cached_property
+    def reals_per_pixel(self) -> float:
+        return (reals_per_pixel("map_codec", self.map_downsampling)
+                + reals_per_pixel("latent_codec", self.latent_downsampling))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
         import torch
 
         from ..models.jscc import to_symbols
 
-        self._check_ratio(bandwidth_ratio)
+        self._check_input(image, bandwidth_ratio)
+        padded = pad_to_stride(image, self.stride)[0]
         with torch.no_grad():
-            map_symbols = to_symbols(store.load("map_codec")["encoder"](one_hot(self._labels(image), self.preset.num_classes)))
-            latent_symbols = to_symbols(store.load("latent_codec")["encoder"](self._input(image))[0])
-        return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
-                     width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
-                     blocks=[SymbolBlock("semantic_map", map_symbols[0].numpy()),
-                             SymbolBlock("latent", latent_symbols[0].numpy())])
+            map_symbols = to_symbols(encoded_map(self, padded))
+            latent_symbols = to_symbols(store.load("latent_codec")["encoder"](image_tensor(padded))[0])
+        return self._frame(image, frame_id, [SymbolBlock("semantic_map", map_symbols[0].numpy()),
+                                             SymbolBlock("latent", latent_symbols[0].numpy())])
 
     def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, np.ndarray]:
-        logits = runtime.decoder("map_codec")(received_planes(frame, "semantic_map", self.map_shape, self.codec_id))
-        guide = runtime.decoder("latent_codec")(received_planes(frame, "latent", self.latent_shape, self.codec_id))
+        logits = self._decoded(frame, runtime, "map_codec", "semantic_map", self.map_downsampling)
+        guide = self._decoded(frame, runtime, "latent_codec", "latent", self.latent_downsampling)
         return _softmax(logits), guide
 
 
 @register
 class GescoCodec(_GenerativeCodec):
     codec_id = "gesco"
-
-    @property
-    def channel_uses(self) -> int:
-        return self.preset.num_classes * self.preset.height * self.preset.width // 2
+    reals_per_pixel = SemanticCodecBase.num_classes  # the one-hot map, 60x the semantic codec's
 
     @property
     def _scale(self) -> float:
         """One-hot values have mean power 1/C per real value: this makes E|x|^2 = 1."""
-        return math.sqrt(self.preset.num_classes / 2)
+        return math.sqrt(self.num_classes / 2)
 
     # The generative codecs' capabilities; it sends the map alone, so it runs fewer models.
     capabilities = replace(_GenerativeCodec.capabilities, encoder_models=("segmenter",), decoder_models=("diffusion",))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
-        self._check_ratio(bandwidth_ratio)  # the whole one-hot map, 60x the semantic codec's
-        reals = one_hot(self._labels(image), self.preset.num_classes).numpy().ravel() * np.float32(self._scale)
+        self._check_input(image, bandwidth_ratio)
+        labels = self.segment(pad_to_stride(image, self.stride)[0])
+        reals = np.eye(self.num_classes, dtype=np.float32)[labels].transpose(2, 0, 1).ravel() * np.float32(self._scale)
         symbols = (reals[0::2] + 1j * reals[1::2]).astype(np.complex64)
-        return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
-                     width=image.shape[1], num_classes=self.preset.num_classes, model_version=self.model_version,
-                     blocks=[SymbolBlock("semantic_map", symbols, self._scale)])
+        return self._frame(image, frame_id, [SymbolBlock("semantic_map", symbols, self._scale)])
 
     def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, None]:
+        height, width = self._padded_size(frame)
         block = frame.block("semantic_map")
-        if block.symbols.size != self.channel_uses:
+        expected = self.num_classes * height * width // 2
+        if block.symbols.size != expected:
             raise InvalidInput(f"frame.blocks['semantic_map'].symbols: {block.symbols.size} symbols, "
-                               f"gesco sends {self.channel_uses}")
+                               f"gesco sends {expected} at {frame.height}x{frame.width}")
         symbols, _ = mmse_statistics(block, frame.channel.noise_variance if frame.channel else 0.0)
         reals = np.empty(2 * symbols.size, np.float32)
         reals[0::2], reals[1::2] = symbols.real, symbols.imag
-        noisy_map = (reals / self._scale).reshape(1, self.preset.num_classes, self.preset.height, self.preset.width)
+        noisy_map = (reals / self._scale).reshape(1, self.num_classes, height, width)
         # Q-GESCO's receiver: 3x3 average pooling, then 3x3 max pooling, of the noisy one-hot map.
         smoothed = np.maximum(_max_pool3(_average_pool3(noisy_map)), 0)
         return smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-6), None

@@ -1,30 +1,28 @@
 """Codecs with trained networks: Deep JSCC (the image codec) and the
 semantic-map codec (segmenter + learned map JSCC).
 
-Deep JSCC works at the image's own size, its bandwidth a ratio chosen per
-frame. The semantic-map codec (and the generative codecs built on the same
-helpers) works at the model preset's size: other images are resized in and
-out, the frame reports the true k/n of the image as sent, and its bandwidth is
-fixed by the networks, so a ratio other than its own is refused.
+Both work at the image's own size: padded to their stride, the padding in the
+frame header, cropped at the receiver. Deep JSCC's bandwidth is a ratio chosen
+per frame; the semantic-map codec's (and that of the generative codecs built on
+the same helpers) is fixed by its networks per pixel, so a ratio other than its
+own is refused.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
-from PIL import Image
 
 from ..data.labels import colorize
 from ..models import store
 from ..models.presets import CPU
 from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
-from ..serving.errors import InvalidInput
+from ..serving.errors import InvalidInput, LimitExceeded
 from ..wire.frames import Frame, SymbolBlock
-from .base import Capabilities, Codec, Decoded, one_hot, resize, to_uint8
+from .base import Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8
 from .registry import register
 
 # torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
@@ -71,83 +69,95 @@ def with_erased_maps(planes: np.ndarray, max_channels: int) -> np.ndarray:
 
 
 def segmenter_confidence(image: np.ndarray) -> float:
-    """The segmenter's mean top-class probability over the image (at the preset size): near 1 on its own
-    domain, the scenes (measured: at least 0.9978 over 200 of them), lower on photos (at most 0.945 over
-    the 34 installable ones). Encode side: torch."""
+    """The segmenter's mean top-class probability over the image, resized to the preset size (a domain
+    score needs no detail, and stays cheap for a large photo): near 1 on its own domain, the scenes
+    (measured: at least 0.9978 over 200 of them), lower on photos (at most 0.945 over the 34 installable
+    ones). Encode side: torch."""
     import torch
 
     with torch.no_grad():
-        return float(store.load("segmenter")["net"](preset_input(image)).softmax(1).amax(1).mean())
+        return float(store.load("segmenter")["net"](image_tensor(resize(image, CPU.height, CPU.width)))
+                     .softmax(1).amax(1).mean())
 
 
-def preset_input(image: np.ndarray, preset=CPU):
-    """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
+def image_tensor(image: np.ndarray):
+    """uint8 [H, W, 3] -> float tensor [1, 3, H, W] in [0, 1] (encoders are torch)."""
     import torch
 
-    pixels = torch.tensor(resize(image, preset.height, preset.width))  # a copy: inputs may be read-only
-    return pixels.permute(2, 0, 1)[None].float() / 255
+    return torch.tensor(image).permute(2, 0, 1)[None].float() / 255  # a copy: inputs may be read-only
 
 
-class PresetCodec(Codec):
-    """Shared by every codec built on trained models: the preset size, a bandwidth fixed
-    by the models (`channel_uses`) and image-to-tensor conversion."""
+class SemanticCodecBase(Codec):
+    """Shared by the codecs built on the segmenter (semantic_map, semantic, gesco): at the image's own
+    size, padded with its edge pixels to a multiple of `stride` (the segmenter's and the latent's
+    downsampling; the header says how much), cropped back by the receiver. Their networks are fully
+    convolutional, so the symbols grow with the image and the bandwidth ratio is fixed by them
+    (`reals_per_pixel`): any other ratio is refused.
 
-    preset = CPU
-    channel_uses: int
+    Images over `max_pixels` are refused: the segmenter and the diffusion decoder run at full size, and
+    a 512x768 photo is the largest measured to stay within a receiver's time and memory (README)."""
+
+    stride = 8
+    max_pixels = 512 * 768
+    num_classes = CPU.num_classes
+    reals_per_pixel: float  # real values sent per (padded) pixel
 
     @property
     def default_bandwidth_ratio(self) -> float:
-        return self.channel_uses / (self.preset.height * self.preset.width * 3)
+        return self.reals_per_pixel / 2 / 3  # complex uses per source real value (3 colours a pixel)
 
-    def _check_ratio(self, bandwidth_ratio: float) -> None:
+    def _check_input(self, image: np.ndarray, bandwidth_ratio: float) -> None:
         if not math.isclose(bandwidth_ratio, self.default_bandwidth_ratio, rel_tol=1e-9):
-            raise InvalidInput(
-                f"bandwidth_ratio: {self.codec_id} sends a fixed {self.channel_uses} complex channel uses per image "
-                f"(k/n = {self.default_bandwidth_ratio:.4f} at {self.preset.height}x{self.preset.width}); leave it 0"
-            )
+            raise InvalidInput(f"bandwidth_ratio: {self.codec_id} sends a fixed k/n = "
+                               f"{self.default_bandwidth_ratio:.4f} (set by its networks); leave it 0")
+        self._check_size(image.shape[0], image.shape[1])
 
-    def _input(self, image: np.ndarray):
-        """uint8 [H, W, 3] -> float tensor [1, 3, preset H, preset W] in [0, 1] (encoders are torch)."""
-        return preset_input(image, self.preset)
+    def _check_size(self, height: int, width: int) -> None:
+        if height * width > self.max_pixels:
+            raise LimitExceeded(f"image: {height}x{width} = {height * width} pixels, over {self.codec_id}'s limit of "
+                                f"{self.max_pixels} (512x768): send it smaller, or with deep_jscc")
 
-
-class _FixedBandwidthCodec(PresetCodec):
-    """Shared by learned codecs: preset size, k fixed by the trained model.
-
-    The bandwidth comes from the model card: the encoder's `channels` feature
-    maps at 1/`downsampling` of the preset size, two real values per complex use.
-    """
-
-    model_name: str
-    downsampling: int
-
-    @cached_property
-    def feature_shape(self) -> tuple[int, int, int]:
-        channels = store.card(self.model_name)["architecture"]["encoder"]["kwargs"]["channels"]
-        return channels, self.preset.height // self.downsampling, self.preset.width // self.downsampling
-
-    @property
-    def channel_uses(self) -> int:
-        channels, height, width = self.feature_shape
-        return channels * height * width // 2
-
-    def _encode(self, image: np.ndarray, frame_id: str, features: Callable, **fields) -> Frame:
-        """The frame of encoder features(torch modules) -> [1, C, h, w], sent as unit-power symbols."""
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [H, W, 3] -> train IDs uint8 [H, W], the segmenter run at the padded size and cropped."""
         import torch
 
-        from ..models.jscc import to_symbols
-
+        height, width = image.shape[:2]
         with torch.no_grad():
-            symbols = to_symbols(features(store.load(self.model_name)))
-        return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=image.shape[0],
-                     width=image.shape[1], model_version=self.model_version,
-                     blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))], **fields)
+            labels = store.load("segmenter")["net"](image_tensor(pad_to_stride(image, self.stride)[0])).argmax(1)
+        return labels[0, :height, :width].byte().numpy()
 
-    def _decoded(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:
-        """The decoder's output, float32 [1, ...], run by the receiver's runtime."""
+    def _frame(self, image: np.ndarray, frame_id: str, blocks: list[SymbolBlock]) -> Frame:
+        height, width = image.shape[:2]
+        return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
+                     pad_bottom=-height % self.stride, pad_right=-width % self.stride, num_classes=self.num_classes,
+                     model_version=self.model_version, blocks=blocks)
+
+    def _padded_size(self, frame: Frame) -> tuple[int, int]:
+        """The encoded size of a received frame, checked."""
         self._check_version(frame)
-        return runtime.decoder(self.model_name)(received_planes(frame, self.block_name, self.feature_shape,
-                                                                self.codec_id))
+        self._check_size(frame.height, frame.width)
+        return padded_size(frame, self.stride)
+
+    def _decoded(self, frame: Frame, runtime: DecoderRuntime, model: str, block: str, downsampling: int) -> np.ndarray:
+        """Model `model`'s decoder output, float32 [1, ...] at the padded size, from frame block `block`."""
+        shape = feature_shape(model, downsampling, *self._padded_size(frame))
+        return runtime.decoder(model)(received_planes(frame, block, shape, self.codec_id))
+
+
+def encoded_map(codec: SemanticCodecBase, padded: np.ndarray):
+    """The map codec's features [1, C, H/4, W/4] of a padded image's segmentation (encode side: torch)."""
+    labels = codec.segment(padded)[None]
+    return store.load("map_codec")["encoder"](one_hot(labels, codec.num_classes))
+
+
+def feature_shape(model: str, downsampling: int, height: int, width: int) -> tuple[int, int, int]:
+    """[C, h, w] of a JSCC model's features for a padded image: its card's `channels` at 1/`downsampling`."""
+    channels = store.card(model)["architecture"]["encoder"]["kwargs"]["channels"]
+    return channels, height // downsampling, width // downsampling
+
+
+def reals_per_pixel(model: str, downsampling: int) -> float:
+    return store.card(model)["architecture"]["encoder"]["kwargs"]["channels"] / downsampling**2
 
 
 @register
@@ -198,21 +208,16 @@ class DeepJSCCCodec(Codec):
 
         channels = self.channels_for(bandwidth_ratio)
         height, width = image.shape[:2]
-        pad_bottom, pad_right = -height % self.stride, -width % self.stride
-        padded = np.pad(image, ((0, pad_bottom), (0, pad_right), (0, 0)), mode="edge")
+        padded, pad_bottom, pad_right = pad_to_stride(image, self.stride)
         with torch.no_grad():
-            pixels = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255
-            symbols = to_symbols(store.load(self.model_name)["encoder"](pixels)[:, :channels])
+            symbols = to_symbols(store.load(self.model_name)["encoder"](image_tensor(padded))[:, :channels])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
                      model_version=self.model_version, pad_bottom=pad_bottom, pad_right=pad_right,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
 
     def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
         self._check_version(frame)
-        height, width = frame.height + frame.pad_bottom, frame.width + frame.pad_right
-        if height % self.stride or width % self.stride:
-            raise InvalidInput(f"frame.header: {frame.height}x{frame.width} padded by {frame.pad_bottom}, "
-                               f"{frame.pad_right} is not a multiple of deep_jscc's stride {self.stride}")
+        height, width = padded_size(frame, self.stride)
         rows, columns = height // self.stride, width // self.stride
         block = frame.block(self.block_name)
         symbols = block.symbols.size  # sent and erased alike
@@ -230,35 +235,36 @@ class DeepJSCCCodec(Codec):
 
 
 @register
-class SemanticMapCodec(_FixedBandwidthCodec):
-    """The semantic map alone: the segmenter's map through the learned map
-    JSCC (shipped: 1024 complex uses); decodes to train-ID labels, shown as colours."""
+class SemanticMapCodec(SemanticCodecBase):
+    """The semantic map alone: the segmenter's map through the learned map JSCC (4 feature maps at
+    1/4 of the size: k/n = 1/24, 1024 complex uses at 64x128); decodes to train-ID labels, shown as colours."""
 
     codec_id = "semantic_map"
+    version = 2  # 1: at the 64x128 preset, other sizes resized
     capabilities = Capabilities(decodes_to_labels=True, encoder_models=("segmenter", "map_codec"),
                                 decoder_models=("map_codec",))
     model_name = "map_codec"
     block_name = "semantic_map"
     downsampling = 4
 
-    def segment(self, image: np.ndarray) -> np.ndarray:
-        """uint8 [H, W, 3] -> train IDs uint8 [preset H, preset W]."""
-        import torch
-
-        with torch.no_grad():
-            return store.load("segmenter")["net"](self._input(image)).argmax(1)[0].byte().numpy()
+    @cached_property
+    def reals_per_pixel(self) -> float:
+        return reals_per_pixel(self.model_name, self.downsampling)
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
-        self._check_ratio(bandwidth_ratio)
-        encoded_map = one_hot(self.segment(image)[None], self.preset.num_classes)
-        return self._encode(image, frame_id, lambda parts: parts["encoder"](encoded_map),
-                            num_classes=self.preset.num_classes)
+        import torch
+
+        from ..models.jscc import to_symbols
+
+        self._check_input(image, bandwidth_ratio)
+        with torch.no_grad():
+            symbols = to_symbols(encoded_map(self, pad_to_stride(image, self.stride)[0]))
+        return self._frame(image, frame_id, [SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
 
     def decode_labels(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:
-        """Train IDs uint8 [preset H, preset W] of the received map."""
-        return self._decoded(frame, runtime).argmax(1)[0].astype(np.uint8)
+        """Train IDs uint8 [H, W] of the received map."""
+        logits = self._decoded(frame, runtime, self.model_name, self.block_name, self.downsampling)
+        return logits[0, :, :frame.height, :frame.width].argmax(0).astype(np.uint8)
 
     def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
-        labels = self.decode_labels(frame, runtime)
-        shown = Image.fromarray(labels).resize((frame.width, frame.height), Image.Resampling.NEAREST)
-        return colorize(np.asarray(shown)), None
+        return colorize(self.decode_labels(frame, runtime)), None

@@ -38,12 +38,13 @@ class ConditionPyramid:
     def at(self, size) -> torch.Tensor:
         if not isinstance(size, tuple):  # symbolic (torch.fx tracing): resize, nothing to cache by
             return F.interpolate(self._full, size=size, mode="bilinear", align_corners=False)
-        # Plain ints, also when traced for ONNX export (the exported model has a fixed image size).
+        # Cached by the sizes as ints; resized to `size` itself, which in an ONNX export is traced from the
+        # input's shape, so that the exported model runs at any size (each level keeps its own key).
         key = tuple(int(s) for s in size)
         if key == tuple(int(s) for s in self._full.shape[-2:]):
             return self._full
         if key not in self._by_size:
-            self._by_size[key] = F.interpolate(self._full, size=key, mode="bilinear", align_corners=False)
+            self._by_size[key] = F.interpolate(self._full, size=size, mode="bilinear", align_corners=False)
         return self._by_size[key]
 
 
