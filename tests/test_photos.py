@@ -10,7 +10,7 @@ from semcom.tools import cli
 
 MATPLOTLIB = next(source for source in photos.SOURCES if source.name == "matplotlib")
 NOWHERE = photos.Source("no-such-package", "pip download --no-deps semcom-no-such-package==0.0.0",
-                        photos._wheel_fetcher("semcom-no-such-package==0.0.0"),
+                        photos.wheel_fetcher("semcom-no-such-package==0.0.0"),
                         {"x.jpg": ("train", "x.jpg", "0" * 64)})
 
 

