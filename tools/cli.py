@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "photo", help="a 512x768 photo through the three services: end-to-end latency, stages, peak memory",
         description="Needs the photos (`semcom data photos`).")
     photo.add_argument("--codec", default="deep_jscc", help="[%(default)s]")
-    photo.add_argument("--bandwidth-ratio", type=float, default=1 / 12, help="k/n [%(default).4f]")
+    photo.add_argument("--bandwidth-ratio", type=float, default=1 / 12,
+                       help="k/n [%(default).4f]; 0: the codec's own (the semantic codecs' only one)")
     photo.add_argument("--precision", default="auto", choices=precision.CHOICES, help="the receiver's [%(default)s]")
     photo.add_argument("--repeats", type=int, default=10)
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")

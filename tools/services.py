@@ -87,7 +87,7 @@ class ServiceProcesses:
 
 
 def start_processes(log_dir: Path, channel_args: tuple[str, ...] = (), timeout: float = 60.0,
-                    receiver_args: tuple[str, ...] = ()) -> ServiceProcesses:
+                    receiver_args: tuple[str, ...] = (), transmitter_args: tuple[str, ...] = ()) -> ServiceProcesses:
     """Starts receiver, channel emulator and transmitter (in that order) on free loopback ports."""
     log_dir.mkdir(parents=True, exist_ok=True)
     group = ServiceProcesses()
@@ -96,7 +96,8 @@ def start_processes(log_dir: Path, channel_args: tuple[str, ...] = (), timeout: 
         channel = group.processes["channel"] = start_service(
             "channel", ("--receiver", receiver.address, *channel_args), log_dir, timeout
         )
-        group.processes["transmitter"] = start_service("transmitter", ("--channel", channel.address), log_dir, timeout)
+        group.processes["transmitter"] = start_service("transmitter", ("--channel", channel.address, *transmitter_args),
+                                                        log_dir, timeout)
     except BaseException:
         group.stop()
         raise
