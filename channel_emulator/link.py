@@ -10,6 +10,12 @@ propagates for `delay_seconds` plus jitter drawn uniformly from
 still occupied the link. At most `queue_frames` frames may wait; one more is
 refused (the caller reports RESOURCE_EXHAUSTED).
 
+No caller can take the link from the others for longer than it waits itself:
+a frame that would arrive after its caller's deadline is refused before it is
+booked (the caller reports DEADLINE_EXCEEDED at once), and a frame whose caller
+goes away (cancelled, or past its deadline) is released: the link is free from
+that moment if it was the last frame booked, and it no longer counts as waiting.
+
 `schedule` is pure bookkeeping on a clock the caller passes in, so it is
 deterministic under a seed and testable without waiting; `book` and `deliver`,
 what the service calls, book on the event loop's clock and wait until delivery.
@@ -69,6 +75,10 @@ class QueueFull(Exception):
     pass
 
 
+class DeadlineTooSoon(Exception):
+    """The frame would arrive after its caller's deadline: it is not booked."""
+
+
 class Link:
     """The shared link; thread-safe."""
 
@@ -87,8 +97,9 @@ class Link:
             if seed is not None:
                 self._rng = np.random.default_rng(seed)
 
-    def schedule(self, channel_uses: int, now: float) -> Transmission:
-        """Books the link for a frame arriving at `now`; raises QueueFull."""
+    def schedule(self, channel_uses: int, now: float, deadline: float | None = None) -> Transmission:
+        """Books the link for a frame arriving at `now`; raises QueueFull, or DeadlineTooSoon (booking
+        nothing) when the frame would arrive after `deadline` (None: no deadline)."""
         with self._lock:
             c = self.config
             while self._starts and self._starts[0] <= now:
@@ -97,22 +108,50 @@ class Link:
                 raise QueueFull(f"link queue full: {len(self._starts)} frames waiting (queue_frames={c.queue_frames})")
             start = max(now, self._free_at)
             transmit = channel_uses / c.symbol_rate if c.symbol_rate > 0 else 0.0
+            jitter = float(self._rng.uniform(0.0, c.jitter_seconds)) if c.jitter_seconds > 0 else 0.0
+            lost = bool(self._rng.random() < c.loss_probability) if c.loss_probability > 0 else False
+            transmission = Transmission(now, start, transmit, c.delay_seconds + jitter, lost)
+            if deadline is not None and transmission.deliver_at > deadline:
+                raise DeadlineTooSoon(
+                    f"the link would deliver this frame in {transmission.deliver_at - now:.3g} s (queue "
+                    f"{start - now:.3g} s, {channel_uses} uses at {c.symbol_rate:g}/s, propagation "
+                    f"{transmission.propagation_seconds:.3g} s), after the call's deadline in {deadline - now:.3g} s")
             self._free_at = start + transmit
             if start > now:
                 self._starts.append(start)
-            jitter = float(self._rng.uniform(0.0, c.jitter_seconds)) if c.jitter_seconds > 0 else 0.0
-            lost = bool(self._rng.random() < c.loss_probability) if c.loss_probability > 0 else False
-            return Transmission(now, start, transmit, c.delay_seconds + jitter, lost)
+            return transmission
 
-    def book(self, channel_uses: int) -> Transmission:
-        """Books the link for a frame arriving now on the running event loop's clock; raises QueueFull."""
-        return self.schedule(channel_uses, now=asyncio.get_running_loop().time())
+    def release(self, transmission: Transmission, now: float) -> None:
+        """Gives back the link time of a booked frame nobody waits for any more. Only the last frame's
+        time can be given back (the ones booked after it keep their slots); any frame stops counting as
+        waiting."""
+        with self._lock:
+            end = transmission.start + transmission.transmit_seconds
+            if transmission.start > now and transmission.start in self._starts:
+                self._starts.remove(transmission.start)
+            if self._free_at == end and now < end:
+                self._free_at = max(now, transmission.start)
 
-    @staticmethod
-    async def deliver(transmission: Transmission) -> None:
-        """Returns once a booked frame has arrived (lost or not), on the event loop's clock."""
+    def busy_seconds(self, now: float) -> float:
+        """How long the link stays busy with the frames booked so far (0: idle)."""
+        with self._lock:
+            return max(0.0, self._free_at - now)
+
+    def book(self, channel_uses: int, timeout: float | None = None) -> Transmission:
+        """Books the link for a frame arriving now on the running event loop's clock, to arrive within
+        `timeout` seconds (None: no limit); raises QueueFull or DeadlineTooSoon."""
+        now = asyncio.get_running_loop().time()
+        return self.schedule(channel_uses, now=now, deadline=None if timeout is None else now + timeout)
+
+    async def deliver(self, transmission: Transmission) -> None:
+        """Returns once a booked frame has arrived (lost or not), on the event loop's clock. Cancelled
+        (the caller went away), it releases the frame's link time."""
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, transmission.deliver_at - loop.time()))
+        try:
+            await asyncio.sleep(max(0.0, transmission.deliver_at - loop.time()))
+        except asyncio.CancelledError:
+            self.release(transmission, loop.time())
+            raise
 
     def waiting(self, now: float) -> int:
         """Frames queued behind the one on the link at time `now`."""

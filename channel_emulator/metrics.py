@@ -36,7 +36,9 @@ class ChannelMetrics:
             Counter, "semcom_channel_frames_truncated", "Frames cut to the bandwidth budget (over_budget=truncate)."
         )
         self.rejected = Counter(
-            "semcom_channel_frames_rejected", "Frames refused: over the bandwidth budget or the link queue full.",
+            "semcom_channel_frames_rejected",
+            "Frames refused: over the bandwidth budget, the link queue full, or not deliverable within the call's "
+            "deadline.",
             ["reason"], registry=registry,
         )
         self.lost = Counter("semcom_channel_frames_lost", "Frames lost (erased) on the link.", registry=registry)
@@ -47,6 +49,11 @@ class ChannelMetrics:
         self.queue_seconds = Histogram(
             "semcom_channel_queue_seconds", "Time frames waited for the link.", buckets=LATENCY_SECONDS_BUCKETS,
             registry=registry,
+        )
+        self.link_busy = Gauge(
+            "semcom_channel_link_busy_seconds",
+            "How long the link stays busy with the frames booked, when a frame was last booked or delivered "
+            "(a saturated link: high and rising).", registry=registry,
         )
         self.link_seconds = Histogram(
             "semcom_channel_link_seconds", "Queueing, transmission and propagation time per frame on the link.",

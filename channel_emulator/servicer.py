@@ -6,14 +6,14 @@ import time
 import numpy as np
 
 from semcom.common.serving.config import ServerSettings
-from semcom.common.serving.errors import InvalidInput, LimitExceeded
+from semcom.common.serving.errors import InvalidInput, LimitExceeded, ServiceError
 from semcom.common.serving.rpc import call_downstream
 from semcom.common.wire import frames
 from semcom.common.wire.pb import channel_emulator_pb2 as pb
 from semcom.common.wire.pb import channel_emulator_pb2_grpc, frame_pb2, receiver_pb2, receiver_pb2_grpc
 
 from .emulator import CONFIG_FIELDS, ChannelEmulator
-from .link import QueueFull
+from .link import DeadlineTooSoon, QueueFull
 from .metrics import ChannelMetrics
 
 
@@ -31,13 +31,21 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
         noisy, channel_seconds = await asyncio.to_thread(self._apply, request.frame)
         link = self._emulator.link
         try:
-            transmission = link.book(noisy.channel.channel_uses)
+            transmission = link.book(noisy.channel.channel_uses, timeout=context.time_remaining())
         except QueueFull as error:
             self._metrics.rejected.labels("queue").inc()
             raise LimitExceeded(str(error)) from None
+        except DeadlineTooSoon as error:
+            self._metrics.rejected.labels("deadline").inc()
+            raise ServiceError(str(error), "DEADLINE_EXCEEDED") from None
+        loop = asyncio.get_running_loop()
         self._metrics.queue_seconds.observe(transmission.queue_seconds)
-        await link.deliver(transmission)
-        self._metrics.link_seconds.observe(asyncio.get_running_loop().time() - transmission.arrival)
+        self._metrics.link_busy.set(link.busy_seconds(loop.time()))
+        try:
+            await link.deliver(transmission)
+        finally:
+            self._metrics.link_busy.set(link.busy_seconds(loop.time()))
+        self._metrics.link_seconds.observe(loop.time() - transmission.arrival)
         if transmission.lost:
             # The receiver sees the erasure (a frame with no symbols); it answers DATA_LOSS.
             self._metrics.lost.inc()

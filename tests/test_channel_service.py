@@ -165,6 +165,27 @@ def test_a_full_queue_refuses_frames_with_resource_exhausted(channel, configure)
     assert sorted(outcomes) == ["OK"] * 3 + ["RESOURCE_EXHAUSTED"] * 3  # one on the link, two waiting
 
 
+def test_an_abandoned_frame_cannot_wedge_the_link(channel, configure, services):
+    # The attack: a slow link, one long frame, then the rate set back. Before, the frame kept the link
+    # for its whole airtime (12,288 uses at 1/s: 3.4 hours) and every later Forward timed out.
+    request = forward_request()
+    configure(symbol_rate=1.0)
+    start = time.perf_counter()
+    assert_rpc_error(lambda: channel.Forward(request, timeout=3), grpc.StatusCode.DEADLINE_EXCEEDED,
+                     "after the call's deadline")
+    assert time.perf_counter() - start < 1.0  # refused at once, not after 3 s
+    configure(symbol_rate=SAMPLE_SYMBOLS / 2.0)  # 2 s of airtime, within a 20 s deadline: booked
+    pending = channel.Forward.future(request, timeout=20)
+    time.sleep(0.5)
+    pending.cancel()  # the caller goes away half-way through
+    configure(symbol_rate=0.0)
+    start = time.perf_counter()
+    channel.Forward(request, timeout=10)
+    assert time.perf_counter() - start < 1.0  # the cancelled frame gave the link back
+    assert metric(scrape(services.channel), "semcom_channel_frames_rejected_total", reason="deadline") >= 1
+    assert metric(scrape(services.channel), "semcom_channel_link_busy_seconds") == 0
+
+
 def test_lost_frames_reach_the_client_as_data_loss_and_none_silently(channel, configure, services, transmitter):
     configure(loss_probability=0.25, seed=11)
     sent = 400

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from semcom.channel_emulator.link import Link, LinkConfig, QueueFull
+from semcom.channel_emulator.link import DeadlineTooSoon, Link, LinkConfig, QueueFull
 
 
 def test_transmission_time_is_symbols_over_symbol_rate():
@@ -64,3 +64,21 @@ def test_the_link_is_deterministic_under_a_seed():
 def test_invalid_link_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         Link(LinkConfig(**{field: value}))
+
+
+def test_a_frame_that_would_arrive_after_its_deadline_is_refused_and_books_nothing():
+    link = Link(LinkConfig(symbol_rate=1.0))  # 12,288 uses: 3.4 hours on the link
+    with pytest.raises(DeadlineTooSoon, match="after the call's deadline in 3 s"):
+        link.schedule(12_288, now=0.0, deadline=3.0)
+    assert link.busy_seconds(now=0.0) == 0 and link.schedule(2, now=0.0, deadline=3.0).start == 0.0
+
+
+def test_a_released_frame_gives_the_link_back():
+    link = Link(LinkConfig(symbol_rate=1000.0, queue_frames=10))
+    first = link.schedule(1000, now=0.0)  # 1 s on the link
+    last = link.schedule(5000, now=0.0)  # queued behind it, 5 s
+    assert link.waiting(now=0.5) == 1 and link.busy_seconds(now=0.5) == pytest.approx(5.5)
+    link.release(last, now=0.5)  # its caller went away while it waited
+    assert link.waiting(now=0.5) == 0 and link.busy_seconds(now=0.5) == pytest.approx(0.5)
+    link.release(first, now=0.5)  # and this one half-way through its transmission
+    assert link.schedule(10, now=0.5).start == 0.5
