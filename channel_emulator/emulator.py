@@ -22,7 +22,7 @@ import numpy as np
 from semcom.common.phy.csi import EQUALIZERS
 from semcom.common.phy.fading_layout import expand
 from semcom.common.serving.config import setting
-from semcom.common.serving.errors import InvalidInput, LimitExceeded
+from semcom.common.serving.errors import InvalidInput, LimitExceeded, quoted
 from semcom.common.wire.frames import CSI_MODES, ChannelState, Frame, SymbolBlock
 
 from .awgn import AWGN, measured_snr_db, noise_variance
@@ -159,7 +159,7 @@ class ChannelEmulator:
             if not ok:
                 raise InvalidInput(message)
 
-        require(config.model in MODELS, f"model: unknown channel model '{config.model}'; available: {', '.join(MODELS)}")
+        require(config.model in MODELS, f"model: unknown channel model '{quoted(config.model)}'; available: {', '.join(MODELS)}")
         low, high = self.snr_range_db
         require(math.isfinite(config.snr_db) and low <= config.snr_db <= high,
                 f"snr_db: {config.snr_db} dB is outside the configured range [{low}, {high}] dB")

@@ -12,7 +12,7 @@ import logging
 
 from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
-from ..serving.errors import InvalidInput, Unavailable
+from ..serving.errors import InvalidInput, Unavailable, quoted
 from .base import Capabilities, Codec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def get(codec_id: str, field: str = "codec") -> Codec:
     when the codec's weights are not there (not trained or not shipped).
     """
     if codec_id not in _CODECS:
-        raise InvalidInput(f"{field}: unknown codec '{codec_id}'; available: {', '.join(available())}")
+        raise InvalidInput(f"{field}: unknown codec '{quoted(codec_id)}'; available: {', '.join(available())}")
     if codec_id not in _INSTANCES:
         codec = _CODECS[codec_id]()
         try:

@@ -60,6 +60,7 @@ class _SeparateCodec(Codec):
     capabilities = Capabilities(adjustable_bandwidth=True)
     default_bandwidth_ratio = DEFAULT_BANDWIDTH_RATIO
     image_format: str
+    max_side: int  # the largest width or height the format encodes
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str,
                design_snr_db: float | None = None, **options) -> Frame:
@@ -69,6 +70,9 @@ class _SeparateCodec(Codec):
         snr = DEFAULT_DESIGN_SNR_DB if design_snr_db is None else design_snr_db
         if not math.isfinite(snr):
             raise InvalidInput(f"design_snr_db: {snr} is not finite")
+        if max(height, width) > self.max_side:  # the format's own limit: checked before encoding
+            raise InvalidInput(f"image: {height}x{width}: {self.image_format} encodes at most {self.max_side} pixels "
+                               f"a side; {self.codec_id} cannot send it (deep_jscc or linear_analog can)")
         channel_uses = max(1, math.ceil(bandwidth_ratio * height * width * 3 - 1e-9))
         payload = self._best_fit(image, bit_budget(channel_uses, snr) // 8)
         seed = int.from_bytes(hashlib.sha256(frame_id.encode()).digest()[:8], "little")
@@ -125,9 +129,11 @@ class _SeparateCodec(Codec):
 class JPEGCodec(_SeparateCodec):
     codec_id = "jpeg"
     image_format = "JPEG"
+    max_side = 65_500  # libjpeg's JPEG_MAX_DIMENSION
 
 
 @register
 class WebPCodec(_SeparateCodec):
     codec_id = "webp"
     image_format = "WEBP"
+    max_side = 16_383  # libwebp's WEBP_MAX_DIMENSION

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..serving.errors import InvalidInput, LimitExceeded
+from ..serving.errors import InvalidInput, LimitExceeded, quoted
 
 DEFAULT_MAX_PIXELS = 2048 * 2048
 
@@ -38,8 +38,11 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, field: st
             image.load()
     except Image.DecompressionBombError as error:  # PIL's own, looser limit
         raise LimitExceeded(f"{field}: over the limit of {max_pixels} pixels ({error})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InvalidInput(f"{field}: not a decodable image ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        # Every way PIL reports a file it cannot read: unknown formats and broken data (OSError,
+        # SyntaxError), chunks inflating past its text limits or truncated ("Decompressed data too large",
+        # ValueError), early ends (EOFError).
+        raise InvalidInput(f"{field}: not a decodable image ({type(error).__name__}: {quoted(str(error))})") from None
     return to_rgb8(image)
 
 

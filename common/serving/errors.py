@@ -15,6 +15,16 @@ STATUSES = ("CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NO
             "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
 
 
+QUOTE_LIMIT = 200  # characters of someone else's input a message quotes: metadata stays small
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` as a message quotes it: whole when short, else its first `limit` characters and how many
+    were left out (an echoed 20 KiB field would overflow the caller's metadata limit)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def _check(status: str) -> str:
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: not a canonical status name ({', '.join(STATUSES)})")

@@ -2,7 +2,8 @@
 
 It does three things on every RPC, in one wrapper so they agree on the
 outcome: maps ServiceError (and unexpected exceptions) to gRPC status codes
-with clear messages, records the go-grpc-prometheus server metrics with the
+with clear messages (request bytes that do not parse included: INVALID_ARGUMENT,
+where grpcio would answer UNKNOWN and log a traceback), records the go-grpc-prometheus server metrics with the
 final code, and counts calls in flight so shutdown can drain them (while
 draining, new calls other than health checks get UNAVAILABLE).
 """
@@ -17,10 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from .errors import ServiceError
+from .errors import InvalidInput, ServiceError, quoted
 from .metrics import GrpcServerMetrics
 
 log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000  # characters of a status message; gRPC's default metadata limit is 8 KiB
 
 
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -65,22 +68,23 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         service, _, method = details.method.lstrip("/").rpartition("/")
+        deserializer = _tolerant(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, "unary", service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(handler.stream_stream, "bidi_stream", service, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(handler.stream_stream, "bidi_stream", service, method, streamed_requests=True),
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, "server_stream", service, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler  # client streaming: none of our services has one
@@ -91,7 +95,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
-                return await behavior(request, context)
+                return await behavior(_parsed(request), context)
             except BaseException as error:  # noqa: BLE001 - re-raised or turned into a status
                 await call.fail(error)
             finally:
@@ -100,7 +104,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapped
 
-    def _wrap_stream(self, behavior, rpc_type: str, service: str, method: str):
+    def _wrap_stream(self, behavior, rpc_type: str, service: str, method: str, streamed_requests: bool = False):
         if not inspect.isasyncgenfunction(behavior):
             # A streaming handler may also be a coroutine that calls context.write().
             return self._wrap_unary(behavior, rpc_type, service, method)
@@ -110,7 +114,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
-                async for response in behavior(request, context):
+                requests = _parsed_stream(request) if streamed_requests else _parsed(request)
+                async for response in behavior(requests, context):
                     yield response
             except BaseException as error:  # noqa: BLE001
                 await call.fail(error)
@@ -119,6 +124,44 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 self._leave()
 
         return wrapped
+
+
+class _Unparsed:
+    """What the tolerant deserializer gives for bytes that are not a valid message: the handler raises."""
+
+    def __init__(self, message_type: str, error: Exception):
+        self.error = InvalidInput(f"request: not a valid {message_type} message ({type(error).__name__}: "
+                                  f"{quoted(str(error))})")
+
+
+def _tolerant(deserializer):
+    """The handler's request deserializer, giving an _Unparsed for bytes it cannot parse instead of
+    raising (which grpcio answers with UNKNOWN)."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)  # Message.FromString: the message class
+    message_type = owner.DESCRIPTOR.full_name if hasattr(owner, "DESCRIPTOR") else "request"
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and anything else a parser raises
+            return _Unparsed(message_type, error)
+
+    return deserialize
+
+
+def _parsed(request):
+    """The request, or InvalidInput raised for bytes that did not parse."""
+    if isinstance(request, _Unparsed):
+        raise request.error
+    return request
+
+
+async def _parsed_stream(requests: AsyncIterator) -> AsyncIterator:
+    """A request stream, raising InvalidInput at the first message that did not parse."""
+    async for request in requests:
+        yield _parsed(request)
 
 
 class _Call:
@@ -135,7 +178,9 @@ class _Call:
     async def fail(self, error: BaseException) -> None:
         if isinstance(error, ServiceError):
             self._code = grpc.StatusCode[error.status]
-            await self._context.abort(self._code, str(error))
+            # Messages quote input (quoted() keeps each quote short); this bounds the whole of it, so that
+            # no message can exceed a caller's metadata limit.
+            await self._context.abort(self._code, quoted(str(error), MESSAGE_LIMIT))
         if isinstance(error, asyncio.CancelledError):
             self._code = grpc.StatusCode.CANCELLED
             raise error
@@ -143,7 +188,8 @@ class _Call:
             raise error  # the servicer aborted itself; its code is on the context
         log.exception("unexpected error in %s/%s", self._labels[1], self._labels[2])
         self._code = grpc.StatusCode.INTERNAL
-        await self._context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+        await self._context.abort(grpc.StatusCode.INTERNAL,
+                                  quoted(f"internal error: {type(error).__name__}: {error}", MESSAGE_LIMIT))
 
     def finish(self) -> None:
         code = self._code or _code_of(self._context) or grpc.StatusCode.OK

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..phy.csi import EQUALIZERS
-from ..serving.errors import InvalidInput, LimitExceeded
+from ..serving.errors import InvalidInput, LimitExceeded, quoted
 from . import tensors
 from .pb import frame_pb2, tensor_pb2
 
@@ -212,9 +212,10 @@ def _channel_state_from_proto(c: frame_pb2.ChannelState) -> ChannelState:
     if not math.isfinite(c.noise_variance) or c.noise_variance < 0:
         raise InvalidInput(f"frame.channel.noise_variance: {c.noise_variance} is not a finite value >= 0")
     if c.csi not in ("", *CSI_MODES):
-        raise InvalidInput(f"frame.channel.csi: '{c.csi}', expected one of {', '.join(CSI_MODES)}")
+        raise InvalidInput(f"frame.channel.csi: '{quoted(c.csi)}', expected one of {', '.join(CSI_MODES)}")
     if c.equalizer not in ("", *EQUALIZERS):
-        raise InvalidInput(f"frame.channel.equalizer: '{c.equalizer}', expected one of {', '.join(EQUALIZERS)}")
+        raise InvalidInput(f"frame.channel.equalizer: '{quoted(c.equalizer)}', expected one of "
+                           f"{', '.join(EQUALIZERS)}")
     fading = None
     if c.HasField("fading"):
         fading = tensors.from_proto(c.fading, "frame.channel.fading", dtype=tensor_pb2.DATA_TYPE_COMPLEX64, ndim=1)
