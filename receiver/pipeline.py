@@ -34,7 +34,7 @@ def decode_frames(frames: list[Frame], runtime: DecoderRuntime) -> list[Decoded 
     by_codec: dict[str, list[tuple[int, Frame]]] = {}
     for index, frame in enumerate(frames):
         try:
-            codecs.get(frame.codec, field="frame.header.codec")
+            codecs.get(frame.codec, field="frame.header.codec").check_layout(frame)
             by_codec.setdefault(frame.codec, []).append((index, equalize_frame(frame)))
         except ServiceError as error:
             results[index] = error

@@ -96,3 +96,26 @@ def test_echoed_input_is_quoted_truncated(transmitter):
         assert len(error.details()) < 1000
     else:
         raise AssertionError("an unknown codec was accepted")
+
+
+@pytest.mark.parametrize("sent,labelled,message", [
+    ("jpeg", "webp", "a JPEG file, not WEBP"),
+    ("webp", "jpeg", "a WEBP file, not JPEG"),
+    ("semantic", "semantic_map", "frame.blocks: semantic_map, latent; a semantic_map frame has semantic_map"),
+    ("linear_analog", "deep_jscc", "frame.side_info: mean, sent_size; a deep_jscc frame has none"),
+])
+def test_a_frame_labelled_with_another_codec_is_refused(receiver, sent, labelled, message):
+    from dataclasses import replace
+
+    from semcom.common import codecs
+    from semcom.common.wire import frames
+    from semcom.common.wire.pb import receiver_pb2
+    from semcom.tools.chain import Chain
+
+    image = decode_image(sample_png())
+    codec = codecs.get(sent)
+    ratio = 0.3 if codec.capabilities.adjustable_bandwidth else codec.default_bandwidth_ratio  # room for a JPEG
+    frame = Chain().transmit(codec.encode(image, ratio, "label"))
+    mislabelled = replace(frame, codec=labelled, codec_version=codecs.get(labelled).version)
+    assert_rpc_error(lambda: receiver.Decode(receiver_pb2.DecodeRequest(frame=frames.to_proto(mislabelled)),
+                                             timeout=60), grpc.StatusCode.INVALID_ARGUMENT, message)

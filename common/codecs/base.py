@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..models import store
 from ..models.runtime import DecoderRuntime
-from ..serving.errors import InvalidInput, ServiceError
+from ..serving.errors import InvalidInput, ServiceError, quoted
 from ..wire.frames import Frame
 
 # What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
@@ -58,6 +58,11 @@ class Codec:
     model_name: ClassVar[str] = ""  # the trained model whose weights version the codec's frames (none: "")
     capabilities: ClassVar[Capabilities] = Capabilities()
     default_bandwidth_ratio: float
+    # The frame layout the codec sends, which the receiver checks before decoding (a frame labelled
+    # with another codec's name is refused, not decoded by luck): its symbol blocks, in order, and its
+    # side-information keys.
+    blocks: ClassVar[tuple[str, ...]] = ()
+    side_info: ClassVar[tuple[str, ...]] = ()
 
     @cached_property
     def model_version(self) -> str:
@@ -99,6 +104,16 @@ class Codec:
                 store.load(model)
         else:
             (runtime or DecoderRuntime()).load(self.capabilities.decoder_models)
+
+    def check_layout(self, frame: Frame) -> None:
+        """Raises InvalidInput unless the frame's blocks and side information are the ones this codec sends."""
+        names = tuple(block.name for block in frame.blocks)
+        if names != self.blocks:
+            raise InvalidInput(f"frame.blocks: {quoted(', '.join(names) or 'none')}; a {self.codec_id} frame has "
+                               f"{', '.join(self.blocks)}")
+        if set(frame.side_info) != set(self.side_info):
+            raise InvalidInput(f"frame.side_info: {quoted(', '.join(sorted(frame.side_info)) or 'none')}; a "
+                               f"{self.codec_id} frame has {', '.join(self.side_info) or 'none'}")
 
     def _check_version(self, frame: Frame) -> None:
         if frame.codec_version != self.version:

@@ -137,6 +137,7 @@ class _GenerativeCodec(SemanticCodecBase):
 @register
 class SemanticCodec(_GenerativeCodec):
     codec_id = "semantic"
+    blocks = ("semantic_map", "latent")
     map_downsampling, latent_downsampling = 4, 8
 
     @cached_property
@@ -166,6 +167,7 @@ class SemanticCodec(_GenerativeCodec):
 @register
 class GescoCodec(_GenerativeCodec):
     codec_id = "gesco"
+    blocks = ("semantic_map",)
     reals_per_pixel = SemanticCodecBase.num_classes  # the one-hot map, 60x the semantic codec's
 
     @property

@@ -179,6 +179,7 @@ class DeepJSCCCodec(Codec):
     default_bandwidth_ratio = 1 / 12
     model_name = "deep_jscc"
     block_name = "image"
+    blocks = ("image",)
     stride = 8
     max_channels = 64
     # Source reals per complex channel use of one feature map, 2 reals a use over stride**2 pixels x 3
@@ -245,6 +246,7 @@ class SemanticMapCodec(SemanticCodecBase):
                                 decoder_models=("map_codec",))
     model_name = "map_codec"
     block_name = "semantic_map"
+    blocks = ("semantic_map",)
     downsampling = 4
 
     @cached_property

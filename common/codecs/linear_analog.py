@@ -31,6 +31,7 @@ MAX_BANDWIDTH_RATIO = 0.5  # every real value sent once
 @register
 class LinearAnalogCodec(Codec):
     codec_id = "linear_analog"
+    blocks, side_info = ("image",), ("mean", "sent_size")
     capabilities = Capabilities(adjustable_bandwidth=True)
     default_bandwidth_ratio = MAX_BANDWIDTH_RATIO
 

@@ -59,6 +59,7 @@ def received_capacity_bits(frame: Frame, block: SymbolBlock) -> float:
 class _SeparateCodec(Codec):
     capabilities = Capabilities(adjustable_bandwidth=True)
     default_bandwidth_ratio = DEFAULT_BANDWIDTH_RATIO
+    blocks, side_info = ("codeword",), ("payload",)
     image_format: str
     max_side: int  # the largest width or height the format encodes
 
@@ -92,9 +93,12 @@ class _SeparateCodec(Codec):
         if payload.size == 0 or payload.size * 8 > received_capacity_bits(frame, block):
             return fallback, None  # the code's rate is above what the channel carried: decoding fails
         try:
-            decoded = Image.open(io.BytesIO(payload.tobytes())).convert("RGB")
-        except OSError as error:
+            opened = Image.open(io.BytesIO(payload.tobytes()))
+            decoded = opened.convert("RGB")
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise InvalidInput(f"frame.side_info['payload']: not a {self.image_format} file ({error})") from None
+        if opened.format != self.image_format:  # PIL reads any format: a mislabelled frame would decode
+            raise InvalidInput(f"frame.side_info['payload']: a {opened.format} file, not {self.image_format}")
         return np.asarray(decoded.resize((frame.width, frame.height), Image.Resampling.BICUBIC), dtype=np.uint8), None
 
     def _best_fit(self, image: np.ndarray, budget_bytes: int) -> bytes:
