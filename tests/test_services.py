@@ -292,6 +292,26 @@ def test_a_dead_receiver_gives_unavailable_naming_it_through_the_chain(services,
             services.loop.run(server.stop(0))
 
 
+def test_with_the_receiver_down_each_client_call_is_one_attempt_per_hop(services, channel_to):
+    # Before, every hop retried UNAVAILABLE (3 attempts each): a dead receiver saw 3.5 Forward calls per
+    # client call. Now only the edge retries, within gRPC's retry throttling.
+    dead = f"127.0.0.1:{free_port()}"
+    channel = services.start(channel_server, receiver=dead)
+    transmitter = services.start(transmitter_server, channel=services.address(channel))
+    try:
+        stub = transmitter_pb2_grpc.TransmitterStub(channel_to(transmitter))  # a client: retries, throttled
+        calls = 20
+        for _ in range(calls):
+            assert_rpc_error(lambda: transmit(stub, sample_png()), grpc.StatusCode.UNAVAILABLE)
+        forwards = metric(scrape(channel), "grpc_server_started_total", grpc_method="Forward")
+        transmits = metric(scrape(transmitter), "grpc_server_started_total", grpc_method="Transmit")
+        assert forwards == transmits  # the transmitter's hop does not retry
+        assert calls <= transmits <= calls + 6  # the client's retries stop once its token bucket is half spent
+    finally:
+        for server in (transmitter, channel):
+            services.loop.run(server.stop(0))
+
+
 # --- the channel through the service ---------------------------------------------------------------------------------
 
 

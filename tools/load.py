@@ -78,7 +78,7 @@ def run_load(address: str, images: list[bytes], concurrency: int, duration: floa
 
 
 async def _load(address, images, concurrency, duration, rate, max_requests, codec, timeout, progress) -> LoadReport:
-    channel = aio_channel(address)
+    channel = aio_channel(address, retries=True)  # a client: the edge retries
     stub = transmitter_pb2_grpc.TransmitterStub(channel)
     start = time.monotonic()
     deadline = start + duration

@@ -2,8 +2,16 @@
 
 Message size limits are set on both ends (gRPC's default receive limit is
 4 MiB; a 2048x2048 uncoded frame is ~48 MiB). Keepalive pings are allowed by
-the server at the rate the clients send them. Clients retry UNAVAILABLE a few
-times with backoff (only calls that never reached a server are retried by gRPC).
+the server at the rate the clients send them.
+
+Retries happen at the edge only, and within a budget. The clients (the CLI,
+the load generator, tests: sync_channel, and aio_channel(retries=True)) retry
+UNAVAILABLE a few times with backoff, under gRPC's retry throttling: once about
+half their failures in a row have spent the token bucket, they stop retrying
+until calls succeed again. The services' own hops (transmitter -> channel ->
+receiver) do not retry: each hop passing UNAVAILABLE straight back is what keeps
+one client call to one attempt per hop (with every hop retrying, a dead
+receiver saw 3.5 Forward attempts per client call).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ _RETRY_SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
+        # A failure takes a token, a success gives back 0.1; below half of the 10, no more retries.
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
     }
 )
 
@@ -45,23 +55,27 @@ def server_options(max_message_bytes: int) -> list[tuple[str, object]]:
     ]
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, object]]:
+def channel_options(max_message_bytes: int, retries: bool = True) -> list[tuple[str, object]]:
+    """retries: the edge's policy (retry UNAVAILABLE, throttled); False for a service's own hops."""
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_permit_without_calls", 1),
+        # Without the policy gRPC still retries, transparently, a call that never left this client.
         ("grpc.enable_retries", 1),
-        ("grpc.service_config", _RETRY_SERVICE_CONFIG),
+        *([("grpc.service_config", _RETRY_SERVICE_CONFIG)] if retries else []),
         # A restarted peer is found again within about a second (gRPC's default backoff grows to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
 
 
-def aio_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> grpc.aio.Channel:
-    """An insecure asyncio channel (create it inside the running loop)."""
-    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+def aio_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                retries: bool = False) -> grpc.aio.Channel:
+    """An insecure asyncio channel (create it inside the running loop); a service's hop by default,
+    which does not retry (retries=True: a client's, as sync_channel)."""
+    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes, retries))
 
 
 def sync_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> grpc.Channel:
