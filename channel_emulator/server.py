@@ -44,7 +44,7 @@ async def start(settings: ServerSettings, receiver: str, config: ChannelConfig =
     registry = CollectorRegistry()
     emulator = ChannelEmulator(config, snr_range_db)
     server = ServiceServer("channel_emulator", settings, registry)
-    receiver_stub = receiver_pb2_grpc.ReceiverStub(aio_channel(receiver, settings.max_message_bytes))
+    receiver_stub = receiver_pb2_grpc.ReceiverStub(aio_channel(receiver, settings.max_message_bytes, tls=settings.tls))
     servicer = ChannelEmulatorServicer(settings, emulator, ChannelMetrics(registry), receiver_stub, receiver)
     server.add_service("semcom.v1.ChannelEmulator", channel_emulator_pb2_grpc.add_ChannelEmulatorServicer_to_server,
                        servicer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import grpc
 from semcom.channel_emulator.server import CHANNEL_FLAGS
 from semcom.common import codecs
 from semcom.common.data.photos import PhotosMissing
+from semcom.common.serving import rpc
+from semcom.common.serving.config import add_option
+from semcom.common.serving.tls import TlsFiles
 from semcom.common.models import cpu, precision
 from semcom.common.models.sampling import SamplerSettings
 
@@ -34,6 +38,11 @@ Run `semcom demo` for the whole chain on the bundled samples.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semcom", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    security = parser.add_argument_group(
+        "security of the client calls (before COMMAND; plaintext unless given)")
+    add_option(security, "--tls-ca", default="", help="PEM CA that signed the services' certificates: call over TLS")
+    add_option(security, "--tls-cert", default="", help="PEM client certificate, for services that require mutual TLS")
+    add_option(security, "--tls-key", default="", help="PEM private key of --tls-cert")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run one service (flags also read SEMCOM_* variables)")
@@ -58,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        description="Settings left out keep their value." if verb == "set" else None)
         sub.add_argument("--address", default="127.0.0.1:50052", help="channel emulator HOST:PORT [%(default)s]")
         if verb == "set":
+            sub.add_argument("--token", default=os.environ.get("SEMCOM_ADMIN_TOKEN", ""),
+                             help="the channel emulator's --admin-token, where it has one [env SEMCOM_ADMIN_TOKEN]")
             for name, (flag, kind, help) in CHANNEL_FLAGS.items():
                 sub.add_argument(flag, dest=name, type=kind, help=help)
 
@@ -202,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the shipped models and their cards, and the precisions this CPU runs")
     models.add_argument("--write", action="store_true", help="also write common/weights/README.md")
 
+    certs = commands.add_parser(
+        "certs", help="make a CA and a certificate per service, for TLS and mutual TLS",
+        description="Writes ca.pem and, for transmitter, channel, receiver and client, NAME.pem and NAME-key.pem "
+                    "(ECDSA P-256, each naming the service, localhost and 127.0.0.1). Serve with --tls-cert "
+                    "NAME.pem --tls-key NAME-key.pem (--tls-ca ca.pem for mutual TLS); call with semcom --tls-ca "
+                    "ca.pem --tls-cert client.pem --tls-key client-key.pem COMMAND.")
+    certs.add_argument("--out", type=Path, required=True, help="folder to write them to")
+    certs.add_argument("--host", action="append", default=[], help="another name or IP address each certificate "
+                                                                    "holds (repeatable)")
+    certs.add_argument("--days", type=int, default=365, help="validity [%(default)s]")
+
     data = commands.add_parser("data", help="datasets")
     data_which = data.add_subparsers(dest="dataset", required=True, metavar="WHAT")
     samples = data_which.add_parser("samples", help="write the demo sample images")
@@ -236,6 +258,7 @@ def _codecs_where(capability: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    rpc.client_tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_ca)  # every client call this process makes
     try:
         return _run(args, argv)
     except grpc.RpcError as error:
@@ -263,7 +286,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         return _send(args)
     if args.command == "channel":
         if args.verb == "set":
-            config = configure_channel(args.address, **{name: getattr(args, name) for name in CHANNEL_FLAGS})
+            config = configure_channel(args.address, token=args.token,
+                                       **{name: getattr(args, name) for name in CHANNEL_FLAGS})
         else:
             config = get_channel_config(args.address)
         print(describe_channel(config))
@@ -409,6 +433,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         count = write_split(SyntheticScenes(args.split, args.count, (height, width)), args.out)
         print(f"wrote {count} {height}x{width} scenes of the {args.split} split to {args.out}/images and "
               f"{args.out}/labels (Cityscapes train IDs)")
+        return 0
+    if args.command == "certs":
+        from .certs import make_certificates
+
+        for path in make_certificates(args.out, tuple(args.host), args.days):
+            print(path)
         return 0
     if args.command == "data" and args.dataset in ("photos", "inception"):
         from semcom.common.data import photos

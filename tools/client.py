@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from semcom.common.serving.rpc import sync_channel
+from semcom.common.serving.tls import bearer
 from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
 
 
@@ -41,12 +42,14 @@ def transmit_all(address: str, images: list[ImageToSend], *, codec: str = "", ba
         yield from stub.TransmitStream(requests, timeout=timeout)
 
 
-def configure_channel(address: str, *, timeout: float = 10.0, **settings) -> channel_emulator_pb2.ChannelConfig:
-    """Sets the given channel settings (model, snr_db, seed); returns the new configuration."""
+def configure_channel(address: str, *, timeout: float = 10.0, token: str = "",
+                      **settings) -> channel_emulator_pb2.ChannelConfig:
+    """Sets the given channel settings (model, snr_db, seed); returns the new configuration. token: the
+    channel emulator's --admin-token, where it has one."""
     with sync_channel(address) as channel:
         stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(channel)
         request = channel_emulator_pb2.ChannelConfig(**{k: v for k, v in settings.items() if v is not None})
-        return stub.Configure(request, timeout=timeout)
+        return stub.Configure(request, timeout=timeout, metadata=bearer(token))
 
 
 def describe_channel(config: channel_emulator_pb2.ChannelConfig) -> str:

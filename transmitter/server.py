@@ -56,7 +56,8 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
         raise ValueError(f"--pilot-spacing: {pilot_spacing} must be >= 0")
     registry = CollectorRegistry()
     server = ServiceServer("transmitter", settings, registry)
-    channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(aio_channel(channel, settings.max_message_bytes))
+    channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(
+        aio_channel(channel, settings.max_message_bytes, tls=settings.tls))
     servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel,
                                    pilot_spacing, design_snr_db, report_miou, domain)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)

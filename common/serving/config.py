@@ -16,6 +16,7 @@ from typing import Any, get_args, get_type_hints
 
 from ..data.images import DEFAULT_MAX_PIXELS
 from .rpc import DEFAULT_MAX_MESSAGE_BYTES
+from .tls import TlsFiles
 
 
 def env_name(flag: str) -> str:
@@ -90,6 +91,16 @@ class ServerSettings:
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, "largest image accepted, in pixels")
     grace_seconds: float = setting(10.0, "on SIGTERM, time calls in flight get to finish")
     ready_file: str = setting("", "write a JSON line with the bound ports here once serving (for launchers)")
+    tls_cert: str = setting("", "PEM certificate: serve TLS only (with --tls-key), and present it downstream")
+    tls_key: str = setting("", "PEM private key of --tls-cert")
+    tls_ca: str = setting("", "PEM CA: require client certificates it signed (mutual TLS), and check the "
+                              "downstream service's certificate against it")
+    admin_token: str = setting("", "require this bearer token for state-changing calls (Configure); "
+                                   "empty: none")
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_ca)
 
 
 def add_server_options(parser: argparse.ArgumentParser, *, port: int, metrics_port: int) -> None:

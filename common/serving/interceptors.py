@@ -20,6 +20,7 @@ import grpc
 
 from .errors import InvalidInput, ServiceError, quoted
 from .metrics import GrpcServerMetrics
+from .tls import check_admin
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ HEALTH_SERVICE = "grpc.health.v1.Health"
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: GrpcServerMetrics):
+    def __init__(self, metrics: GrpcServerMetrics, admin_token: str = ""):
         self._metrics = metrics
+        self._admin_token = admin_token  # state-changing calls need it (tls.check_admin); "": open
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -95,6 +97,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
+                check_admin(self._admin_token, f"/{service}/{method}", context.invocation_metadata())
                 return await behavior(_parsed(request), context)
             except BaseException as error:  # noqa: BLE001 - re-raised or turned into a status
                 await call.fail(error)

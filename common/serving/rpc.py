@@ -21,6 +21,7 @@ import json
 import grpc
 
 from .errors import ServiceError
+from .tls import TlsFiles
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 KEEPALIVE_TIME_MS = 30_000
@@ -71,16 +72,28 @@ def channel_options(max_message_bytes: int, retries: bool = True) -> list[tuple[
     ]
 
 
-def aio_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                retries: bool = False) -> grpc.aio.Channel:
-    """An insecure asyncio channel (create it inside the running loop); a service's hop by default,
-    which does not retry (retries=True: a client's, as sync_channel)."""
-    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes, retries))
+# The TLS files of this process's client calls where a caller names none: the CLI sets them from
+# `semcom --tls-ca ...` (or SEMCOM_TLS_*); plaintext by default.
+client_tls = TlsFiles()
 
 
-def sync_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> grpc.Channel:
-    """An insecure blocking channel, for command-line clients and tests."""
-    return grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+def aio_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, retries: bool = False,
+                tls: TlsFiles | None = None) -> grpc.aio.Channel:
+    """An asyncio channel (create it inside the running loop); a service's hop by default, which does
+    not retry (retries=True: a client's, as sync_channel). TLS with `tls` (default: client_tls)."""
+    options, tls = channel_options(max_message_bytes, retries), tls or client_tls
+    if tls.enabled:
+        return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+    return grpc.aio.insecure_channel(address, options=options)
+
+
+def sync_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 tls: TlsFiles | None = None) -> grpc.Channel:
+    """A blocking channel, for command-line clients and tests; TLS with `tls` (default: client_tls)."""
+    options, tls = channel_options(max_message_bytes), tls or client_tls
+    if tls.enabled:
+        return grpc.secure_channel(address, tls.channel_credentials(), options=options)
+    return grpc.insecure_channel(address, options=options)
 
 
 async def call_downstream(hop: str, address: str, call):

@@ -38,7 +38,7 @@ class ServiceServer:
         self.name = name
         self.settings = settings
         self.registry = registry
-        self.interceptor = ServiceInterceptor(GrpcServerMetrics(registry))
+        self.interceptor = ServiceInterceptor(GrpcServerMetrics(registry), settings.admin_token)
         self.server = grpc.aio.server(
             interceptors=[self.interceptor],
             options=server_options(settings.max_message_bytes),
@@ -68,7 +68,10 @@ class ServiceServer:
             (*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
         )
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        tls = self.settings.tls
+        self.port = (self.server.add_secure_port(address, tls.server_credentials()) if tls.enabled
+                     else self.server.add_insecure_port(address))
         if self.port == 0:
             raise OSError(f"{self.name}: could not bind {self.settings.host}:{self.settings.port}")
         await self.server.start()
@@ -89,7 +92,8 @@ class ServiceServer:
             "metrics_port": self.metrics_port,
             "pid": os.getpid(),
         }
-        log.info("%s serving on %s:%d, metrics on %s:%d", self.name, self.settings.host, self.port,
+        security = ("mutual TLS" if self.settings.tls_ca else "TLS") if self.settings.tls.enabled else "plaintext"
+        log.info("%s serving (%s) on %s:%d, metrics on %s:%d", self.name, security, self.settings.host, self.port,
                  self.settings.metrics_host, self.metrics_port)
         if self.settings.ready_file:
             temporary = self.settings.ready_file + ".tmp"
