@@ -218,3 +218,13 @@ def test_bench_receiver_runs_fp32_and_int8_through_real_receivers_and_names_the_
     assert weights["fp32"] == "100.0%" and float(weights["int8"].rstrip("%")) <= 26
     assert "int8: mean PSNR" in out and "worst point" in out
     assert out.count(" MiB") == 4  # a peak RSS per receiver process
+
+
+def test_the_seeded_fuzzer_finds_no_internal_error_no_hang_and_no_memory_growth():
+    from semcom.tools.fuzz import run_fuzz, seeded_inputs, verdict
+
+    assert seeded_inputs(30, seed=4) == seeded_inputs(30, seed=4) != seeded_inputs(30, seed=5)
+    reports = run_fuzz(count=90, passes=2, seed=4)
+    assert verdict(reports, rss_limit=1.25) == []
+    assert reports[0].codes == reports[1].codes  # the same inputs, the same answers
+    assert reports[0].codes["INVALID_ARGUMENT"] > 30 and reports[0].codes["OK"] > 0  # it exercises both paths

@@ -213,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the shipped models and their cards, and the precisions this CPU runs")
     models.add_argument("--write", action="store_true", help="also write common/weights/README.md")
 
+    fuzz = commands.add_parser(
+        "fuzz", help="a seeded fuzzer against the three services on loopback (codes, hangs, memory)",
+        description="Starts the services as processes on loopback and sends them the same seeded inputs each "
+                    "pass: mutated image files to the transmitter, mutated frames to the channel emulator and "
+                    "the receiver. Prints the status codes, hangs and each service's RSS per pass; exits 1 on "
+                    "any INTERNAL or UNKNOWN, any hang, or RSS growth past --rss-limit.")
+    fuzz.add_argument("--count", type=int, default=300, help="inputs per pass [%(default)s]")
+    fuzz.add_argument("--passes", type=int, default=3, help="[%(default)s]")
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--rss-limit", type=float, default=1.25,
+                      help="largest RSS growth of the last pass over the first, per service [%(default)s]")
+
     certs = commands.add_parser(
         "certs", help="make a CA and a certificate per service, for TLS and mutual TLS",
         description="Writes ca.pem and, for transmitter, channel, receiver and client, NAME.pem and NAME-key.pem "
@@ -434,6 +446,17 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(f"wrote {count} {height}x{width} scenes of the {args.split} split to {args.out}/images and "
               f"{args.out}/labels (Cityscapes train IDs)")
         return 0
+    if args.command == "fuzz":
+        from .fuzz import run_fuzz, verdict
+
+        def show(number, report):
+            codes = ", ".join(f"{code} {n}" for code, n in sorted(report.codes.items()))
+            memory = ", ".join(f"{name} {rss / 2**20:.0f} MiB" for name, rss in report.rss.items())
+            print(f"pass {number + 1}: {codes}; hangs {report.hangs}; RSS {memory}", flush=True)
+
+        failures = verdict(run_fuzz(args.count, args.passes, args.seed, progress=show), args.rss_limit)
+        print("\n".join(failures) if failures else "no INTERNAL or UNKNOWN, no hangs, RSS within the limit")
+        return 1 if failures else 0
     if args.command == "certs":
         from .certs import make_certificates
 
