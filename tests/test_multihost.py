@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from semcom.common.data import sample_images
+from semcom.tools.certs import make_certificates
 
 pytestmark = pytest.mark.process  # three hosts (network namespaces), one service process each
 
@@ -88,15 +89,26 @@ class Service:
         return self.process.wait(30)
 
 
+CERTS: Path | None = None  # made by the chain fixture: every hop, and the clients, over mutual TLS
+
+
+def tls(name: str) -> tuple[str, ...]:
+    return ("--tls-cert", str(CERTS / f"{name}.pem"), "--tls-key", str(CERTS / f"{name}-key.pem"),
+            "--tls-ca", str(CERTS / "ca.pem"))
+
+
 @pytest.fixture(scope="module")
 def chain(hosts, tmp_path_factory):
+    global CERTS
     folder = tmp_path_factory.mktemp("multihost")
+    CERTS = folder / "certs"
+    make_certificates(CERTS, hosts=(TX_ADDRESS, CH_TX_ADDRESS, CH_RX_ADDRESS, RX_ADDRESS))
     services = {
-        "receiver": Service("rx", "receiver", RX_ADDRESS, 50053, (), folder),
-        "channel": Service("ch", "channel", "0.0.0.0", 50052, ("--receiver", f"{RX_ADDRESS}:50053", "--seed", "1"),
-                           folder),
-        "transmitter": Service("tx", "transmitter", TX_ADDRESS, 50051, ("--channel", f"{CH_TX_ADDRESS}:50052"),
-                               folder),
+        "receiver": Service("rx", "receiver", RX_ADDRESS, 50053, tls("receiver"), folder),
+        "channel": Service("ch", "channel", "0.0.0.0", 50052,
+                           ("--receiver", f"{RX_ADDRESS}:50053", "--seed", "1", *tls("channel")), folder),
+        "transmitter": Service("tx", "transmitter", TX_ADDRESS, 50051,
+                               ("--channel", f"{CH_TX_ADDRESS}:50052", *tls("transmitter")), folder),
     }
     for service in services.values():
         service.start()
@@ -106,9 +118,10 @@ def chain(hosts, tmp_path_factory):
             service.stop()
 
 
-def client(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """A semcom command run on the transmitter's host."""
-    return subprocess.run(in_namespace("tx", *SEMCOM, *args), capture_output=True, text=True, timeout=timeout)
+def client(*args: str, timeout: float = 60, secure: bool = True) -> subprocess.CompletedProcess:
+    """A semcom command run on the transmitter's host, with the client certificate (secure) or without."""
+    return subprocess.run(in_namespace("tx", *SEMCOM, *(tls("client") if secure else ()), *args),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def send_sample(out: Path) -> subprocess.CompletedProcess:
@@ -120,6 +133,8 @@ def test_images_cross_the_hosts_through_the_channel_node(chain, tmp_path):
     sent = send_sample(tmp_path)
     assert sent.returncode == 0, sent.stderr
     assert "scene_0" in sent.stdout and (tmp_path / "scene_0.png").is_file()
+    plaintext = client("health", f"{TX_ADDRESS}:50051", "--timeout", "3", secure=False)
+    assert plaintext.returncode == 1 and "UNAVAILABLE" in plaintext.stderr  # every service requires mTLS
 
 
 def test_the_receiver_is_unreachable_from_the_transmitter_host(chain):
