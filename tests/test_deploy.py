@@ -60,12 +60,15 @@ def test_docker_compose_validates_the_compose_file():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    networks = {name: set(service["networks"]) for name, service in services.items()}
+    networks = {name: set(service.get("networks", ())) for name, service in services.items()}
     assert networks["transmitter"] == {"transmitter_side"} and networks["receiver"] == {"receiver_side"}
     assert networks["channel"] == {"transmitter_side", "receiver_side"}  # the only way between them
+    assert services["certs"]["command"][0] == "certs" and services["certs"]["network_mode"] == "none"
     for name in ("transmitter", "channel", "receiver"):
         assert services[name]["healthcheck"]["test"][:3] == ["CMD", "semcom", "health"]
         assert services[name]["restart"] == "unless-stopped" and services[name]["shm_size"]
+        environment = services[name]["environment"]  # mutual TLS, with the certs service's files
+        assert environment["SEMCOM_TLS_CERT"] == f"/certs/{name}.pem" and environment["SEMCOM_TLS_CA"] == "/certs/ca.pem"
     assert services["load"]["command"][0] == "load"
 
 
