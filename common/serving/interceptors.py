@@ -104,6 +104,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 call.finish()
                 self._leave()
+                if _LargeRequests.pending:  # once the response is out, large requests' memory goes back
+                    asyncio.get_running_loop().call_later(_TRIM_DELAY_SECONDS, _release_freed_memory)
 
         return wrapped
 
@@ -137,6 +139,38 @@ class _Unparsed:
                                   f"{quoted(str(error))})")
 
 
+# A request this large leaves its memory with the allocator when freed: glibc keeps such a heap to
+# reuse it, and RSS ratchets up with each large frame (3 frames of 48 MiB took the channel emulator
+# from 63 to 242 MiB). After calls with one, the freed memory is handed back (malloc_trim).
+LARGE_REQUEST_BYTES = 1 << 20
+_TRIM_DELAY_SECONDS = 0.2  # after the response (as large) has been serialized and sent
+
+
+class _LargeRequests:
+    """Counts large requests deserialized since the last trim (a flag shared across the loop's calls)."""
+
+    pending = 0
+
+
+def _release_freed_memory() -> None:
+    if _LargeRequests.pending and _MALLOC_TRIM is not None:
+        _LargeRequests.pending = 0
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim with
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
 def _tolerant(deserializer):
     """The handler's request deserializer, giving an _Unparsed for bytes it cannot parse instead of
     raising (which grpcio answers with UNKNOWN)."""
@@ -146,6 +180,8 @@ def _tolerant(deserializer):
     message_type = owner.DESCRIPTOR.full_name if hasattr(owner, "DESCRIPTOR") else "request"
 
     def deserialize(data: bytes):
+        if len(data) >= LARGE_REQUEST_BYTES:
+            _LargeRequests.pending += 1
         try:
             return deserializer(data)
         except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and anything else a parser raises
