@@ -41,7 +41,12 @@ def render() -> str:
         params = sum(card["parameters"].values())
         flops = sum(card["flops_per_image"].values()) / 1e6
         shown = ", ".join(f"{key} {metrics[key]:.3f}" for key in HEADLINE_METRICS[name] if key in metrics)
-        lines.append(f"| {name} | {params:,} | {flops:,.0f} | {training['steps']} | {training['wall_seconds'] / 60:.1f} min"
+        steps, minutes = f"{training['steps']}", f"{training['wall_seconds'] / 60:.1f} min"
+        earlier = training.get("initialized_from")
+        if earlier and earlier.get("steps"):  # a warm start: the earlier run's steps and time come first
+            steps = f"{earlier['steps']} + {training['steps']}"
+            minutes = f"{(earlier['wall_seconds'] + training['wall_seconds']) / 60:.1f} min in all"
+        lines.append(f"| {name} | {params:,} | {flops:,.0f} | {steps} | {minutes}"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
     lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", "deep_jscc: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
