@@ -104,8 +104,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 call.finish()
                 self._leave()
-                if _LargeRequests.pending:  # once the response is out, large requests' memory goes back
-                    asyncio.get_running_loop().call_later(_TRIM_DELAY_SECONDS, _release_freed_memory)
+                _trim_soon()  # once the response is out, large requests' memory goes back
 
         return wrapped
 
@@ -119,6 +118,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
             try:
+                check_admin(self._admin_token, f"/{service}/{method}", context.invocation_metadata())
                 requests = _parsed_stream(request) if streamed_requests else _parsed(request)
                 async for response in behavior(requests, context):
                     yield response
@@ -127,6 +127,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 call.finish()
                 self._leave()
+                _trim_soon()
 
         return wrapped
 
@@ -147,15 +148,28 @@ _TRIM_DELAY_SECONDS = 0.2  # after the response (as large) has been serialized a
 
 
 class _LargeRequests:
-    """Counts large requests deserialized since the last trim (a flag shared across the loop's calls)."""
+    """Large requests deserialized since the last trim, and whether a trim is scheduled (shared by the
+    loop's calls, so that concurrent ones schedule one trim)."""
 
     pending = 0
+    scheduled = False
 
 
 def _release_freed_memory() -> None:
-    if _LargeRequests.pending and _MALLOC_TRIM is not None:
-        _LargeRequests.pending = 0
-        _MALLOC_TRIM(0)
+    _LargeRequests.pending, _LargeRequests.scheduled = 0, False
+    _MALLOC_TRIM(0)
+
+
+def _trim_soon() -> None:
+    """After a call that had a large request: one trim, once its response (as large) is out."""
+    if not _LargeRequests.pending or _LargeRequests.scheduled:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a handler closed outside its loop (shutdown): nothing to schedule on
+        return
+    _LargeRequests.scheduled = True
+    loop.call_later(_TRIM_DELAY_SECONDS, _release_freed_memory)
 
 
 def _malloc_trim():
@@ -180,7 +194,7 @@ def _tolerant(deserializer):
     message_type = owner.DESCRIPTOR.full_name if hasattr(owner, "DESCRIPTOR") else "request"
 
     def deserialize(data: bytes):
-        if len(data) >= LARGE_REQUEST_BYTES:
+        if len(data) >= LARGE_REQUEST_BYTES and _MALLOC_TRIM is not None:  # not glibc: nothing to trim
             _LargeRequests.pending += 1
         try:
             return deserializer(data)
