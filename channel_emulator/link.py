@@ -108,14 +108,17 @@ class Link:
                 raise QueueFull(f"link queue full: {len(self._starts)} frames waiting (queue_frames={c.queue_frames})")
             start = max(now, self._free_at)
             transmit = channel_uses / c.symbol_rate if c.symbol_rate > 0 else 0.0
+            # Refused on the frame's earliest arrival (no jitter), before its random draws: a refused
+            # frame leaves the seeded jitter and loss sequence of the frames after it as it was.
+            earliest = start + transmit + c.delay_seconds
+            if deadline is not None and earliest > deadline:
+                raise DeadlineTooSoon(
+                    f"the link would deliver this frame in {earliest - now:.3g} s at the earliest (queue "
+                    f"{start - now:.3g} s, {channel_uses} uses at {c.symbol_rate:g}/s, delay "
+                    f"{c.delay_seconds:.3g} s), after the call's deadline in {deadline - now:.3g} s")
             jitter = float(self._rng.uniform(0.0, c.jitter_seconds)) if c.jitter_seconds > 0 else 0.0
             lost = bool(self._rng.random() < c.loss_probability) if c.loss_probability > 0 else False
             transmission = Transmission(now, start, transmit, c.delay_seconds + jitter, lost)
-            if deadline is not None and transmission.deliver_at > deadline:
-                raise DeadlineTooSoon(
-                    f"the link would deliver this frame in {transmission.deliver_at - now:.3g} s (queue "
-                    f"{start - now:.3g} s, {channel_uses} uses at {c.symbol_rate:g}/s, propagation "
-                    f"{transmission.propagation_seconds:.3g} s), after the call's deadline in {deadline - now:.3g} s")
             self._free_at = start + transmit
             if start > now:
                 self._starts.append(start)

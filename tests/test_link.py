@@ -71,6 +71,11 @@ def test_a_frame_that_would_arrive_after_its_deadline_is_refused_and_books_nothi
     with pytest.raises(DeadlineTooSoon, match="after the call's deadline in 3 s"):
         link.schedule(12_288, now=0.0, deadline=3.0)
     assert link.busy_seconds(now=0.0) == 0 and link.schedule(2, now=0.0, deadline=3.0).start == 0.0
+    lossy, reference = (Link(LinkConfig(symbol_rate=1.0, loss_probability=0.5, jitter_seconds=0.1), seed=3)
+                        for _ in range(2))
+    with pytest.raises(DeadlineTooSoon):
+        lossy.schedule(12_288, now=0.0, deadline=3.0)
+    assert lossy.schedule(1, now=10.0) == reference.schedule(1, now=10.0)  # the refusal drew nothing
 
 
 def test_a_released_frame_gives_the_link_back():
