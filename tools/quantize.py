@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
+from semcom.common.codecs.learned import jscc_channels
 from semcom.common.data.datasets import SyntheticScenes
 from semcom.common.models import runtime, store
 from semcom.common.models.presets import CPU
@@ -205,9 +206,8 @@ def export_decoders(weights_dir: Path, command: str) -> None:
     """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized),
     fully convolutional: any size of received feature maps."""
     # What each decoder receives when traced, [C, h, w] symbol values (and as many reliabilities).
-    channels = {model: store.card(model, weights_dir)["architecture"]["decoder"]["kwargs"].get("channels")
-                for model in runtime.DECODED_MODELS}
-    features = {"map_codec": (channels["map_codec"], 16, 32), "latent_codec": (channels["latent_codec"], 8, 16),
+    features = {"map_codec": (jscc_channels("map_codec", weights_dir), 16, 32),
+                "latent_codec": (jscc_channels("latent_codec", weights_dir), 8, 16),
                 "deep_jscc": (codecs.get("deep_jscc").max_channels, 8, 12)}
     for model in runtime.DECODED_MODELS:
         description = store.card(model, weights_dir)

@@ -11,6 +11,7 @@ own is refused.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from functools import cached_property
 
 import numpy as np
@@ -150,14 +151,18 @@ def encoded_map(codec: SemanticCodecBase, padded: np.ndarray):
     return store.load("map_codec")["encoder"](one_hot(labels, codec.num_classes))
 
 
+def jscc_channels(model: str, weights_dir: Path = store.WEIGHTS_DIR) -> int:
+    """The feature maps a fixed-bandwidth JSCC model (map_codec, latent_codec) sends: its card's `channels`."""
+    return store.card(model, weights_dir)["architecture"]["encoder"]["kwargs"]["channels"]
+
+
 def feature_shape(model: str, downsampling: int, height: int, width: int) -> tuple[int, int, int]:
-    """[C, h, w] of a JSCC model's features for a padded image: its card's `channels` at 1/`downsampling`."""
-    channels = store.card(model)["architecture"]["encoder"]["kwargs"]["channels"]
-    return channels, height // downsampling, width // downsampling
+    """[C, h, w] of a JSCC model's features for a padded image: its `channels` at 1/`downsampling`."""
+    return jscc_channels(model), height // downsampling, width // downsampling
 
 
 def reals_per_pixel(model: str, downsampling: int) -> float:
-    return store.card(model)["architecture"]["encoder"]["kwargs"]["channels"] / downsampling**2
+    return jscc_channels(model) / downsampling**2
 
 
 @register
@@ -179,7 +184,7 @@ class DeepJSCCCodec(Codec):
     default_bandwidth_ratio = 1 / 12
     model_name = "deep_jscc"
     block_name = "image"
-    blocks = ("image",)
+    blocks = (block_name,)
     stride = 8
     max_channels = 64
     # Source reals per complex channel use of one feature map, 2 reals a use over stride**2 pixels x 3
@@ -246,7 +251,7 @@ class SemanticMapCodec(SemanticCodecBase):
                                 decoder_models=("map_codec",))
     model_name = "map_codec"
     block_name = "semantic_map"
-    blocks = ("semantic_map",)
+    blocks = (block_name,)
     downsampling = 4
 
     @cached_property

@@ -49,9 +49,11 @@ def inception_path(folder: Path | None = None) -> Path:
 
 
 @cache
-def _network(path: Path):
+def _network():
+    """The installed network, checked and loaded once per process (its sha256 over 87 MB is not cheap)."""
     import torch
 
+    path = inception_path()
     with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript loading; the network ships as TorchScript
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.jit.load(str(path), map_location="cpu").eval()
@@ -69,7 +71,7 @@ def features(images: list[np.ndarray], batch: int = 20) -> np.ndarray:
     import torch
     from torch.nn import functional as F
 
-    network = _network(inception_path())
+    network = _network()
     low, high = INPUT_RANGE
     rows = []
     with torch.no_grad():

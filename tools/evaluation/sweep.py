@@ -81,10 +81,10 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
     """
     runtime = runtime or DecoderRuntime()
     codec_ids = default_codecs() if codec_ids is None else codec_ids
-    images, labels = _images(data, count)
     if kid and data == "scenes":
         raise ValueError("--kid: the scenes (64x128) are smaller than the 128x128 patches it is computed on; use "
                          "--data kodak")
+    images, labels = _images(data, count)
     # Per image: a point with fewer images (the generative codecs) is compared with the patches of those.
     reference = [perceptual.features(perceptual.patches([image])) for image in images] if kid else None
     files = [encode_png(image) for image in images]
