@@ -20,7 +20,7 @@ from semcom.common.data.labels import NUM_TRAIN_IDS, colorize
 from semcom.common.models import precision
 from semcom.common.models.diffusion import SemanticDiffusionUNet
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.models.sampling import CosineSchedule, DDIMSampler, SamplerSettings
+from semcom.common.models.sampling import CosineSchedule, DDIMSampler, DPMSolverSampler, SamplerSettings, noise_from
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
 from semcom.common.wire.pb import channel_emulator_pb2, transmitter_pb2
 from semcom.tools.chain import Chain
@@ -78,6 +78,45 @@ def test_timesteps_and_the_snr_matched_start():
     assert max(sampler.timesteps(start=200)) == 200
     assert SCHEDULE.timestep_for_snr(20.0) < SCHEDULE.timestep_for_snr(0.0) < SCHEDULE.timestep_for_snr(-20.0)
     assert SCHEDULE.alpha_bar[0] > 0.99 and SCHEDULE.alpha_bar[-1] < 1e-3
+
+
+def test_dpm_solver_is_nearer_the_data_distribution_than_ddim_at_few_steps():
+    """The same exact predictor: DDIM's first-order steps shrink the spread of N(0.3, 0.2^2) samples by 31 %
+    at 10 steps; DPM-Solver++(2M) on its log-SNR spacing is within a few percent, and both converge."""
+    def spread(sampler):
+        samples = sampler.sample(gaussian_noise_predictor(0.3, 0.2), np.zeros(1), (5000, 3, 2, 2),
+                                 rng=np.random.default_rng(0))
+        assert samples.mean() == pytest.approx(0.3, abs=0.005)
+        return float(samples.std())
+
+    for steps in (5, 10):
+        ddim, dpm = spread(DDIMSampler(SCHEDULE, steps)), spread(DPMSolverSampler(SCHEDULE, steps))
+        assert abs(dpm - 0.2) < 0.6 * abs(ddim - 0.2)
+    assert spread(DPMSolverSampler(SCHEDULE, 10)) == pytest.approx(0.2, rel=0.05)
+    assert spread(DPMSolverSampler(SCHEDULE, 1000)) == pytest.approx(0.2, rel=0.01)
+    timesteps = DPMSolverSampler(SCHEDULE, 5).timesteps(start=800)
+    assert timesteps[0] == 800 and timesteps[-1] == 0 and timesteps == sorted(set(timesteps), reverse=True)
+
+
+def test_sampler_settings_name_the_sampler_and_refuse_what_it_cannot_do():
+    assert isinstance(SamplerSettings(method="dpm++").sampler(SCHEDULE), DPMSolverSampler)
+    assert type(SamplerSettings().sampler(SCHEDULE)) is DDIMSampler
+    with pytest.raises(ValueError, match="unknown sampler 'plms': choose one of ddim, dpm\\+\\+"):
+        SamplerSettings(method="plms")
+    with pytest.raises(ValueError, match="eta must be 0"):
+        SamplerSettings(method="dpm++", eta=0.5).sampler(SCHEDULE)
+
+
+def test_a_velocity_implies_the_noise_it_was_made_of():
+    rng = np.random.default_rng(0)
+    x0, noise = rng.uniform(-1, 1, (4, 3, 2, 2)), rng.standard_normal((4, 3, 2, 2))
+    alpha_bar = SCHEDULE.alpha_bar[[0, 300, 700, 999]].reshape(-1, 1, 1, 1)
+    x_t = np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * noise
+    velocity = np.sqrt(alpha_bar) * noise - np.sqrt(1 - alpha_bar) * x0
+    assert np.allclose(noise_from("v", velocity, x_t, alpha_bar), noise, atol=1e-5)
+    assert noise_from("epsilon", noise, x_t, alpha_bar) is noise
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        SemanticDiffusionUNet(prediction="x0")
 
 
 def test_the_unet_predicts_noise_of_the_input_shape():

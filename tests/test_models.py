@@ -4,6 +4,7 @@ training runs through the training harness that must lower the loss."""
 import pytest
 import torch
 
+from semcom.common.models import store
 from semcom.common.models.jscc import (
     ImageDecoder, ImageEncoder, LatentDecoder, LatentEncoder, MapDecoder, MapEncoder, from_symbols, to_symbols,
 )
@@ -89,6 +90,29 @@ def test_codec_bandwidth_is_configurable_at_training(tmp_path):
     assert to_symbols(mean).shape == (1, 128)  # 2 x 8 x 16 / 2 complex uses
     with pytest.raises(ValueError, match="applies to the fixed-bandwidth codecs"):
         train("segmenter", TrainConfig(steps=1, channels=2, weights_dir=tmp_path / "w"))
+
+
+def test_the_diffusion_objective_reaches_the_card_and_the_receiver_turns_a_velocity_into_noise(tmp_path):
+    import numpy as np
+
+    from semcom.common.models.runtime import DecoderRuntime
+    from semcom.common.models.sampling import CosineSchedule, noise_from
+
+    with pytest.raises(ValueError, match="--objective applies to diffusion"):
+        train("map_codec", TrainConfig(steps=1, objective="v", weights_dir=tmp_path / "w"))
+    config = TrainConfig(steps=2, batch_size=2, train_count=4, val_count=2, checkpoint_every=2, objective="v",
+                         checkpoint_dir=tmp_path / "ck", weights_dir=tmp_path / "w", bf16=False)
+    card = train("diffusion", config)
+    assert card["architecture"]["net"]["kwargs"]["prediction"] == "v"
+    assert {"miou_gesco_awgn_10db", "miou_map_awgn_10db", "psnr_db_semantic_awgn_0db"} <= set(card["evaluation"]["metrics"])
+    runtime = DecoderRuntime(weights_dir=tmp_path / "w")
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((2, 3, 16, 32), dtype=np.float32), np.array([10, 900])
+    condition = rng.random((2, 22, 16, 32), dtype=np.float32)
+    velocity = runtime.torch_function(store.load("diffusion", tmp_path / "w")["net"])(x, t, condition)
+    alpha_bar = CosineSchedule().alpha_bar[t].reshape(-1, 1, 1, 1)
+    assert np.allclose(runtime.noise_predictor()(x, t, condition), noise_from("v", velocity, x, alpha_bar), atol=1e-5)
+    assert not np.allclose(velocity, noise_from("v", velocity, x, alpha_bar))
 
 
 def test_the_receivers_numpy_decoder_input_is_the_layout_training_uses():

@@ -13,11 +13,11 @@ import grpc
 from semcom.channel_emulator.server import CHANNEL_FLAGS
 from semcom.common import codecs
 from semcom.common.data.photos import PhotosMissing
+from semcom.common.models import cpu, precision
+from semcom.common.models.sampling import PREDICTIONS, SAMPLERS, SamplerSettings
 from semcom.common.serving import rpc
 from semcom.common.serving.config import add_option
 from semcom.common.serving.tls import TlsFiles
-from semcom.common.models import cpu, precision
-from semcom.common.models.sampling import SamplerSettings
 
 from . import services
 from .client import (
@@ -97,9 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     photo.add_argument("--repeats", type=int, default=10)
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
     chan.add_argument("--repeats", type=int, default=200)
-    diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs DDIM steps")
+    diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs the sampler and its steps")
     diffusion.add_argument("--count", type=int, default=8, help="validation scenes")
     diffusion.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    diffusion.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=["ddim"],
+                           help="samplers to compare at each step count")
     receiver = bench_which.add_parser(
         "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
                          "FLOPs/BOPs, quality over the sweep (several minutes)")
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channels", type=int,
                        help="codecs: feature channels sent, setting the bandwidth (map/Deep JSCC: channels x H/4 x W/4 "
                             "/ 2 complex uses; latent: x H/8 x W/8 / 2); default: the shipped models' 4, 4 and 5")
+    train.add_argument("--objective", choices=list(PREDICTIONS),
+                       help="diffusion: what the UNet learns to predict: v (the velocity, min-SNR-5 weighted; the "
+                            "default) or epsilon (the noise, plain MSE)")
     train.add_argument("--batch-size", type=int, help="default: the model's own (16; 8 for diffusion)")
     train.add_argument("--learning-rate", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -337,7 +342,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                                  tuple(args.concurrency), precisions=_precisions(args.precisions)))
             return 0
         if args.benchmark == "diffusion":
-            print(bench.bench_diffusion(tuple(args.steps), args.count))
+            print(bench.bench_diffusion(tuple(args.steps), args.count, methods=tuple(args.samplers)))
             return 0
         size = (args.height, args.width)
         print(bench.report(bench.bench_pipeline(size, repeats=args.repeats), size, args.repeats))
@@ -352,7 +357,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         from .training.specs import spec
 
         torch_config = TrainConfig(
-            steps=args.steps or spec(args.model).default_steps, channels=args.channels,
+            steps=args.steps or spec(args.model).default_steps, channels=args.channels, objective=args.objective,
             batch_size=args.batch_size or spec(args.model).batch_size,
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,

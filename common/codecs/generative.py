@@ -35,7 +35,7 @@ import numpy as np
 from ..models import store
 from ..models.conditioning import make_condition
 from ..models.runtime import DecoderRuntime
-from ..models.sampling import CosineSchedule, DDIMSampler
+from ..models.sampling import CosineSchedule
 from ..serving.errors import InvalidInput, ServiceError
 from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Decoded, pad_to_stride, to_uint8
@@ -67,7 +67,7 @@ class _GenerativeCodec(SemanticCodecBase):
 
     @cached_property
     def schedule(self) -> CosineSchedule:
-        return CosineSchedule(1000)
+        return CosineSchedule()
 
     def prepare(self, frame: Frame, runtime: DecoderRuntime) -> Prepared:
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
@@ -89,7 +89,7 @@ class _GenerativeCodec(SemanticCodecBase):
         observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
         """
         settings = runtime.sampler
-        sampler = DDIMSampler(self.schedule, settings.steps, settings.eta, settings.guidance_scale)
+        sampler = settings.sampler(self.schedule)
         predict = runtime.noise_predictor()
         if observe is not None:
             unobserved = predict
@@ -195,10 +195,14 @@ class GescoCodec(_GenerativeCodec):
         symbols, _ = mmse_statistics(block, frame.channel.noise_variance if frame.channel else 0.0)
         reals = np.empty(2 * symbols.size, np.float32)
         reals[0::2], reals[1::2] = symbols.real, symbols.imag
-        noisy_map = (reals / self._scale).reshape(1, self.num_classes, height, width)
-        # Q-GESCO's receiver: 3x3 average pooling, then 3x3 max pooling, of the noisy one-hot map.
-        smoothed = np.maximum(_max_pool3(_average_pool3(noisy_map)), 0)
-        return smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-6), None
+        return gesco_soft_map((reals / self._scale).reshape(1, self.num_classes, height, width)), None
+
+
+def gesco_soft_map(noisy_map: np.ndarray) -> np.ndarray:
+    """Q-GESCO's receiver: the equalized noisy one-hot map [B, C, H, W] smoothed by 3x3 average pooling,
+    then 3x3 max pooling, and normalized per pixel: the map the decoder conditions on (training too)."""
+    smoothed = np.maximum(_max_pool3(_average_pool3(noisy_map)), 0)
+    return smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-6)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,7 +1,10 @@
 """The receiver's generative decoder: a SPADE-conditioned UNet in the SDM /
-GESCO family that predicts the noise in x_t given the timestep and the
-condition (the received soft semantic map and the decoded latent's coarse
-image). The noise schedule and the sampler live apart (sampling.py).
+GESCO family that predicts, given x_t, the timestep and the condition (the
+received soft semantic map and the decoded latent's coarse image), either the
+noise in x_t ("epsilon") or the velocity v = sqrt(ab) noise - sqrt(1 - ab) x0
+("v", Salimans & Ho 2022: its loss weighs the clean image at high noise, where
+the map-only mode draws the whole scene). `sampling.noise_from` turns either into the
+noise the samplers take (sampling.py, where the schedule and the samplers live).
 
 Condition layout [B, num_classes + 3, H, W]: the soft map (probabilities),
 then the guide image in [-1, 1]. An all-zero condition is the "no condition"
@@ -16,6 +19,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .sampling import PREDICTIONS
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -82,15 +87,20 @@ class SPADEResBlock(nn.Module):
 
 
 class SemanticDiffusionUNet(nn.Module):
-    """x_t [B, 3, H, W], t [B] (0..T-1), condition [B, num_classes + 3, H, W] -> predicted noise [B, 3, H, W].
+    """x_t [B, 3, H, W], t [B] (0..T-1), condition [B, num_classes + 3, H, W] -> predicted noise, or
+    velocity with prediction="v", [B, 3, H, W].
 
     H and W must be divisible by 2**(len(widths) - 1).
     """
 
-    def __init__(self, num_classes: int = 19, widths: tuple[int, ...] = (32, 64, 96), embedding_dim: int = 128):
+    def __init__(self, num_classes: int = 19, widths: tuple[int, ...] = (32, 64, 96), embedding_dim: int = 128,
+                 prediction: str = "epsilon"):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         condition_channels = num_classes + 3
         self.num_classes = num_classes
+        self.prediction = prediction
         self.embedding_dim = embedding_dim
         self.time_mlp = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.SiLU(),
                                       nn.Linear(embedding_dim, embedding_dim))
@@ -129,3 +139,4 @@ class SemanticDiffusionUNet(nn.Module):
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             h = block(torch.cat([h, skip], 1), embedding, condition)
         return self.out(F.silu(self.out_norm(h, condition)))
+

@@ -39,7 +39,7 @@ import numpy as np
 from . import cpu
 from . import precision as precisions
 from . import store
-from .sampling import SamplerSettings
+from .sampling import TIMESTEPS, CosineSchedule, SamplerSettings, noise_from
 from .store import WEIGHTS_DIR
 
 NumpyFunction = Callable[..., np.ndarray]
@@ -72,10 +72,22 @@ class DecoderRuntime:
         return self.torch_function(store.load(model, self.weights_dir)["decoder"])
 
     def noise_predictor(self) -> NumpyFunction:
-        """The diffusion UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise, float32."""
+        """The diffusion UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise, float32
+        (a v-predicting UNet's output turned into the noise it implies)."""
         if self.precision == "int8":
-            return load_artifact(artifact_name(), self.weights_dir)
-        return self.torch_function(store.load("diffusion", self.weights_dir)["net"])
+            network = load_artifact(artifact_name(), self.weights_dir)
+        else:
+            network = self.torch_function(store.load("diffusion", self.weights_dir)["net"])
+        prediction = store.card("diffusion", self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction",
+                                                                                                  "epsilon")
+        if prediction == "epsilon":
+            return network
+        alpha_bar = CosineSchedule(TIMESTEPS).alpha_bar
+
+        def predict_noise(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
+            return noise_from(prediction, network(x, t, condition), x, alpha_bar[t].reshape(-1, 1, 1, 1))
+
+        return predict_noise
 
     def load(self, models: tuple[str, ...]) -> None:
         """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""

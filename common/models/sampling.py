@@ -1,5 +1,5 @@
-"""Noise schedule and DDIM sampler, apart from the model (as in well-kept
-diffusion libraries): the sampler takes any callable predicting the noise.
+"""Noise schedule and samplers (DDIM, DPM-Solver++), apart from the model (as in well-kept
+diffusion libraries): a sampler takes any callable predicting the noise.
 
 Schedule: the cosine schedule of Nichol & Dhariwal (2021) over T steps,
 alpha_bar(t) = cos^2(((t/T) + s) / (1 + s) * pi/2), clipped betas.
@@ -7,6 +7,9 @@ DDIM (Song et al. 2021) with `eta` (0: deterministic), classifier-free
 guidance eps = eps_uncond + scale (eps_cond - eps_uncond), and an optional
 start from an initial image at timestep t_start (x_t = sqrt(ab) x0 + sqrt(1-ab) z),
 the "start from the channel" idea of diffusion-driven semantic communication.
+DPM-Solver++(2M) (Lu et al. 2022) visits the same timesteps with a second-order
+multistep update of the (clipped) x0 prediction in log-SNR time; its first-order
+step is exactly DDIM's (eta 0).
 
 Both are numpy, float32: the receiver samples without torch when its
 networks run on ONNX Runtime (`--precision int8`), and with torch networks
@@ -24,6 +27,8 @@ import numpy as np
 from ..serving.config import setting
 
 NoisePredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+TIMESTEPS = 1000  # of every diffusion model here
+PREDICTIONS = ("epsilon", "v")  # what a diffusion model outputs: the noise, or the velocity
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,10 @@ class SamplerSettings:
     receiver's DecoderRuntime (runtime.py) carries its own."""
 
     # 5 steps measured best and fastest (`semcom bench diffusion`: 5/10/20/50 steps).
-    steps: int = setting(5, "diffusion decoder: DDIM steps per image (semantic, gesco)", flag="--ddim-steps")
-    eta: float = setting(0.0, "DDIM eta (0: deterministic)", flag="--ddim-eta")
+    steps: int = setting(5, "diffusion decoder: sampler steps per image (semantic, gesco)", flag="--ddim-steps")
+    method: str = setting("ddim", "diffusion decoder's sampler: ddim, or dpm++ (DPM-Solver++(2M), second order, "
+                                  "deterministic)", flag="--sampler")
+    eta: float = setting(0.0, "DDIM eta (0: deterministic; dpm++ takes 0 only)", flag="--ddim-eta")
     guidance_scale: float = setting(1.0, "classifier-free guidance scale (1: off; >1 calls the model twice per step)")
     # Begin from the latent's coarse image noised to the timestep matching the channel SNR
     # (semantic codec only) rather than from pure noise: 22 dB instead of 12.5 dB PSNR.
@@ -44,9 +51,16 @@ class SamplerSettings:
     # carries its semantics (mIoU at 5 dB: 0.75 starting at the SNR's t, 0.91 from t >= 800).
     min_start_timestep: int = setting(800, "with --start-from-channel: begin at this timestep at the earliest (of 1000)")
 
+    def __post_init__(self):
+        if self.method not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.method!r}: choose one of {', '.join(SAMPLERS)}")
+
+    def sampler(self, schedule: CosineSchedule) -> DDIMSampler:
+        return SAMPLERS[self.method](schedule, self.steps, self.eta, self.guidance_scale)
+
 
 class CosineSchedule:
-    def __init__(self, timesteps: int = 1000, offset: float = 0.008):
+    def __init__(self, timesteps: int = TIMESTEPS, offset: float = 0.008):
         self.timesteps = timesteps
         steps = np.arange(timesteps + 1, dtype=np.float64) / timesteps
         alpha_bar = np.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
@@ -90,20 +104,26 @@ class DDIMSampler:
         """
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
-        noise = _randn(shape, rng)
-        x = noise if initial is None else self.schedule.add_noise(initial, noise, np.full(shape[0], steps[0]))
+        x = self._start(shape, rng, initial, steps[0])
         for i, t in enumerate(steps):
-            eps = self._guided(predict_noise, x, np.full(shape[0], t, dtype=np.int64), condition)
             # Python floats: numpy keeps the float32 arrays float32 when it scales them by these.
             ab = float(alpha_bar[t])
             ab_prev = float(alpha_bar[steps[i + 1]]) if i + 1 < len(steps) else 1.0
-            x0 = np.clip((x - math.sqrt(1 - ab) * eps) / math.sqrt(ab), -1, 1)
+            x0 = self._clipped_x0(predict_noise, x, t, ab, condition)
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)  # consistent with the clipped x0
             sigma = self.eta * math.sqrt(max((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev), 0))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0)) * eps
             if self.eta > 0 and i + 1 < len(steps):
                 x = x + sigma * _randn(shape, rng)
         return x.astype(np.float32, copy=False)
+
+    def _start(self, shape, rng, initial, first_timestep: int) -> np.ndarray:
+        noise = _randn(shape, rng)
+        return noise if initial is None else self.schedule.add_noise(initial, noise, np.full(shape[0], first_timestep))
+
+    def _clipped_x0(self, predict_noise, x, t: int, ab: float, condition) -> np.ndarray:
+        eps = self._guided(predict_noise, x, np.full(x.shape[0], t, dtype=np.int64), condition)
+        return np.clip((x - math.sqrt(1 - ab) * eps) / math.sqrt(ab), -1, 1)
 
     def _guided(self, predict_noise, x, t, condition):
         if self.guidance_scale == 1.0:
@@ -112,6 +132,69 @@ class DDIMSampler:
                              np.concatenate([condition, np.zeros_like(condition)]))
         conditional, unconditional = np.split(both, 2)
         return unconditional + self.guidance_scale * (conditional - unconditional)
+
+
+class DPMSolverSampler(DDIMSampler):
+    """DPM-Solver++(2M): at each timestep the clipped x0 prediction D_i, combined with the previous one
+    as D = (1 + 1/2r) D_i - (1/2r) D_(i-1), r = h_(i-1) / h_i, and the exact solution of the ODE in
+    log-SNR time lambda = log(alpha / sigma) over the step h_i: x' = (sigma'/sigma) x - alpha' (e^-h - 1) D.
+    The first step (no previous prediction) and the last (to the clean image) are first order."""
+
+    def __init__(self, schedule: CosineSchedule, steps: int = 20, eta: float = 0.0, guidance_scale: float = 1.0):
+        if eta != 0:
+            raise ValueError(f"DPM-Solver++(2M) is deterministic: eta must be 0, got {eta}")
+        super().__init__(schedule, steps, eta, guidance_scale)
+
+    def timesteps(self, start: int | None = None) -> list[int]:
+        """Descending timesteps evenly spaced in log-SNR from `start` (default T-1) to 0 (DPM-Solver's
+        spacing): evenly in t, the cosine schedule's last step spans most of the log-SNR range and its
+        second-order extrapolation overshoots."""
+        top = self.schedule.timesteps - 1 if start is None else start
+        log_snr = 0.5 * np.log(self.schedule.alpha_bar / (1 - self.schedule.alpha_bar))  # decreasing in t
+        targets = np.linspace(log_snr[top], log_snr[0], min(self.steps, top + 1))
+        return sorted({int(np.argmin(np.abs(log_snr[:top + 1] - target))) for target in targets}, reverse=True)
+
+    def sample(self, predict_noise: NoisePredictor, condition: np.ndarray, shape: tuple[int, ...],
+               rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
+               initial: np.ndarray | None = None, start: int | None = None) -> np.ndarray:
+        """As DDIMSampler.sample."""
+        alpha_bar = self.schedule.alpha_bar
+        steps = self.timesteps(start)
+        x = self._start(shape, rng, initial, steps[0])
+        previous = None  # (D_(i-1), h_(i-1))
+        for i, t in enumerate(steps):
+            ab = float(alpha_bar[t])
+            x0 = self._clipped_x0(predict_noise, x, t, ab, condition)
+            if i + 1 == len(steps):  # to the clean image: sigma' = 0, x' = D
+                x = x0
+                break
+            ab_next = float(alpha_bar[steps[i + 1]])
+            h = _log_snr(ab_next) - _log_snr(ab)
+            combined = x0
+            if previous is not None:
+                previous_x0, previous_h = previous
+                half_inverse_r = h / (2 * previous_h)
+                combined = (1 + half_inverse_r) * x0 - half_inverse_r * previous_x0
+            x = math.sqrt((1 - ab_next) / (1 - ab)) * x - math.sqrt(ab_next) * math.expm1(-h) * combined
+            previous = x0, h
+        return x.astype(np.float32, copy=False)
+
+
+def noise_from(prediction: str, output, x_t, alpha_bar_t):
+    """The noise a model's output implies: itself ("epsilon"), or from v = sqrt(ab) noise - sqrt(1 - ab) x0
+    and x_t = sqrt(ab) x0 + sqrt(1 - ab) noise: noise = sqrt(ab) v + sqrt(1 - ab) x_t. Arrays or tensors,
+    alpha_bar_t broadcastable to them ([B, 1, 1, 1])."""
+    if prediction == "epsilon":
+        return output
+    return alpha_bar_t ** 0.5 * output + (1 - alpha_bar_t) ** 0.5 * x_t
+
+
+def _log_snr(alpha_bar: float) -> float:
+    """lambda = log(alpha / sigma) at a cumulative alpha."""
+    return 0.5 * math.log(alpha_bar / (1 - alpha_bar))
+
+
+SAMPLERS = {"ddim": DDIMSampler, "dpm++": DPMSolverSampler}
 
 
 def _randn(shape: tuple[int, ...], rng: np.random.Generator | Sequence[np.random.Generator] | None) -> np.ndarray:

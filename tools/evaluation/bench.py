@@ -20,6 +20,7 @@ from tqdm import tqdm
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common.data.images import encode_png
 from semcom.common.data.scenes import generate_scene
+from semcom.common.models import cpu
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 from semcom.common.serving.rpc import sync_channel
@@ -166,8 +167,10 @@ def bench_channel(repeats: int = 200, large_symbols: int = 1 << 20) -> str:
     return "\n".join(lines)
 
 
-def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10.0)) -> str:
-    """Quality and fp32 decode time of the semantic codec against DDIM steps (and the start from the channel)."""
+def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10.0),
+                    methods: tuple[str, ...] = ("ddim",)) -> str:
+    """Quality and fp32 decode time of the semantic codec against the sampler and its steps (and the start
+    from the channel)."""
     from semcom.common import codecs
     from semcom.common.data.datasets import SyntheticScenes, materialize
     from semcom.common.data.labels import NUM_TRAIN_IDS
@@ -178,12 +181,16 @@ def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10
     frames = {snr: [Chain(ChannelConfig(snr_db=snr, seed=i)).transmit(
         codec.encode(image, codec.default_bandwidth_ratio, f"bench-{i}")) for i, image in enumerate(images)]
         for snr in snrs_db}
-    settings = [(steps, True) for steps in steps_list] + [(steps_list[1], False)]
+    pure_noise_steps = steps_list[min(1, len(steps_list) - 1)]
+    settings = [(method, steps, True) for method in methods for steps in steps_list] + \
+               [(method, pure_noise_steps, False) for method in methods]
     header = "  ".join(f"PSNR@{s:g}dB  mIoU@{s:g}dB" for s in snrs_db)
-    lines = [f"semantic codec, AWGN, {count} validation scenes, fp32, 2-core CPU; start from the channel unless noted",
-             f"  {'DDIM steps':<26} {header}  decode s/image"]
-    for steps, from_channel in settings:
-        chain = Chain(runtime=DecoderRuntime(sampler=SamplerSettings(steps=steps, start_from_channel=from_channel)))
+    lines = [f"semantic codec, AWGN, {count} validation scenes, fp32, {cpu.detect().describe()}; "
+             "start from the channel unless noted",
+             f"  {'sampler, steps':<26} {header}  decode s/image"]
+    for method, steps, from_channel in settings:
+        sampler = SamplerSettings(steps=steps, method=method, start_from_channel=from_channel)
+        chain = Chain(runtime=DecoderRuntime(sampler=sampler))
         cells, seconds = [], []
         for snr in snrs_db:
             confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), np.int64)
@@ -196,6 +203,6 @@ def bench_diffusion(steps_list=(5, 10, 20, 50), count: int = 8, snrs_db=(0.0, 10
                 psnrs.append(psnr_db(image, output))
                 confusion += confusion_matrix(truth, segmenter.segment(output), NUM_TRAIN_IDS)
             cells.append(f"{np.mean(psnrs):9.2f}  {mean_iou(confusion):9.3f}")
-        name = f"{steps}" + ("" if from_channel else " (from pure noise)")
+        name = f"{method} {steps}" + ("" if from_channel else " (from pure noise)")
         lines.append(f"  {name:<26} {'  '.join(cells)}  {np.median(seconds):8.2f}")
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from .specs import spec as spec_of
 class TrainConfig:
     steps: int
     channels: int | None = None  # codecs: feature channels sent, i.e. the bandwidth (default: the spec's)
+    objective: str | None = None  # diffusion: what the UNet predicts, "v" or "epsilon" (default: the spec's)
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
@@ -62,7 +63,10 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     bf16 = config.bf16 and (device.type != "cpu" or cpu.detect().native_bf16)
     if config.bf16 and not bf16:  # emulated bf16 is ~100x slower than fp32 (common/models/cpu.py)
         print(f"training in fp32: this CPU has no native bf16 ({cpu.detect().describe()})", file=sys.stderr)
-    architecture = _with_channels(spec.architecture, config.channels)  # fails fast on a bad --channels
+    architecture = _with_kwarg(spec.architecture, "channels", config.channels,  # fails fast on a bad flag
+                               "--channels applies to the fixed-bandwidth codecs (map_codec, latent_codec); the "
+                               "segmenter has none and deep_jscc chooses its bandwidth per frame")
+    architecture = _with_kwarg(architecture, "prediction", config.objective, "--objective applies to diffusion")
     torch.manual_seed(config.seed)
     data = spec.data(config)
 
@@ -132,14 +136,14 @@ def _warm_start(parts: dict[str, nn.Module], path: Path) -> None:
         module.load_state_dict(state[part])
 
 
-def _with_channels(architecture: dict[str, dict], channels: int | None) -> dict[str, dict]:
-    """The architecture with every part's `channels` (the codec's bandwidth) replaced."""
-    if channels is None:
+def _with_kwarg(architecture: dict[str, dict], key: str, value, refusal: str) -> dict[str, dict]:
+    """The architecture with every part's `key` (a codec's `channels`, the UNet's `prediction`) set to
+    `value` (None: unchanged); `refusal` where a part has no such argument."""
+    if value is None:
         return architecture
-    if not all("channels" in spec["kwargs"] for spec in architecture.values()):
-        raise ValueError("--channels applies to the fixed-bandwidth codecs (map_codec, latent_codec); the "
-                         "segmenter has none and deep_jscc chooses its bandwidth per frame")
-    return {part: {**spec, "kwargs": {**spec["kwargs"], "channels": channels}} for part, spec in architecture.items()}
+    if not all(key in spec["kwargs"] for spec in architecture.values()):
+        raise ValueError(refusal)
+    return {part: {**spec, "kwargs": {**spec["kwargs"], key: value}} for part, spec in architecture.items()}
 
 
 def _warmup_cosine(steps: int) -> Callable[[int], float]:
