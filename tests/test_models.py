@@ -146,7 +146,7 @@ def test_the_gesco_receivers_numpy_pooling_is_q_gescos_torch_pooling():
     np.testing.assert_allclose(_max_pool3(_average_pool3(planes)), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_the_ema_starts_at_the_initial_weights_and_resumes_an_old_checkpoint():
+def test_the_ema_starts_at_the_initial_weights_warms_up_and_resumes_an_old_checkpoint():
     from torch import nn
 
     from semcom.tools.training.loop import _averaged, _load_ema
@@ -154,10 +154,19 @@ def test_the_ema_starts_at_the_initial_weights_and_resumes_an_old_checkpoint():
     modules = nn.ModuleDict({"net": nn.Linear(2, 2)})
     initial = modules.state_dict()["net.weight"].clone()
     ema = _averaged(modules, decay=0.9)
+    torch.testing.assert_close(ema.module["net"].weight, initial)
     with torch.no_grad():
         modules["net"].weight.add_(1.0)
     ema.update_parameters(modules)
-    torch.testing.assert_close(ema.module["net"].weight, initial + 0.1)  # 0.9 w0 + 0.1 (w0 + 1)
+    # The first update's decay is the warm-up's (1 + 1) / (10 + 1), not 0.9: the start is mostly forgotten.
+    torch.testing.assert_close(ema.module["net"].weight, initial + 9 / 11)
+    for _ in range(100):
+        ema.update_parameters(modules)
+    with torch.no_grad():
+        modules["net"].weight.add_(1.0)
+    before = ema.module["net"].weight.clone()
+    ema.update_parameters(modules)
+    torch.testing.assert_close(ema.module["net"].weight, before + 0.1 * (initial + 2 - before))  # decay 0.9 now
     fresh = _averaged(nn.ModuleDict({"net": nn.Linear(2, 2)}), decay=0.9)
     _load_ema(fresh, ema.module.state_dict())  # the format checkpoints had before AveragedModel
     torch.testing.assert_close(fresh.module["net"].weight, ema.module["net"].weight)

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from semcom.common.models import cpu, store
@@ -159,13 +159,25 @@ def _warmup_cosine(steps: int) -> Callable[[int], float]:
 
 
 def _averaged(modules: nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of the weights (and float buffers), starting from the initial ones."""
+    """An exponential moving average of the weights (and float buffers), starting from the initial ones,
+    with a warm-up: after n updates the decay is min(decay, (1 + n) / (10 + n)), so that a short run's
+    average is not half its random initialization (0.999 ** 700 = 0.5: a 700-step run measured 7.6 dB
+    with the plain average)."""
     if any(not buffer.dtype.is_floating_point for buffer in modules.buffers()):
         raise ValueError("EMA averages every buffer; a model with integer buffers (BatchNorm's batch count) "
                          "cannot ship an EMA: drop ema_decay from its spec or use GroupNorm")
-    ema = AveragedModel(modules, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    ema = AveragedModel(modules, multi_avg_fn=_warmed_up_ema(decay), use_buffers=True)
     ema.update_parameters(modules)  # the first update copies: the average starts at the initial weights
     return ema
+
+
+def _warmed_up_ema(decay: float):
+    @torch.no_grad()
+    def update(averages: list[torch.Tensor], currents: list[torch.Tensor], updates: torch.Tensor) -> None:
+        count = float(updates)
+        torch._foreach_lerp_(averages, currents, 1 - min(decay, (1 + count) / (10 + count)))
+
+    return update
 
 
 def _load_ema(ema: AveragedModel, state: dict) -> None:
