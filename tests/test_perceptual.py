@@ -67,7 +67,7 @@ def test_kid_on_photo_patches_orders_distortions_by_strength():
 
 
 @pytest.mark.skipif(bool(NOT_INSTALLED), reason="the Kodak photos or the FID Inception network are not installed")
-def test_the_sweep_reports_kid_and_fid_on_photos_and_refuses_them_on_scenes():
+def test_the_sweep_reports_kid_and_fid_on_photos_and_on_scenes():
     from semcom.tools.evaluation.sweep import markdown_table, run_sweep
 
     points = run_sweep(["deep_jscc"], ["awgn"], [-5.0, 20.0], count=1, bandwidth_ratios=(1 / 12,), data="kodak",
@@ -75,5 +75,5 @@ def test_the_sweep_reports_kid_and_fid_on_photos_and_refuses_them_on_scenes():
     assert all(np.isfinite(p.kid) and np.isfinite(p.fid) for p in points)
     assert points[0].kid > points[1].kid  # the worse channel, the farther from the photo
     assert "KID x 1000 / FID" in markdown_table(points)
-    with pytest.raises(ValueError, match="--data kodak"):
-        run_sweep(["deep_jscc"], ["awgn"], [10.0], count=1, kid=True)
+    scenes = run_sweep(["linear_analog"], ["awgn"], [-5.0, 20.0], count=2, kid=True)  # two 64x64 patches each
+    assert scenes[0].kid > scenes[1].kid and all(np.isfinite(p.miou) for p in scenes)

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "held-out Kodak photos at their own size (`semcom data photos`; PSNR, SSIM, MS-SSIM) "
                             "[%(default)s]")
     sweep.add_argument("--kid", action="store_true",
-                       help="with --data kodak: KID and FID on the photos' 128x128 patches, with the standard FID "
+                       help="KID and FID on the photos' 128x128 patches (the scenes': 64x64), with the standard FID "
                             "Inception network (`semcom data inception`; about 10 s a point on two cores)")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--out", type=Path, default=Path("sweep-output"))

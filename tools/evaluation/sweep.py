@@ -5,8 +5,8 @@ in-process through the Chain (tools/chain.py: the very encode, channel
 and decode code the services run), or with --via-grpc through running services. Metrics per point: PSNR, SSIM,
 MS-SSIM where the images are large enough, and mIoU of the segmenter on the
 reconstruction against the ground-truth labels (semantic fidelity; for the
-semantic_map codec, of the received map itself); on photos with --kid, KID and
-FID on 128x128 patches (evaluation/perceptual.py). Writes results.csv,
+semantic_map codec, of the received map itself); with --kid, KID and FID on
+128x128 patches of the photos, 64x64 of the scenes (evaluation/perceptual.py). Writes results.csv,
 results.md and plots (PNG) of PSNR and mIoU against SNR.
 """
 
@@ -54,7 +54,7 @@ class Point:
     ms_ssim: float
     miou: float
     images: int
-    kid: float = math.nan  # on 128x128 patches (--kid, photos only)
+    kid: float = math.nan  # on 128x128 patches of photos, 64x64 of scenes (--kid)
     fid: float = math.nan
 
 
@@ -77,16 +77,15 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
     runtime: the in-process receiver's precision and sampler (default fp32, default sampler).
     data: "scenes", the synthetic validation split (labelled: mIoU against the truth), or "kodak", the
     held-out Kodak photos at their own size (`semcom data photos`; no labels, so no mIoU).
-    kid: KID and FID of each point's reconstructions on 128x128 patches, photos only (`semcom data inception`).
+    kid: KID and FID of each point's reconstructions on 128x128 patches of the photos, 64x64 of the scenes
+    (`semcom data inception`).
     """
     runtime = runtime or DecoderRuntime()
     codec_ids = default_codecs() if codec_ids is None else codec_ids
-    if kid and data == "scenes":
-        raise ValueError("--kid: the scenes (64x128) are smaller than the 128x128 patches it is computed on; use "
-                         "--data kodak")
     images, labels = _images(data, count)
+    patch = perceptual.SCENE_PATCH if data == "scenes" else perceptual.PATCH
     # Per image: a point with fewer images (the generative codecs) is compared with the patches of those.
-    reference = [perceptual.features(perceptual.patches([image])) for image in images] if kid else None
+    reference = [perceptual.features(perceptual.patches([image], patch)) for image in images] if kid else None
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
@@ -105,7 +104,8 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                     with (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
                           else nullcontext(_in_process_transmitter(Chain(config, runtime)))) as transmit:
                         points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
-                                               labels[:n], segmenter, transmit, progress, runtime, reference))
+                                               labels[:n], segmenter, transmit, progress, runtime, reference,
+                                               patch))
     return points
 
 
@@ -158,8 +158,8 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
 
 
 def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress,
-             runtime: DecoderRuntime, reference: list[np.ndarray] | None) -> Point:
-    """One point; reference: each original's patch features, when KID and FID are measured."""
+             runtime: DecoderRuntime, reference: list[np.ndarray] | None, patch: int) -> Point:
+    """One point; reference: each original's features of its patch x patch patches, when KID and FID are measured."""
     psnrs, ssims, ms_ssims, uses, ratios, reconstructions = [], [], [], [], [], []
     confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), dtype=np.int64)
     for index, (data, image, truth) in enumerate(zip(files, images, labels)):
@@ -185,7 +185,7 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
     kid = fid = math.nan
     if reference is not None and reconstructions:
         originals = np.concatenate(reference[:len(reconstructions)])
-        measured = perceptual.features(perceptual.patches(reconstructions))
+        measured = perceptual.features(perceptual.patches(reconstructions, patch))
         kid, fid = perceptual.kid(originals, measured), perceptual.fid(originals, measured)
     return Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
                  _mean(ms_ssims), miou, len(files), kid, fid)
