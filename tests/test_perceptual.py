@@ -67,13 +67,15 @@ def test_kid_on_photo_patches_orders_distortions_by_strength():
 
 
 @pytest.mark.skipif(bool(NOT_INSTALLED), reason="the Kodak photos or the FID Inception network are not installed")
-def test_the_sweep_reports_kid_and_fid_on_photos_and_on_scenes():
-    from semcom.tools.evaluation.sweep import markdown_table, run_sweep
+def test_the_sweep_reports_kid_and_fid_on_photos_and_on_scenes(tmp_path):
+    from semcom.tools.evaluation.sweep import markdown_table, run_sweep, write_outputs
 
     points = run_sweep(["deep_jscc"], ["awgn"], [-5.0, 20.0], count=1, bandwidth_ratios=(1 / 12,), data="kodak",
                        kid=True)
     assert all(np.isfinite(p.kid) and np.isfinite(p.fid) for p in points)
     assert points[0].kid > points[1].kid  # the worse channel, the farther from the photo
     assert "KID x 1000 / FID" in markdown_table(points)
+    assert [path.name for path in write_outputs(points, tmp_path)][-1] == "psnr_vs_kid.png"
+    assert (tmp_path / "psnr_vs_kid.png").stat().st_size > 10_000  # the perception-distortion plot
     scenes = run_sweep(["linear_analog"], ["awgn"], [-5.0, 20.0], count=2, kid=True)  # two 64x64 patches each
     assert scenes[0].kid > scenes[1].kid and all(np.isfinite(p.miou) for p in scenes)

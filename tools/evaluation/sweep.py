@@ -204,7 +204,10 @@ def write_outputs(points: list[Point], out: Path) -> list[Path]:
         writer.writeheader()
         writer.writerows(rows)
     (out / "results.md").write_text(markdown_table(points))
-    return [out / "results.csv", out / "results.md", plot(points, out / "psnr_miou_vs_snr.png")]
+    written = [out / "results.csv", out / "results.md", plot(points, out / "psnr_miou_vs_snr.png")]
+    if any(math.isfinite(p.kid) and math.isfinite(p.psnr_db) for p in points):
+        written.append(plot_perception_distortion(points, out / "psnr_vs_kid.png"))
+    return written
 
 
 def markdown_table(points: list[Point]) -> str:
@@ -217,7 +220,7 @@ def markdown_table(points: list[Point]) -> str:
                  + (f" / {row[s].miou:.2f}" if math.isfinite(row[s].miou) else "") for s in snrs]
         lines.append(f"| {codec} | {channel} | {ratio:.4f} | " + " | ".join(cells) + " |")
     if any(math.isfinite(p.kid) for p in points):
-        lines += ["", "KID x 1000 / FID on 128x128 patches per SNR (dB); lower is better.", "",
+        lines += ["", "KID x 1000 / FID on image patches per SNR (dB); lower is better.", "",
                   "| codec | channel | k/n | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
                   "|---|---|---|" + "---|" * len(snrs)]
         for (codec, channel, ratio), row in _rows(points).items():
@@ -234,16 +237,55 @@ def _rows(points: list[Point]) -> dict[tuple, dict[float, Point]]:
     return rows
 
 
-def plot(points: list[Point], path: Path) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def _colours(points: list[Point]) -> dict[tuple[str, float], str]:
+    """A colour per run (codec, k/n), the same in every plot of the points."""
+    runs = list(dict.fromkeys((p.codec, round(p.bandwidth_ratio, 4)) for p in points))
+    return {run: f"C{i}" for i, run in enumerate(runs)}
+
+
+def plot_perception_distortion(points: list[Point], path: Path) -> Path:
+    """PSNR against KID per codec and channel, one point per SNR (labelled): the perception-distortion
+    trade-off (Blau & Michaeli 2018). Up and to the left is better on both."""
+    plt = _pyplot()
+    channels = list(dict.fromkeys(p.channel for p in points))
+    figure, axes = plt.subplots(1, len(channels), figsize=(5.5 * len(channels), 4.5), squeeze=False)
+    for column, channel in enumerate(channels):
+        axis = axes[0, column]
+        for (codec, ratio), colour in _colours(points).items():
+            series = sorted((p for p in points if p.codec == codec and p.channel == channel
+                             and round(p.bandwidth_ratio, 4) == ratio
+                             and math.isfinite(p.kid) and math.isfinite(p.psnr_db)), key=lambda p: p.snr_db)
+            if not series:
+                continue
+            axis.plot([1000 * p.kid for p in series], [p.psnr_db for p in series], marker="o", color=colour,
+                      label=f"{codec} (k/n={series[0].bandwidth_ratio:.3f})")
+            for p in series:
+                axis.annotate(f"{p.snr_db:g}", (1000 * p.kid, p.psnr_db), fontsize=7, xytext=(3, 3),
+                              textcoords="offset points")
+        axis.set(title=f"{channel}: PSNR against KID (labels: SNR dB)", xlabel="KID x 1000 (lower: more realistic)",
+                 ylabel="PSNR (dB)")
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot(points: list[Point], path: Path) -> Path:
+    plt = _pyplot()
     channels = list(dict.fromkeys(p.channel for p in points))
     figure, axes = plt.subplots(2, len(channels), figsize=(5.5 * len(channels), 7.5), squeeze=False)
-    runs = list(dict.fromkeys((p.codec, round(p.bandwidth_ratio, 4)) for p in points))
-    colours = {run: f"C{i}" for i, run in enumerate(runs)}
+    colours = _colours(points)
     for column, channel in enumerate(channels):
         for (codec, ratio), colour in colours.items():
             series = sorted((p for p in points if p.codec == codec and p.channel == channel
