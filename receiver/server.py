@@ -58,10 +58,12 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
         unet = decoder_runtime.load_int8(capabilities=capabilities)
         log.info("int8 diffusion decoder %s: %s", unet.path.name, unet.card["for"])
-        calibrated = unet.card["calibration"]["ddim_steps"]
-        if calibrated != sampler.steps:
-            log.warning("the int8 decoder was calibrated on %d-step trajectories and this receiver runs %d steps: "
-                        "`semcom quantize --ddim-steps %d` calibrates for it", calibrated, sampler.steps, sampler.steps)
+        calibration = unet.card["calibration"]
+        calibrated = calibration["ddim_steps"], calibration.get("sampler", "ddim")
+        if calibrated != (sampler.steps, sampler.method):
+            log.warning("the int8 decoder was calibrated on %d-step %s trajectories and this receiver runs %d %s "
+                        "steps: `semcom quantize --ddim-steps %d --sampler %s` calibrates for it", *calibrated,
+                        sampler.steps, sampler.method, sampler.steps, sampler.method)
     runtime = DecoderRuntime(precision, sampler)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)

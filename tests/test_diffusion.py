@@ -150,6 +150,26 @@ def test_semantic_decoding_is_deterministic_per_frame_and_follows_the_map():
     assert np.mean([psnr_db(image, output) for image, output in zip(IMAGES, outputs)]) > 15
 
 
+def test_semantic_regenerates_from_the_map_alone_when_the_budget_cuts_into_the_latent():
+    """1100 complex uses: the map's 1024 arrive, the latent's 256 are cut; the decoder draws the scenes from
+    pure noise on the map (the map-only mode), and they keep their layout."""
+    budget = ChannelConfig(snr_db=10.0, seed=1, max_channel_uses=1100, over_budget="truncate")
+    outputs = []
+    for index, image in enumerate(IMAGES):
+        chain = Chain(budget)
+        frame = chain.transmit(chain.encode(image, "semantic", frame_id=f"cut-{index}"))
+        assert frame.channel.truncated_symbols == 180 and frame.block("latent").erased_tail == 180
+        output, _ = chain.decode(frame)
+        assert output.shape == image.shape
+        outputs.append(output)
+    whole = decode_frame(transmit_locally("semantic", IMAGES[0], 10.0, frame_id="cut-0"))
+    assert not np.array_equal(whole, outputs[0])  # the latent was not used
+    segmenter = codecs.get("semantic_map")
+    confusion = sum(confusion_matrix(labels, segmenter.segment(output), NUM_TRAIN_IDS)
+                    for output, labels in zip(outputs, LABELS))
+    assert mean_iou(confusion) > 0.6
+
+
 def test_classifier_free_guidance_changes_the_image():
     frame = transmit_locally("semantic", IMAGES[1], 10.0)
     plain = decode_frame(frame)

@@ -81,6 +81,33 @@ def test_training_resumes_from_its_checkpoint(tmp_path, capsys):
     assert state["step"] == 10 and resumed["training"]["steps"] == 10
 
 
+def test_an_interrupted_run_keeps_its_steps_and_another_architecture_is_refused(tmp_path, monkeypatch):
+    from semcom.tools.training.specs import spec
+
+    base = dict(batch_size=2, train_count=8, val_count=2, checkpoint_every=100, checkpoint_dir=tmp_path / "ck",
+                weights_dir=tmp_path / "w", bf16=False)
+    map_codec, calls = spec("map_codec"), []
+    real_loss = map_codec.loss
+
+    def interrupted_at_the_fourth_step(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C, or device_session.sh's time limit
+        return real_loss(*args)
+
+    monkeypatch.setattr(map_codec, "loss", interrupted_at_the_fourth_step)
+    with pytest.raises(KeyboardInterrupt):
+        train("map_codec", TrainConfig(steps=10, **base))
+    assert torch.load(tmp_path / "ck" / "map_codec.ckpt", weights_only=False)["step"] == 3  # before any checkpoint
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="--resume: .* this run asks for"):
+        train("map_codec", TrainConfig(steps=10, channels=2, resume=True, **base))
+    train("map_codec", TrainConfig(steps=4, resume=True, **base))  # the same flags resume
+    with pytest.raises(ValueError, match="--init-from .* is not this run's"):
+        train("map_codec", TrainConfig(steps=1, channels=2, init_from=tmp_path / "w" / "map_codec.pt",
+                                       **{**base, "checkpoint_dir": tmp_path / "other"}))
+
+
 def test_codec_bandwidth_is_configurable_at_training(tmp_path):
     config = TrainConfig(steps=3, channels=2, batch_size=4, train_count=8, val_count=4, checkpoint_every=3,
                          checkpoint_dir=tmp_path / "ck", weights_dir=tmp_path / "w", bf16=False)
@@ -104,7 +131,8 @@ def test_the_diffusion_objective_reaches_the_card_and_the_receiver_turns_a_veloc
                          checkpoint_dir=tmp_path / "ck", weights_dir=tmp_path / "w", bf16=False)
     card = train("diffusion", config)
     assert card["architecture"]["net"]["kwargs"]["prediction"] == "v"
-    assert {"miou_gesco_awgn_10db", "miou_map_awgn_10db", "psnr_db_semantic_awgn_0db"} <= set(card["evaluation"]["metrics"])
+    metrics = set(card["evaluation"]["metrics"])
+    assert {"miou_gesco_awgn_10db", "miou_map_awgn_10db", "psnr_db_semantic_awgn_0db"} <= metrics
     runtime = DecoderRuntime(weights_dir=tmp_path / "w")
     rng = np.random.default_rng(0)
     x, t = rng.standard_normal((2, 3, 16, 32), dtype=np.float32), np.array([10, 900])
@@ -168,7 +196,7 @@ def test_the_ema_starts_at_the_initial_weights_warms_up_and_resumes_an_old_check
     ema.update_parameters(modules)
     torch.testing.assert_close(ema.module["net"].weight, before + 0.1 * (initial + 2 - before))  # decay 0.9 now
     fresh = _averaged(nn.ModuleDict({"net": nn.Linear(2, 2)}), decay=0.9)
-    _load_ema(fresh, ema.module.state_dict())  # the format checkpoints had before AveragedModel
+    _load_ema(fresh, ema.module.state_dict(), step=102)  # the format checkpoints had before AveragedModel
     torch.testing.assert_close(fresh.module["net"].weight, ema.module["net"].weight)
     with pytest.raises(ValueError, match="integer buffers"):
         _averaged(nn.ModuleDict({"net": nn.BatchNorm2d(2)}), decay=0.9)

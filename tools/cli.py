@@ -158,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "decoders are exported to float ONNX beside it, so that an int8 receiver runs without torch.")
     quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (one sampler trajectory each) [%(default)s]")
     quantize.add_argument("--ddim-steps", type=int, default=SamplerSettings.steps,
-                          help="DDIM steps of the calibration trajectories: the receiver's --ddim-steps [%(default)s]")
+                          help="sampler steps of the calibration trajectories: the receiver's --ddim-steps "
+                               "[%(default)s]")
+    quantize.add_argument("--sampler", choices=list(SAMPLERS), default=SamplerSettings.method,
+                          help="the sampler of the calibration trajectories: the receiver's --sampler [%(default)s]")
     quantize.add_argument("--seed", type=int, default=0, help="draws scenes, channels and SNRs [%(default)s]")
     quantize.add_argument("--float-ops", nargs="*", default=None, metavar="OP",
                           help="ONNX op types kept in float (default: the measured choice, see --sensitivity)")
@@ -381,7 +384,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             print(quantize.sensitivity(args.scenes, args.seed, weights_dir=weights_dir))
             return 0
         config = quantize.QuantizeConfig(
-            args.scenes, args.seed, args.ddim_steps, weights_dir=weights_dir,
+            args.scenes, args.seed, args.ddim_steps, args.sampler, weights_dir=weights_dir,
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)

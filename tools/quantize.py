@@ -23,7 +23,7 @@ and cost 0.37 dB at the default instead of 0.04 (measured with
 from `--seed`, so the same seed gives the same artifact byte for byte.
 
 `--sensitivity` measures, for each candidate op type or module kept in float,
-how much of the int8 model's noise-prediction error remains; that is how what
+how much of the int8 model's output error (noise or velocity) remains; that is how what
 stays in float (FLOAT_OPS, FLOAT_MODULES) was chosen.
 """
 
@@ -75,13 +75,14 @@ class QuantizeConfig:
     scenes: int = 64
     seed: int = 0
     ddim_steps: int = SamplerSettings.steps
+    sampler: str = SamplerSettings.method  # the receiver's --sampler: the timesteps calibration visits
     float_ops: Sequence[str] = FLOAT_OPS
     float_modules: Sequence[str] = FLOAT_MODULES
     weights_dir: Path = field(default_factory=lambda: store.WEIGHTS_DIR)
 
 
-def calibration_samples(scenes: int, seed: int,
-                        ddim_steps: int = SamplerSettings.steps) -> list[dict[str, np.ndarray]]:
+def calibration_samples(scenes: int, seed: int, ddim_steps: int = SamplerSettings.steps,
+                        sampler: str = SamplerSettings.method) -> list[dict[str, np.ndarray]]:
     """The fp32 sampler's own UNet inputs on `scenes` received frames, one sample per model call."""
     if scenes < 1:
         raise ValueError(f"--scenes: {scenes}, need at least 1")
@@ -92,7 +93,7 @@ def calibration_samples(scenes: int, seed: int,
     def record(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> None:
         samples.append({"x": x.copy(), "t": t.copy(), "condition": condition.copy()})
 
-    fp32 = DecoderRuntime("fp32", SamplerSettings(steps=ddim_steps))  # the full-precision trajectories
+    fp32 = DecoderRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler))  # the full-precision trajectories
     for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
         image, _ = train[int(rng.integers(len(train)))]
         codec_id = "gesco" if rng.random() < GESCO_SHARE else "semantic"
@@ -122,7 +123,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     calibration; returns the cards by name."""
     started = time.perf_counter()
     net = store.load("diffusion", config.weights_dir)["net"]
-    samples = calibration_samples(config.scenes, config.seed, config.ddim_steps)
+    samples = calibration_samples(config.scenes, config.seed, config.ddim_steps, config.sampler)
     timesteps = sorted({int(s["t"][0]) for s in samples})
     cards = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -153,7 +154,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                     "data": "synthetic train split scenes, drawn by the seed",
                     "channels": list(CALIBRATION_CHANNELS), "snr_db_uniform": list(CALIBRATION_SNR_DB),
                     "codecs": f"semantic, gesco ({GESCO_SHARE:.0%})",
-                    "ddim_steps": config.ddim_steps,
+                    "ddim_steps": config.ddim_steps, "sampler": config.sampler,
                     "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
                 },
                 "weight_bytes": {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)},
@@ -166,7 +167,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
 
 
 def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None) -> str:
-    """The int8 noise-prediction error on held-out samples with each candidate op type or module left in
+    """The int8 output error (noise or velocity) on held-out samples with each candidate op type or module left in
     float, alone and on top of the chosen FLOAT_OPS; and the step latency of each variant."""
     net = store.load("diffusion", weights_dir or store.WEIGHTS_DIR)["net"]
     calibration = calibration_samples(scenes, seed)
@@ -189,7 +190,8 @@ def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None
             rows.append((" + ".join((*ops, *modules)) or "(all int8)", error / power, seconds,
                          runtime.initializer_bytes(path)))
     baseline = rows[0][1]
-    lines = [f"int8 noise-prediction error, relative to the fp32 output's power, on {len(held_out)} held-out "
+    lines = [f"int8 output error (the UNet's noise or velocity), relative to the fp32 output's power, on "
+             f"{len(held_out)} held-out "
              f"sampler inputs (calibration: {len(calibration)} from {scenes} scenes); batch-1 step latency:",
              f"  {'kept in float':<22} {'rel. MSE':>9} {'of all-int8':>12} {'ms/step':>8} {'weight bytes':>13}"]
     lines += [f"  {name:<22} {error:9.5f} {error / baseline:11.0%} {1000 * seconds:8.1f} {size:13,d}"
@@ -253,7 +255,7 @@ def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any
 
 
 def export_unet(net, height: int, width: int, condition_channels: int, path: Path) -> None:
-    """The fp32 UNet as ONNX, (x, t, condition) -> noise."""
+    """The fp32 UNet as ONNX, (x, t, condition) -> its prediction (noise or velocity, as its card says)."""
     example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
                torch.zeros(1, condition_channels, height, width))
     export_onnx(net, example, runtime.INPUTS, path, any_size=True)

@@ -4,7 +4,8 @@ diffusion decoder from what survived the channel.
 * `semantic` (the project's default): the segmenter's map through the learned
   map JSCC (k/n = 1/24: 1024 complex uses at 64x128) plus the VAE-style latent
   (1/96: 256 uses), k/n = 5/96 = 0.052; the receiver conditions the diffusion
-  decoder on the received soft map and the latent's coarse image.
+  decoder on the received soft map and the latent's coarse image, or on the map
+  alone (from pure noise) where a channel budget cut into the latent.
 * `gesco` (faithful to Q-GESCO): the one-hot map itself as analog symbols,
   19 x H x W / 2 complex uses (k/n = 19/6 = 3.17, sixty times the semantic
   codec: bandwidth-hungry, and a channel budget will say so); the
@@ -158,10 +159,12 @@ class SemanticCodec(_GenerativeCodec):
         return self._frame(image, frame_id, [SymbolBlock("semantic_map", map_symbols[0].numpy()),
                                              SymbolBlock("latent", latent_symbols[0].numpy())])
 
-    def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, np.ndarray]:
+    def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, np.ndarray | None]:
         logits = self._decoded(frame, runtime, "map_codec", "semantic_map", self.map_downsampling)
-        guide = self._decoded(frame, runtime, "latent_codec", "latent", self.latent_downsampling)
-        return _softmax(logits), guide
+        latent = self._decoded(frame, runtime, "latent_codec", "latent", self.latent_downsampling)  # checks it
+        # The budget cut into the latent (it is sent last): regenerate from the map alone, the map-only
+        # mode the decoder is trained for, rather than from a latent its decoder never saw cut.
+        return _softmax(logits), None if _cut(frame.block("latent")) else latent
 
 
 @register
@@ -203,6 +206,12 @@ def gesco_soft_map(noisy_map: np.ndarray) -> np.ndarray:
     then 3x3 max pooling, and normalized per pixel: the map the decoder conditions on (training too)."""
     smoothed = np.maximum(_max_pool3(_average_pool3(noisy_map)), 0)
     return smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-6)
+
+
+def _cut(block) -> bool:
+    """Whether the channel's budget cut symbols of the block: still on the wire, or erased by the
+    receiver's equalization (error variance infinite)."""
+    return bool(block.erased_tail) or (block.noise_variance is not None and bool(np.isinf(block.noise_variance).any()))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -137,7 +137,7 @@ def initializer_bytes(model_path: Path) -> int:
 @dataclass
 class OnnxModel:
     """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output out.
-    The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise."""
+    The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> its prediction (noise or velocity)."""
 
     session: object  # onnxruntime.InferenceSession
     path: Path

@@ -37,7 +37,8 @@ class SamplerSettings:
     receiver's DecoderRuntime (runtime.py) carries its own."""
 
     # 5 steps measured best and fastest (`semcom bench diffusion`: 5/10/20/50 steps).
-    steps: int = setting(5, "diffusion decoder: sampler steps per image (semantic, gesco)", flag="--ddim-steps")
+    steps: int = setting(5, "diffusion decoder: sampler steps per image (semantic, gesco), DDIM's or DPM-Solver++'s",
+                         flag="--ddim-steps")
     method: str = setting("ddim", "diffusion decoder's sampler: ddim, or dpm++ (DPM-Solver++(2M), second order, "
                                   "deterministic)", flag="--sampler")
     eta: float = setting(0.0, "DDIM eta (0: deterministic; dpm++ takes 0 only)", flag="--ddim-eta")
@@ -54,6 +55,7 @@ class SamplerSettings:
     def __post_init__(self):
         if self.method not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.method!r}: choose one of {', '.join(SAMPLERS)}")
+        self.sampler(CosineSchedule())  # its own checks (steps, eta) at start, not at the first frame
 
     def sampler(self, schedule: CosineSchedule) -> DDIMSampler:
         return SAMPLERS[self.method](schedule, self.steps, self.eta, self.guidance_scale)

@@ -274,7 +274,8 @@ def plot_perception_distortion(points: list[Point], path: Path) -> Path:
         axis.set(title=f"{channel}: PSNR against KID (labels: SNR dB)", xlabel="KID x 1000 (lower: more realistic)",
                  ylabel="PSNR (dB)")
         axis.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -8,8 +8,9 @@
 # Back here: the checkpoint, weights and card come back under $OUT; copy the checkpoint to
 # checkpoints/ and go on with `semcom train MODEL --resume` (or ship the weights and card).
 #
-# The run stops itself after MINUTES (a checkpoint every CHECKPOINT_EVERY steps, and --resume
-# continues it on any machine), so the call ends inside the device's per-call limit.
+# The run stops itself after MINUTES (SIGINT: it writes a checkpoint of every step done, and --resume
+# continues it on any machine), so the call ends inside the device's per-call limit. Keep STEPS the
+# CPU run's --steps: the learning-rate schedule is computed from it.
 set -euo pipefail
 MODEL=${MODEL:-diffusion}
 STEPS=${STEPS:-20000}
@@ -28,11 +29,14 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda
 [ -f "$CHECKPOINTS/$MODEL.ckpt" ] || echo "no $CHECKPOINTS/$MODEL.ckpt: starting $MODEL from scratch" >&2
 
 status=0
-timeout --signal=INT "$((MINUTES * 60))" python3 -m semcom.tools.cli train "$MODEL" --resume --device "$DEVICE" \
+timeout --signal=INT --kill-after=60 "$((MINUTES * 60))" python3 -m semcom.tools.cli train "$MODEL" --resume --device "$DEVICE" \
     --steps "$STEPS" --checkpoint-every "$CHECKPOINT_EVERY" --checkpoint-dir "$CHECKPOINTS" \
     --weights-dir "$OUT/weights" || status=$?
-# 124 or 130: stopped at the time limit; the last checkpoint is what comes back.
-cp "$CHECKPOINTS/$MODEL.ckpt" "$OUT/" 2>/dev/null || true
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null || true
+# 124: stopped at the time limit, the checkpoint it wrote is what comes back.
+if ! cp "$CHECKPOINTS/$MODEL.ckpt" "$OUT/"; then
+    echo "no checkpoint came of the run (exit status $status)" >&2
+    exit $(( status ? status : 1 ))
+fi
 ls -l "$OUT" "$OUT/weights" 2>/dev/null || true
-exit $(( status == 124 || status == 130 ? 0 : status ))
+exit $(( status == 124 ? 0 : status ))

@@ -80,6 +80,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     step, elapsed = 0, 0.0
     if config.resume and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state.get("architecture", architecture) != architecture:  # e.g. an epsilon run resumed with --objective v
+            raise ValueError(f"--resume: {checkpoint_path} trained {state['architecture']}, this run asks for "
+                             f"{architecture}: resume with the same flags, or use another --checkpoint-dir")
         modules.load_state_dict(state["modules"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -88,33 +91,45 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
         step, elapsed = state["step"], state["elapsed_seconds"]
         print(f"resumed {name} from {checkpoint_path} at step {step}", file=sys.stderr)
     elif config.init_from is not None:
-        _warm_start(parts, config.init_from)
+        _warm_start(parts, config.init_from, architecture)
         print(f"{name} starts from the weights in {config.init_from}", file=sys.stderr)
 
     ema = _averaged(modules, spec.ema_decay) if spec.ema_decay else None
     if ema is not None and config.resume and checkpoint_path.is_file():
-        _load_ema(ema, state["ema"])
+        _load_ema(ema, state["ema"], state["step"])
     modules.train()
     started = time.monotonic() - elapsed
     losses = []
-    with tqdm(total=config.steps, initial=step, desc=f"train {name}", unit="step") as progress:
-        while step < config.steps:
-            images, labels = (tensor.to(device) for tensor in data.sample(rng, config.batch_size))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = spec.loss(parts, images, labels, channel)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if ema is not None:
-                ema.update_parameters(modules)
-            step += 1
-            losses.append(loss.item())
-            progress.update()
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                _save_checkpoint(checkpoint_path, modules, optimizer, schedule, rng, step,
-                                 time.monotonic() - started, ema)
+    saved = step
+
+    def save() -> None:
+        _save_checkpoint(checkpoint_path, modules, optimizer, schedule, rng, step, time.monotonic() - started,
+                         architecture, ema)
+
+    try:
+        with tqdm(total=config.steps, initial=step, desc=f"train {name}", unit="step") as progress:
+            while step < config.steps:
+                images, labels = (tensor.to(device) for tensor in data.sample(rng, config.batch_size))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss = spec.loss(parts, images, labels, channel)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                if ema is not None:
+                    ema.update_parameters(modules)
+                step += 1
+                losses.append(loss.item())
+                progress.update()
+                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    save()
+                    saved = step
+    except KeyboardInterrupt:  # Ctrl-C, or a time limit's SIGINT: keep the steps since the last checkpoint
+        if step > saved:
+            save()
+        print(f"\nstopped at step {step}; {checkpoint_path} holds it: --resume continues", file=sys.stderr)
+        raise
     wall_seconds = time.monotonic() - started
 
     if ema is not None:  # evaluate and ship the averaged weights
@@ -127,8 +142,14 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
                  command)
 
 
-def _warm_start(parts: dict[str, nn.Module], path: Path) -> None:
-    """Loads a shipped weights file (a state dict per part) into the freshly built parts; they must match."""
+def _warm_start(parts: dict[str, nn.Module], path: Path, architecture: dict) -> None:
+    """Loads a shipped weights file (a state dict per part) into the freshly built parts; they must match, and
+    so must the architecture its card (where one lies beside it) declares: a UNet's objective too."""
+    card_path = path.with_suffix(".card.json")
+    declared = json.loads(card_path.read_text())["architecture"] if card_path.is_file() else architecture
+    if declared != architecture:
+        raise ValueError(f"--init-from {path}: its card's architecture {declared} is not this run's {architecture} "
+                         "(another --objective or --channels?)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if set(state) != set(parts):
         raise ValueError(f"--init-from {path}: its parts {sorted(state)} are not this model's {sorted(parts)}")
@@ -180,21 +201,23 @@ def _warmed_up_ema(decay: float):
     return update
 
 
-def _load_ema(ema: AveragedModel, state: dict) -> None:
+def _load_ema(ema: AveragedModel, state: dict, step: int) -> None:
     """Restores the average from a checkpoint, also one written before the EMA was an AveragedModel
     (a plain copy of the modules' state)."""
     if "n_averaged" not in state:
-        state = {**{f"module.{name}": value for name, value in state.items()}, "n_averaged": torch.tensor(1)}
+        # an average of `step` updates: the warm-up is long over
+        state = {**{f"module.{name}": value for name, value in state.items()}, "n_averaged": torch.tensor(step + 1)}
     ema.load_state_dict(state)
 
 
-def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, elapsed: float, ema=None) -> None:
+def _save_checkpoint(path: Path, modules, optimizer, schedule, rng, step: int, elapsed: float, architecture: dict,
+                     ema=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     torch.save({"modules": modules.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "step": step, "elapsed_seconds": elapsed,
-                "ema": ema.state_dict() if ema is not None else None}, temporary)
+                "architecture": architecture, "ema": ema.state_dict() if ema is not None else None}, temporary)
     temporary.replace(path)  # a stopped run never leaves half a checkpoint
 
 

@@ -32,7 +32,9 @@ MIN_SNR_GAMMA = 5.0
 
 def received_condition(images, labels, channel, snr_db=None, mode="semantic"):
     """What the receiver would condition on, after the codecs and the channel. mode: "semantic" (map codec
-    + latent), "map" (the map codec's map, no latent) or "gesco" (Q-GESCO's pooled one-hot map)."""
+    + latent), "map" (the map codec's map, no latent) or "gesco" (Q-GESCO's pooled one-hot map). The frozen
+    codecs run on the CPU (where store.load keeps them) whatever device trains the UNet."""
+    device, images, labels = images.device, images.cpu(), labels.cpu()
     with torch.no_grad():
         if mode == "gesco":
             soft_map = gesco_received_map(labels, channel, snr_db)
@@ -45,7 +47,7 @@ def received_condition(images, labels, channel, snr_db=None, mode="semantic"):
             latent_parts = store.load("latent_codec")
             mean, _ = latent_parts["encoder"](images)
             guide = latent_parts["decoder"](channel.features(mean, snr_db)).float().cpu().numpy()
-        return torch.from_numpy(make_condition(soft_map, guide)).to(images.device)
+        return torch.from_numpy(make_condition(soft_map, guide)).to(device)
 
 
 def gesco_received_map(labels, channel: ChannelInTheLoop, snr_db=None) -> np.ndarray:
@@ -66,9 +68,10 @@ def training_condition(images, labels, channel):
     gesco = map_only & (torch.rand(len(images)) < 0.5)
     condition = received_condition(images, labels, channel)
     if gesco.any():
-        condition[gesco] = received_condition(images[gesco], labels[gesco], channel, mode="gesco")
-    condition[map_only, -3:] = 0  # the map codec's map, its latent dropped
-    condition[unconditional] = 0
+        condition[gesco.to(condition.device)] = received_condition(
+            images[gesco.to(images.device)], labels[gesco.to(labels.device)], channel, mode="gesco")
+    condition[map_only.to(condition.device), -3:] = 0  # the map codec's map, its latent dropped
+    condition[unconditional.to(condition.device)] = 0
     return condition
 
 
