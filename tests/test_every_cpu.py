@@ -94,7 +94,7 @@ def test_an_auto_receiver_on_an_avx2_cpu_runs_int8_says_so_and_refuses_bf16(serv
         samples = scrape(receiver)
         assert metric(samples, "semcom_receiver_model_info", codec="semantic", precision="int8",
                       cpu_isa="AVX2", native_bf16="false") == 1
-        assert DecoderRuntime("int8").noise_predictor().card["model"] == runtime.NAME_7BIT  # what its decodes run
+        assert runtime.load_artifact(runtime.artifact_name()).card["model"] == runtime.NAME_7BIT  # what it decodes with
     finally:
         services.loop.run(receiver.stop(0))
     with pytest.raises(precision.Unsupported, match="bf16"):

@@ -13,9 +13,10 @@ HEADLINE_METRICS = {
     # On the held-out Kodak photos at their own size, per bandwidth ratio k/n.
     "deep_jscc": ("psnr_db_ratio_1_6_awgn_10db", "psnr_db_ratio_1_12_awgn_0db", "psnr_db_ratio_1_12_awgn_10db",
                   "psnr_db_ratio_1_48_awgn_10db"),
-    # Measured at training's end from pure noise, 10 steps; the receiver's default start
-    # from the channel does far better (README, `semcom bench diffusion`).
-    "diffusion": ("psnr_db_awgn_10db", "miou_awgn_10db"),
+    # At training's end: `semantic` as served (5 DDIM steps from the channel), and the map-only modes
+    # from pure noise (10 steps): the map codec's map, and gesco's pooled one-hot map.
+    "diffusion": ("psnr_db_semantic_awgn_10db", "miou_semantic_awgn_10db", "miou_map_awgn_10db",
+                  "psnr_db_gesco_awgn_10db", "miou_gesco_awgn_10db"),
 }
 
 

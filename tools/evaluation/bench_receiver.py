@@ -100,7 +100,9 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
             predict(x, t, condition)
             single.setdefault(name, []).extend(timing.seconds(lambda: predict(x, t, condition)) for _ in range(3))
             eight.setdefault(name, []).append(timing.seconds(lambda: predict(*batch8)) / 8)
-    int8 = DecoderRuntime("int8").noise_predictor() if "int8" in precisions else None
+    # The artifact itself (its card, its bytes): the predictor may wrap it (a v-predicting UNet's output
+    # turned into noise).
+    int8 = runtime.load_artifact(runtime.artifact_name()) if "int8" in precisions else None
     float_modules = tuple(int8.card["quantization"]["float_modules"]) if int8 else ()
     macs, float_macs = _multiply_adds(net, tuple(torch.from_numpy(v) for v in (x, t, condition)), float_modules)
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
