@@ -53,6 +53,11 @@ def test_every_channel_setting_reaches_flags_env_cli_proto_and_channel_get(servi
     assert (shown["model"], shown["snr_db"], shown["seed"], shown["queue_frames"]) == ("rayleigh", "3.25", "7", "7")
 
 
+# Fields whose values are checked: a value each pass that the others allow (DPM-Solver++ takes eta 0 only,
+# so eta's own value, 3.25, goes through on the DDIM pass).
+CHOICES = [{"method": "dpm++", "eta": "0"}, {"method": "ddim"}]
+
+
 @pytest.mark.parametrize("server, settings_class, extract", [
     (receiver_server, SamplerSettings, lambda settings, extra: extra["sampler"]),
     (receiver_server, ServerSettings, lambda settings, extra: settings),
@@ -60,11 +65,13 @@ def test_every_channel_setting_reaches_flags_env_cli_proto_and_channel_get(servi
 ])
 def test_server_and_sampler_settings_are_declared_once_too(monkeypatch, server, settings_class, extract):
     flags = setting_flags(settings_class)
-    values = {float: "3.25", int: "7", str: "somewhere", boolean: "0"}
-    for flag, kind, _ in flags.values():
-        monkeypatch.setenv(env_name(flag), values[kind])
-    parser = argparse.ArgumentParser()
-    server.add_arguments(parser)
-    assert all(flag in parser.format_help() for flag, _, _ in flags.values())
-    parsed = extract(*server.settings_from(parser.parse_args([])))
-    assert all(getattr(parsed, name) == kind(values[kind]) for name, (_, kind, _) in flags.items())
+    for choices in CHOICES:
+        values = {name: choices.get(name, {float: "3.25", int: "7", str: "somewhere", boolean: "0"}[kind])
+                  for name, (_, kind, _) in flags.items()}
+        for name, (flag, _, _) in flags.items():
+            monkeypatch.setenv(env_name(flag), values[name])
+        parser = argparse.ArgumentParser()
+        server.add_arguments(parser)
+        assert all(flag in parser.format_help() for flag, _, _ in flags.values())
+        parsed = extract(*server.settings_from(parser.parse_args([])))
+        assert all(getattr(parsed, name) == kind(values[name]) for name, (_, kind, _) in flags.items())
