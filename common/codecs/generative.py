@@ -76,7 +76,7 @@ class _GenerativeCodec(SemanticCodecBase):
         settings = runtime.sampler
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
-            start = max(self.schedule.timestep_for_snr(frame.channel.snr_db), settings.min_start_timestep)
+            start = settings.channel_start(self.schedule, frame.channel.snr_db)
             initial = guide * 2 - 1
         seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
         return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,

@@ -39,7 +39,7 @@ import numpy as np
 from . import cpu
 from . import precision as precisions
 from . import store
-from .sampling import TIMESTEPS, CosineSchedule, SamplerSettings, noise_from
+from .sampling import CosineSchedule, SamplerSettings, predicting_noise
 from .store import WEIGHTS_DIR
 
 NumpyFunction = Callable[..., np.ndarray]
@@ -80,14 +80,7 @@ class DecoderRuntime:
             network = self.torch_function(store.load("diffusion", self.weights_dir)["net"])
         prediction = store.card("diffusion", self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction",
                                                                                                   "epsilon")
-        if prediction == "epsilon":
-            return network
-        alpha_bar = CosineSchedule(TIMESTEPS).alpha_bar
-
-        def predict_noise(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
-            return noise_from(prediction, network(x, t, condition), x, alpha_bar[t].reshape(-1, 1, 1, 1))
-
-        return predict_noise
+        return predicting_noise(network, prediction, CosineSchedule())
 
     def load(self, models: tuple[str, ...]) -> None:
         """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""

@@ -60,6 +60,10 @@ class SamplerSettings:
     def sampler(self, schedule: CosineSchedule) -> DDIMSampler:
         return SAMPLERS[self.method](schedule, self.steps, self.eta, self.guidance_scale)
 
+    def channel_start(self, schedule: CosineSchedule, snr_db: float) -> int:
+        """The timestep a start from the channel begins at: the SNR's, but no lower than min_start_timestep."""
+        return max(schedule.timestep_for_snr(snr_db), self.min_start_timestep)
+
 
 class CosineSchedule:
     def __init__(self, timesteps: int = TIMESTEPS, offset: float = 0.008):
@@ -180,6 +184,18 @@ class DPMSolverSampler(DDIMSampler):
             x = math.sqrt((1 - ab_next) / (1 - ab)) * x - math.sqrt(ab_next) * math.expm1(-h) * combined
             previous = x0, h
         return x.astype(np.float32, copy=False)
+
+
+def predicting_noise(network: NoisePredictor, prediction: str, schedule: CosineSchedule) -> NoisePredictor:
+    """A diffusion network (numpy in and out) whose output is `prediction`, as the noise predictor the
+    samplers take."""
+    if prediction == "epsilon":
+        return network
+
+    def predict_noise(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        return noise_from(prediction, network(x, t, condition), x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
+
+    return predict_noise
 
 
 def noise_from(prediction: str, output, x_t, alpha_bar_t):

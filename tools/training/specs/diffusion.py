@@ -20,7 +20,7 @@ from semcom.common.models.conditioning import make_condition
 from semcom.common.models.layers import count_flops
 from semcom.common.models.presets import CPU
 from semcom.common.models.runtime import DecoderRuntime
-from semcom.common.models.sampling import TIMESTEPS, CosineSchedule, SamplerSettings, noise_from
+from semcom.common.models.sampling import TIMESTEPS, CosineSchedule, SamplerSettings, predicting_noise
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db
 
 from ..channel_in_the_loop import ChannelInTheLoop
@@ -97,11 +97,8 @@ def evaluate(parts, images, labels, seed, count: int = 16):
     noise at 10 dB (10 steps): PSNR and the segmenter's mIoU on the regenerated images."""
     segmenter = store.load("segmenter")["net"]
     net = parts["net"]
-    predict = DecoderRuntime().torch_function(net)
     schedule = CosineSchedule()
-
-    def predict_noise(x, t, condition):
-        return noise_from(net.prediction, predict(x, t, condition), x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
+    predict_noise = predicting_noise(DecoderRuntime().torch_function(net), net.prediction, schedule)
 
     images, labels = images[:count], labels[:count]
     metrics = {}
@@ -111,7 +108,7 @@ def evaluate(parts, images, labels, seed, count: int = 16):
         initial = start = None
         if mode == "semantic":  # the receiver's start from the channel
             initial = condition[:, -3:]  # the guide, in [-1, 1] already
-            start = max(schedule.timestep_for_snr(snr), settings.min_start_timestep)
+            start = settings.channel_start(schedule, snr)
         generated = settings.sampler(schedule).sample(predict_noise, condition, (len(images), 3, *images.shape[-2:]),
                                                       rng=np.random.default_rng(seed), initial=initial, start=start)
         generated = torch.from_numpy((generated + 1) / 2)
