@@ -230,6 +230,9 @@ def test_the_seeded_fuzzer_finds_no_internal_error_no_hang_and_no_memory_growth(
     assert verdict(reports, rss_limit=1.25) == []
     assert reports[0].codes == reports[1].codes  # the same inputs, the same answers
     assert reports[0].codes["INVALID_ARGUMENT"] > 30 and reports[0].codes["OK"] > 0  # it exercises both paths
+    assert reports[0].codes["RESOURCE_EXHAUSTED"] >= 1  # the request past the message limit, among the large ones
+    large = [method for method, payload in seeded_inputs(90, seed=4) if len(payload) > 8 << 20]
+    assert len(large) == 3 and {method.split("/")[-1] for method in large} == {"Apply", "Decode", "Transmit"}
 
 
 def test_repeated_large_frames_do_not_ratchet_the_memory_up(processes):

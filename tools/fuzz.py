@@ -4,6 +4,9 @@ It starts the services as processes of their own, then runs `passes` passes of t
 inputs: image files mutated (bytes flipped, cut, repeated, chunks spliced) sent to the
 transmitter, and valid frames mutated (bytes of the serialized message flipped or cut, header
 fields and block sizes changed) sent to the channel emulator (Apply) and the receiver (Decode).
+Every LARGE_EVERY-th input is a large one instead, in turn: a 12 MiB frame (a 1024x1024 image as
+linear analog symbols) to Apply, the same frame through the channel to Decode, and a request past
+the services' 64 MiB message limit: what memory does under large frames counts in the RSS check.
 Per pass it counts the status codes, the calls that did not answer within their deadline (hangs),
 and each service's resident memory (VmRSS) afterwards. Any INTERNAL or UNKNOWN, any hang, or RSS
 growing past --rss-limit times the first pass's is a failure (exit 1).
@@ -29,6 +32,8 @@ from .chain import Chain
 from .services import start_processes
 
 BAD_CODES = ("INTERNAL", "UNKNOWN")
+LARGE_EVERY = 30
+LARGE_SIDE = 1024  # a 1024x1024 image at k/n 0.5: 1.6 M symbols, 12 MiB on the wire
 
 
 @dataclass
@@ -67,10 +72,13 @@ def seeded_inputs(count: int, seed: int) -> list[tuple[str, bytes]]:
         codec = codecs.get(codec_id)
         frame = codec.encode(decode_image(images[0]), codec.default_bandwidth_ratio, f"fuzz-{codec_id}")
         valid_frames.append(frames.to_proto(Chain(ChannelConfig(snr_db=20.0, seed=seed)).transmit(frame)))
+    large = _large_inputs(seed)
     inputs = []
     for index in range(count):
         which = index % 3
-        if which == 0:
+        if index % LARGE_EVERY == LARGE_EVERY - 1:
+            inputs.append(large[index // LARGE_EVERY % len(large)])
+        elif which == 0:
             request = transmitter_pb2.TransmitRequest(image=mutate(images[index % len(images)], rng),
                                                       codec=("linear_analog", "jpeg", "deep_jscc")[index // 3 % 3])
             inputs.append(("/semcom.v1.Transmitter/Transmit", request.SerializeToString()))
@@ -81,6 +89,22 @@ def seeded_inputs(count: int, seed: int) -> list[tuple[str, bytes]]:
             method = "/semcom.v1.ChannelEmulator/Apply" if which == 1 else "/semcom.v1.Receiver/Decode"
             inputs.append((method, mutate(wrapped, rng)))
     return inputs
+
+
+def _large_inputs(seed: int) -> list[tuple[str, bytes]]:
+    """(method, request bytes): a large frame to Apply, the same frame after the channel to Decode, and an
+    image past the message limit (RESOURCE_EXHAUSTED before anything is parsed)."""
+    from semcom.common.serving.rpc import DEFAULT_MAX_MESSAGE_BYTES
+    from semcom.common.wire.pb import channel_emulator_pb2, receiver_pb2, transmitter_pb2
+
+    image = np.random.default_rng(seed).integers(0, 256, (LARGE_SIDE, LARGE_SIDE, 3), dtype=np.uint8)
+    frame = codecs.get("linear_analog").encode(image, 0.5, "fuzz-large")
+    received = frames.to_proto(Chain(ChannelConfig(snr_db=20.0, seed=seed)).transmit(frame))
+    too_large = transmitter_pb2.TransmitRequest(image=bytes(DEFAULT_MAX_MESSAGE_BYTES + 1), codec="jpeg")
+    return [("/semcom.v1.ChannelEmulator/Apply",
+             channel_emulator_pb2.ApplyRequest(frame=frames.to_proto(frame)).SerializeToString()),
+            ("/semcom.v1.Receiver/Decode", receiver_pb2.DecodeRequest(frame=received).SerializeToString()),
+            ("/semcom.v1.Transmitter/Transmit", too_large.SerializeToString())]
 
 
 def current_rss(pid: int) -> int:
