@@ -13,8 +13,10 @@ diffusion decoder from what survived the channel.
   Q-GESCO does, and conditions on the map alone.
 
 Both work at the image's own size (SemanticCodecBase: padded to a multiple of 8,
-cropped back; at most 512x768): the diffusion decoder is fully convolutional
-and regenerates at the padded size, though it was trained on 64x128 scenes.
+cropped back): the diffusion decoder is fully convolutional and regenerates at the
+padded size, though it was trained on 64x128 scenes. Up to 512x768 pixels it runs on
+the whole image; beyond, on overlapping 384x512 tiles blended at every step
+(sampling.tiled), so that the receiver's memory stays a tile's; at most 1024x1536.
 
 Sampling: DDIM (or DPM-Solver++(2M), `--sampler dpm++`) with `steps` (default 5), `eta`,
 classifier-free guidance `guidance_scale` (1: off), its noise drawn by numpy's PCG64 seeded
@@ -36,7 +38,7 @@ import numpy as np
 from ..models import store
 from ..models.conditioning import make_condition
 from ..models.runtime import DecoderRuntime
-from ..models.sampling import CosineSchedule
+from ..models.sampling import CosineSchedule, tiled
 from ..serving.errors import InvalidInput, ServiceError
 from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Decoded, pad_to_stride, to_uint8
@@ -65,6 +67,11 @@ class _GenerativeCodec(SemanticCodecBase):
 
     model_name = "diffusion"  # its frames are versioned by the diffusion decoder's weights
     version = 2  # 1: at the 64x128 preset, other sizes resized
+    # The UNet runs whole up to this many pixels (the largest measured within a receiver's memory:
+    # 1.3 GB at 512x768), in tiles beyond; the segmenter's 1.2 GB at 1024x1536 bounds the rest.
+    whole_pixels = SemanticCodecBase.max_pixels
+    tile, tile_overlap = (384, 512), 64
+    max_pixels, max_size_example = 1024 * 1536, "1024x1536"
 
     @cached_property
     def schedule(self) -> CosineSchedule:
@@ -106,7 +113,8 @@ class _GenerativeCodec(SemanticCodecBase):
         for (start, size), indices in groups.items():
             items = [prepared[i] for i in indices]
             x0 = sampler.sample(
-                predict, np.concatenate([item.condition for item in items]), (len(items), 3, *size),
+                tiled(predict, self.tile, self.tile_overlap) if size[0] * size[1] > self.whole_pixels else predict,
+                np.concatenate([item.condition for item in items]), (len(items), 3, *size),
                 rng=[np.random.default_rng(item.seed) for item in items],
                 initial=None if start is None else np.concatenate([item.initial for item in items]), start=start)
             for i, item, sample in zip(indices, items, x0):

@@ -95,11 +95,13 @@ class SemanticCodecBase(Codec):
     convolutional, so the symbols grow with the image and the bandwidth ratio is fixed by them
     (`reals_per_pixel`): any other ratio is refused.
 
-    Images over `max_pixels` are refused: the segmenter and the diffusion decoder run at full size, and
-    a 512x768 photo is the largest measured to stay within a receiver's time and memory (README)."""
+    Images over `max_pixels` are refused: the segmenter runs at full size, and a 512x768 photo is the
+    largest measured to stay within a receiver's time and memory (README); the generative codecs tile
+    their diffusion decoder beyond it, and go further."""
 
     stride = 8
     max_pixels = 512 * 768
+    max_size_example = "512x768"
     num_classes = CPU.num_classes
     reals_per_pixel: float  # real values sent per (padded) pixel
 
@@ -116,7 +118,7 @@ class SemanticCodecBase(Codec):
     def _check_size(self, height: int, width: int) -> None:
         if height * width > self.max_pixels:
             raise LimitExceeded(f"image: {height}x{width} = {height * width} pixels, over {self.codec_id}'s limit of "
-                                f"{self.max_pixels} (512x768): send it smaller, or with deep_jscc")
+                                f"{self.max_pixels} ({self.max_size_example}): send it smaller, or with deep_jscc")
 
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> train IDs uint8 [H, W], the segmenter run at the padded size and cropped."""

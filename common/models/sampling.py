@@ -221,3 +221,42 @@ def _randn(shape: tuple[int, ...], rng: np.random.Generator | Sequence[np.random
     if len(rng) != shape[0]:
         raise ValueError(f"{len(rng)} generators for a batch of {shape[0]}")
     return np.concatenate([g.standard_normal((1, *shape[1:]), dtype=np.float32) for g in rng])
+
+
+def tiled(predict: NoisePredictor, tile: tuple[int, int], overlap: int) -> NoisePredictor:
+    """The noise predictor run on overlapping tiles of at most `tile` pixels (height, width; multiples
+    of 8) and blended (MultiDiffusion, Bar-Tal et al. 2023): each pixel's noise is the average of its
+    tiles' predictions, weighted by ramps across the `overlap`, at every sampler step, so that the
+    seams are denoised away with the rest. Memory is one tile's, whatever the image's size; inputs
+    no larger than a tile are predicted whole."""
+    def predict_tiles(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        height, width = x.shape[-2:]
+        if height <= tile[0] and width <= tile[1]:
+            return predict(x, t, condition)
+        blended = np.zeros(x.shape, np.float32)
+        weights = np.zeros((height, width), np.float32)
+        tile_height, tile_width = min(tile[0], height), min(tile[1], width)
+        ramp = _ramp(tile_height, overlap)[:, None] * _ramp(tile_width, overlap)[None, :]
+        for top in _tile_starts(height, tile_height, overlap):
+            for left in _tile_starts(width, tile_width, overlap):
+                window = (..., slice(top, top + tile_height), slice(left, left + tile_width))
+                blended[window] += predict(x[window], t, condition[window]) * ramp
+                weights[window[1:]] += ramp
+        return blended / weights
+
+    return predict_tiles
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles covering [0, size) with at least `overlap` shared between neighbours, multiples
+    of 8 (the UNet's stride), the last one flush with the end."""
+    count = max(1, math.ceil((size - overlap) / (tile - overlap)))
+    if count == 1:
+        return [0]
+    return sorted({min(size - tile, round(i * (size - tile) / (count - 1) / 8) * 8) for i in range(count)})
+
+
+def _ramp(length: int, overlap: int) -> np.ndarray:
+    """Blending weights along one side of a tile: rising over `overlap` pixels at each end, never 0."""
+    position = np.arange(length, dtype=np.float32)
+    return np.clip(np.minimum(position + 1, length - position) / (overlap + 1), 1e-3, 1.0)
