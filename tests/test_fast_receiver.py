@@ -16,6 +16,7 @@ import pytest
 
 from helpers import decode_frame, metric, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common.codecs.separate import FALLBACK_GREY
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import runtime, store
 from semcom.common.models.runtime import DecoderRuntime
@@ -130,8 +131,14 @@ def test_an_int8_receiver_process_runs_without_torch(tmp_path):
             for frame, image in zip(sent, expected):
                 reply = stub.Decode(receiver_pb2.DecodeRequest(frame=frames.to_proto(frame)), timeout=120)
                 assert (tensors.from_proto(reply.image, "image") == image).all(), frame.codec
-        mapped = Path(f"/proc/{service.process.pid}/maps").read_text()
-        assert "onnxruntime" in mapped and "libtorch" not in mapped
+            mapped = Path(f"/proc/{service.process.pid}/maps").read_text()
+            assert "onnxruntime" in mapped and "libtorch" not in mapped
+            # An LDPC frame loads torch and Sionna, for its own decoding only, and decodes exactly.
+            ldpc_frame = received("webp_ldpc", 2, 20.0)
+            reply = stub.Decode(receiver_pb2.DecodeRequest(frame=frames.to_proto(ldpc_frame)), timeout=120)
+            image = tensors.from_proto(reply.image, "image")
+            assert (image == decode_frame(ldpc_frame, INT8)).all() and not (image == FALLBACK_GREY).all()
+            assert "libtorch" in Path(f"/proc/{service.process.pid}/maps").read_text()
     finally:
         service.process.terminate()
         service.process.wait(30)

@@ -88,13 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--width", type=int, default=64)
     pipe.add_argument("--repeats", type=int, default=200)
     photo = bench_which.add_parser(
-        "photo", help="a 512x768 photo through the three services: end-to-end latency, stages, peak memory",
+        "photo", help="a 512x768 photo (or --scale times larger) through the three services: end-to-end latency, "
+                      "stages, peak memory",
         description="Needs the photos (`semcom data photos`).")
     photo.add_argument("--codec", default="deep_jscc", help="[%(default)s]")
     photo.add_argument("--bandwidth-ratio", type=float, default=1 / 12,
                        help="k/n [%(default).4f]; 0: the codec's own (the semantic codecs' only one)")
     photo.add_argument("--precision", default="auto", choices=precision.CHOICES, help="the receiver's [%(default)s]")
     photo.add_argument("--repeats", type=int, default=10)
+    photo.add_argument("--warmup", type=int, default=2, help="untimed calls first [%(default)s]")
+    photo.add_argument("--scale", type=int, default=1,
+                       help="the photo upsampled this many times a side (2: 1024x1536, the generative codecs' "
+                            "largest, decoded in tiles) [%(default)s]")
+    mcs = bench_which.add_parser(
+        "mcs", help="measures each LDPC MCS's threshold (the SNR for block errors <= 1 %%) over the emulator's AWGN",
+        description="The thresholds the LDPC codecs' link adaptation uses (common/phy/ldpc.py) come from this "
+                    "command; it prints the measured ones beside the shipped ones.")
+    mcs.add_argument("--codewords", type=int, default=100, help="codewords per SNR tried [%(default)s]")
+    mcs.add_argument("--mcs", type=int, nargs="+", help="MCS indices to measure (default: all)")
+    mcs.add_argument("--threads", type=int, default=1,
+                     help="torch threads [%(default)s]: BP decoding is many small ops; with 2 threads and another busy "
+                          "process on a 2-core machine it ran 3.5x slower than with 1")
     chan = bench_which.add_parser("channel", help="channel emulator throughput and the latency its hop adds")
     chan.add_argument("--repeats", type=int, default=200)
     diffusion = bench_which.add_parser("diffusion", help="semantic codec quality and fp32 decode time vs the sampler and its steps")
@@ -326,9 +340,15 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if args.benchmark == "channel":
             print(bench.bench_channel(repeats=args.repeats))
             return 0
+        if args.benchmark == "mcs":
+            from .evaluation.mcs import bench_mcs
+
+            print(bench_mcs(args.codewords, tuple(args.mcs) if args.mcs else None, threads=args.threads))
+            return 0
         if args.benchmark == "photo":
             try:
-                print(bench.bench_photo(args.repeats, args.codec, args.bandwidth_ratio, precision=args.precision))
+                print(bench.bench_photo(args.repeats, args.codec, args.bandwidth_ratio, precision=args.precision,
+                                        scale=args.scale, warmup=args.warmup))
             except PhotosMissing as error:
                 print(f"semcom bench photo: {error}", file=sys.stderr)
                 return 1

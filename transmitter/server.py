@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--miou", type=int, default=1,
                help="1: report the semantic fidelity (mIoU, two segmenter passes, ~20 ms an image on a 2-core CPU); 0: skip it")
     add_option(parser, "--design-snr-db", type=float, default=10.0,
-               help="digital codecs (jpeg, webp): the SNR whose capacity their bit rate is chosen for")
+               help="digital codecs: the SNR the ideal-code ones (jpeg, webp, avif) size their file for, and the "
+                    "LDPC ones (jpeg_ldpc, webp_ldpc, avif_ldpc) pick their MCS for")
     add_option(parser, "--out-of-domain", default="fallback", choices=pipeline.OUT_OF_DOMAIN,
                help="an image outside a semantic codec's domain (segmenter confidence below "
                     f"{pipeline.DOMAIN_THRESHOLD}, e.g. a photo): fallback: send it with --fallback-codec (the "

@@ -37,6 +37,7 @@ class Capabilities:
         (decode_labels), and PSNR or a segmenter's mIoU of its colour picture mean nothing.
     adjustable_bandwidth: any bandwidth ratio in its range is accepted (else only its default).
     generative: the image is regenerated (sampled), not reconstructed: costlier, judged on fewer scenes.
+    bound: an idealization no system runs (a capacity-achieving code): the sweep draws it dashed.
     encoder_models, decoder_models: the trained models each side runs (loaded by `load`).
     """
 
@@ -45,6 +46,7 @@ class Capabilities:
     decodes_to_labels: bool = False
     adjustable_bandwidth: bool = False
     generative: bool = False
+    bound: bool = False
     encoder_models: tuple[str, ...] = ()
     decoder_models: tuple[str, ...] = ()
 

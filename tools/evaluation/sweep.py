@@ -56,6 +56,9 @@ class Point:
     images: int
     kid: float = math.nan  # on 128x128 patches of photos, 64x64 of scenes (--kid)
     fid: float = math.nan
+    # The run's k/n as asked (0: the codec's own): a table row and a plotted line each. What is sent may
+    # differ a little per point: an LDPC frame's codewords fill the budget differently at each MCS.
+    requested_ratio: float = 0.0
 
 
 def default_codecs() -> list[str]:
@@ -188,7 +191,7 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
         measured = perceptual.features(perceptual.patches(reconstructions, patch))
         kid, fid = perceptual.kid(originals, measured), perceptual.fid(originals, measured)
     return Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
-                 _mean(ms_ssims), miou, len(files), kid, fid)
+                 _mean(ms_ssims), miou, len(files), kid, fid, ratio)
 
 
 def _mean(values: list[float]) -> float:
@@ -230,11 +233,13 @@ def markdown_table(points: list[Point]) -> str:
 
 
 def _rows(points: list[Point]) -> dict[tuple, dict[float, Point]]:
-    """{(codec, channel, k/n rounded): {SNR: point}}, in the points' order."""
-    rows: dict[tuple, dict[float, Point]] = {}
+    """{(codec, channel, k/n sent, the row's mean): {SNR: point}}, one row per run (codec and requested
+    k/n), in the points' order."""
+    runs: dict[tuple, dict[float, Point]] = {}
     for p in points:
-        rows.setdefault((p.codec, p.channel, round(p.bandwidth_ratio, 4)), {})[p.snr_db] = p
-    return rows
+        runs.setdefault((p.codec, p.channel, p.requested_ratio), {})[p.snr_db] = p
+    return {(codec, channel, float(np.mean([p.bandwidth_ratio for p in row.values()]))): row
+            for (codec, channel, _), row in runs.items()}
 
 
 def _pyplot():
@@ -247,8 +252,8 @@ def _pyplot():
 
 
 def _colours(points: list[Point]) -> dict[tuple[str, float], str]:
-    """A colour per run (codec, k/n), the same in every plot of the points."""
-    runs = list(dict.fromkeys((p.codec, round(p.bandwidth_ratio, 4)) for p in points))
+    """A colour per run (codec, requested k/n), the same in every plot of the points."""
+    runs = list(dict.fromkeys((p.codec, p.requested_ratio) for p in points))
     return {run: f"C{i}" for i, run in enumerate(runs)}
 
 
@@ -262,7 +267,7 @@ def plot_perception_distortion(points: list[Point], path: Path) -> Path:
         axis = axes[0, column]
         for (codec, ratio), colour in _colours(points).items():
             series = sorted((p for p in points if p.codec == codec and p.channel == channel
-                             and round(p.bandwidth_ratio, 4) == ratio
+                             and p.requested_ratio == ratio
                              and math.isfinite(p.kid) and math.isfinite(p.psnr_db)), key=lambda p: p.snr_db)
             if not series:
                 continue
@@ -290,12 +295,14 @@ def plot(points: list[Point], path: Path) -> Path:
     for column, channel in enumerate(channels):
         for (codec, ratio), colour in colours.items():
             series = sorted((p for p in points if p.codec == codec and p.channel == channel
-                             and round(p.bandwidth_ratio, 4) == ratio), key=lambda p: p.snr_db)
+                             and p.requested_ratio == ratio), key=lambda p: p.snr_db)
             snrs = [p.snr_db for p in series]
-            label = f"{codec} (k/n={series[0].bandwidth_ratio:.3f})"
+            bound = codecs.capabilities(codec).bound  # the ideal code: dashed, beside its real LDPC twin
+            label = f"{codec}{' (ideal-code bound)' if bound else ''} (k/n={series[0].bandwidth_ratio:.3f})"
+            style = {"marker": "o", "color": colour, "label": label, "linestyle": "--" if bound else "-"}
             if any(math.isfinite(p.psnr_db) for p in series):
-                axes[0, column].plot(snrs, [p.psnr_db for p in series], marker="o", color=colour, label=label)
-            axes[1, column].plot(snrs, [p.miou for p in series], marker="o", color=colour, label=label)
+                axes[0, column].plot(snrs, [p.psnr_db for p in series], **style)
+            axes[1, column].plot(snrs, [p.miou for p in series], **style)
         axes[0, column].set(title=f"{channel}: PSNR", xlabel="SNR (dB)", ylabel="PSNR (dB)")
         axes[1, column].set(title=f"{channel}: mIoU of the segmenter on the reconstruction", xlabel="SNR (dB)",
                             ylabel="mIoU", ylim=(0, 1))
