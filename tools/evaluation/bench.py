@@ -61,16 +61,17 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
 
 
 def bench_photo(repeats: int = 10, codec: str = "deep_jscc", ratio: float = 1 / 12, snr_db: float = 10.0,
-                precision: str = "auto") -> str:
-    """A 512x768 photo through the three services (separate processes): end-to-end latency, its stages,
-    and each service's peak memory. The transmitter sends it with `codec` even where the photo is out of
-    the codec's domain (--out-of-domain off): the figures are the codec's own."""
+                precision: str = "auto", scale: int = 1, warmup: int = 2) -> str:
+    """A 512x768 photo (times `scale` a side, bicubic) through the three services (separate processes):
+    end-to-end latency, its stages, and each service's peak memory. The transmitter sends it with `codec`
+    even where the photo is out of the codec's domain (--out-of-domain off): the figures are the codec's own."""
+    from semcom.common.codecs.base import resize
     from semcom.common.data.photos import load_photo, photo_paths
 
     # building.jpg (600x868), centre-cut to 512x768, the full Kodak images' size (the held-out copies are
     # TID2013's, 384x512).
     source = next(path for path in photo_paths("train") if path.name == "opencv-building.jpg")
-    photo = load_photo(source)[44:556, 50:818]
+    photo = resize(load_photo(source)[44:556, 50:818], 512 * scale, 768 * scale)
     request = transmitter_pb2.TransmitRequest(image=encode_png(photo), codec=codec, bandwidth_ratio=ratio)
     with tempfile.TemporaryDirectory() as logs, start_processes(
         Path(logs), channel_args=("--snr-db", str(snr_db), "--seed", "0"), receiver_args=("--precision", precision),
@@ -78,9 +79,9 @@ def bench_photo(repeats: int = 10, codec: str = "deep_jscc", ratio: float = 1 / 
     ) as services, sync_channel(services.transmitter) as channel:
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
         responses = []
-        wall = median_seconds(lambda: responses.append(stub.Transmit(request, timeout=600)), repeats, 2, "photo")
+        wall = median_seconds(lambda: responses.append(stub.Transmit(request, timeout=600)), repeats, warmup, "photo")
         memory = {name: timing.peak_rss(process.process.pid) for name, process in services.processes.items()}
-    timed = responses[2:]
+    timed = responses[warmup:]
     stage = {name: 1000 * statistics.median(getattr(r.timings, name) for r in timed)
              for name in ("encode_seconds", "channel_seconds", "link_seconds", "decode_seconds", "quality_seconds",
                           "end_to_end_seconds", "overhead_seconds")}
