@@ -11,6 +11,7 @@ from semcom.channel_emulator.awgn import AWGN
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
 from semcom.common.codecs.separate import FALLBACK_GREY
+from semcom.common.data import photos
 from semcom.common.data.images import decode_image
 from semcom.common.data.scenes import generate_scene
 from semcom.common.phy import ldpc
@@ -165,23 +166,27 @@ def test_erased_symbols_give_the_outage_not_an_error():
     assert (decode_frame(frame) == FALLBACK_GREY).all()
 
 
-def test_through_the_services_the_file_is_exact_above_the_threshold_and_grey_below(transmitter, channel):
+@pytest.mark.parametrize("source", ["scene", "photo"])
+def test_through_the_services_the_file_is_exact_above_the_threshold_and_grey_below(transmitter, channel, source):
     """The transmitter picks the MCS for its design SNR; the channel is set 1 dB to either side of that
     MCS's threshold; the response's reconstruction is the file itself, or the outage."""
+    if source == "photo" and photos.missing():
+        pytest.skip(f"the photos are not installed in {photos.photos_dir()}: `semcom data photos` (make test runs it)")
+    image = IMAGE if source == "scene" else photos.load_photos("kodak")[0]  # 384x512: 36 codewords
     before = channel.GetConfig(channel_emulator_pb2.GetConfigRequest())
     mcs = ldpc.choose_mcs(10.0)
-    local = codecs.get("webp_ldpc").encode(IMAGE, 1 / 12, "f", design_snr_db=10.0)
+    local = codecs.get("webp_ldpc").encode(image, 1 / 12, "f", design_snr_db=10.0)
     exact = decode_frame(local)
     try:
         for offset_db, expect_exact in ((1.0, True), (-1.0, False)):
             channel.Configure(channel_emulator_pb2.ChannelConfig(snr_db=mcs.threshold_db + offset_db, seed=3))
             response = transmitter.Transmit(transmitter_pb2.TransmitRequest(
-                image=png_bytes(IMAGE), codec="webp_ldpc", bandwidth_ratio=1 / 12, design_snr_db=10.0), timeout=60)
-            image = decode_image(response.reconstruction_png)
+                image=png_bytes(image), codec="webp_ldpc", bandwidth_ratio=1 / 12, design_snr_db=10.0), timeout=60)
+            received = decode_image(response.reconstruction_png)
             assert response.codec == "webp_ldpc" and response.channel_uses == local.channel_uses
             if expect_exact:
-                assert np.array_equal(image, exact)
+                assert np.array_equal(received, exact)
             else:
-                assert (image == FALLBACK_GREY).all()
+                assert (received == FALLBACK_GREY).all()
     finally:
         channel.Configure(channel_emulator_pb2.ChannelConfig(snr_db=before.snr_db, seed=1234))
