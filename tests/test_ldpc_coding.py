@@ -62,11 +62,12 @@ def test_the_codewords_fill_the_frame_in_equal_lengths_of_at_most_8064_bits(chan
 
 
 def test_link_adaptation_picks_the_fastest_mcs_below_the_design_snr():
-    assert ldpc.choose_mcs(ldpc.MCS_TABLE[0].threshold_db - 0.01) is None
-    rates = [ldpc.choose_mcs(snr).spectral_efficiency for snr in np.arange(ldpc.MCS_TABLE[0].threshold_db, 30, 0.5)]
+    lowest = ldpc.MCS_TABLE[0].threshold_db + ldpc.LINK_MARGIN_DB
+    assert ldpc.choose_mcs(lowest - 0.01) is None
+    rates = [ldpc.choose_mcs(snr).spectral_efficiency for snr in np.arange(lowest, 30, 0.5)]
     assert rates == sorted(rates) and rates[-1] == max(mcs.spectral_efficiency for mcs in ldpc.MCS_TABLE)
     for mcs in ldpc.MCS_TABLE:
-        assert ldpc.choose_mcs(mcs.threshold_db).threshold_db <= mcs.threshold_db
+        assert ldpc.choose_mcs(mcs.threshold_db + ldpc.LINK_MARGIN_DB) == mcs  # the thresholds rise with the rate
         assert mcs.threshold_db > shannon_limit_db(mcs.spectral_efficiency)  # no code beats capacity
 
 
