@@ -11,6 +11,8 @@ the same inputs it gets in the receiver service.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -36,11 +38,16 @@ class ChannelInTheLoop:
                                                          coherence_symbols=coherence_symbols))
                            for i, m in enumerate(models)]
 
-    def __call__(self, symbols: torch.Tensor, snr_db: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, symbols: torch.Tensor, snr_db: float | Sequence[float] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """snr_db: one for every item, one per item, or None: drawn per item."""
         estimates, variances = [], []
-        for x in symbols:
+        for index, x in enumerate(symbols):
             emulator = self._emulators[self._rng.integers(len(self._emulators))]
-            snr = float(self._rng.uniform(*self.snr_range_db)) if snr_db is None else snr_db
+            if snr_db is None:
+                snr = float(self._rng.uniform(*self.snr_range_db))
+            else:
+                snr = float(snr_db) if np.isscalar(snr_db) else float(snr_db[index])
             emulator.configure(snr_db=snr)
             sent = x.detach().cpu().numpy().astype(np.complex64)
             noisy, fading = emulator.apply(Frame("train", "train", 0, 1, sent.size, [SymbolBlock("x", sent)]))
@@ -52,7 +59,7 @@ class ChannelInTheLoop:
             variances.append(torch.from_numpy(error).to(x.device))
         return torch.stack(estimates), torch.stack(variances).float()
 
-    def features(self, encoder_output: torch.Tensor, snr_db: float | None = None) -> torch.Tensor:
+    def features(self, encoder_output: torch.Tensor, snr_db: float | Sequence[float] | None = None) -> torch.Tensor:
         """An encoder's output [B, C, h, w] through the channel, as its decoder receives it (the
         receiver's layout: models.jscc.from_symbols)."""
         estimate, variance = self(to_symbols(encoder_output), snr_db)
