@@ -14,10 +14,14 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from semcom.common.data import sample_images
+from semcom.common.data import photos, sample_images
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.serving.server import ServiceServer
 from semcom.tools.chain import Chain
+
+# The tests that need the installable photos skip with this reason where they are absent (CI fetches them).
+needs_photos = pytest.mark.skipif(bool(photos.missing()), reason=f"the photos are not installed in {photos.photos_dir()}: "
+                                                                  "`semcom data photos` (make test runs it)")
 
 
 def decode_frame(frame, runtime: DecoderRuntime | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers import decode_frame, png_bytes
+from helpers import decode_frame, needs_photos, png_bytes
 from semcom.channel_emulator.awgn import AWGN
 from semcom.channel_emulator.emulator import ChannelConfig, ChannelEmulator
 from semcom.common import codecs
@@ -167,12 +167,10 @@ def test_erased_symbols_give_the_outage_not_an_error():
     assert (decode_frame(frame) == FALLBACK_GREY).all()
 
 
-@pytest.mark.parametrize("source", ["scene", "photo"])
+@pytest.mark.parametrize("source", ["scene", pytest.param("photo", marks=needs_photos)])
 def test_through_the_services_the_file_is_exact_above_the_threshold_and_grey_below(transmitter, channel, source):
     """The transmitter picks the MCS for its design SNR; the channel is set 1 dB to either side of that
     MCS's threshold; the response's reconstruction is the file itself, or the outage."""
-    if source == "photo" and photos.missing():
-        pytest.skip(f"the photos are not installed in {photos.photos_dir()}: `semcom data photos` (make test runs it)")
     image = IMAGE if source == "scene" else photos.load_photos("kodak")[0]  # 384x512: 36 codewords
     before = channel.GetConfig(channel_emulator_pb2.GetConfigRequest())
     mcs = ldpc.choose_mcs(10.0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_rpc_error, decode_frame, metric, png_bytes, scrape
+from helpers import assert_rpc_error, decode_frame, metric, needs_photos, png_bytes, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.codecs.base import resize
@@ -189,10 +189,7 @@ def test_over_the_whole_image_limit_the_diffusion_decoder_runs_on_blended_tiles(
     assert psnr_db(whole, tiled) > 28 and miou > 0.6, (psnr_db(whole, tiled), miou)
 
 
-PHOTOS_MISSING = f"the photos are not installed in {photos.photos_dir()}: `semcom data photos` (make test runs it)"
-
-
-@pytest.mark.skipif(bool(photos.missing()), reason=PHOTOS_MISSING)
+@needs_photos
 def test_the_sweep_measures_the_kodak_photos_at_their_own_size_without_an_miou():
     points = run_sweep(["deep_jscc", "linear_analog"], ["awgn"], [10.0], count=2, bandwidth_ratios=(1 / 12,),
                        data="kodak")
@@ -202,7 +199,7 @@ def test_the_sweep_measures_the_kodak_photos_at_their_own_size_without_an_miou()
     assert "nan" not in markdown_table(points)
 
 
-@pytest.mark.skipif(bool(photos.missing()), reason=PHOTOS_MISSING)
+@needs_photos
 def test_the_held_out_kodak_photos_come_back_at_their_size_and_close_to_themselves():
     psnrs = []
     for index, photo in enumerate(photos.load_photos("kodak")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import needs_photos
 from semcom.common.data import photos
 from semcom.tools import cli
 
@@ -36,8 +37,7 @@ def test_missing_photos_name_the_command_that_installs_them(tmp_path):
         photos.photo_paths("kodak", tmp_path)
 
 
-@pytest.mark.skipif(bool(photos.missing()), reason=f"the photos are not installed in {photos.photos_dir()}: "
-                                                    "`semcom data photos` (make test runs it)")
+@needs_photos
 def test_the_installed_photos_load_at_their_own_size():
     kodak = photos.load_photos("kodak")
     assert len(kodak) == 5 and all(image.shape == (384, 512, 3) for image in kodak)  # TID2013's Kodak size
