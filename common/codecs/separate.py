@@ -20,7 +20,7 @@ SNR_i = |h_i|^2 / N0 per codeword symbol from the equalizer's error variances
 perfectly; otherwise decoding fails.
 
 The LDPC code. Transmitter: link adaptation picks the highest-rate MCS whose measured threshold is at
-most the design SNR (the lowest MCS below them all), the file fills as many codewords as the frame's
+most the design SNR less a 0.5 dB margin (the lowest MCS below them all), the file fills as many codewords as the frame's
 channel uses hold, and its bits go through the channel as QAM symbols. Receiver: LLRs from each
 symbol's error variance, BP decoding, and the CRC decides: the file exactly, or the grey outage.
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -164,7 +165,7 @@ class _IdealCode(_SeparateCodec):
     """The bound: Gaussian codeword symbols stand for a capacity-achieving code; the file rides as side
     information and decodes exactly when the received capacity covers its bits."""
 
-    capabilities = Capabilities(adjustable_bandwidth=True, bound=True)
+    capabilities = replace(_SeparateCodec.capabilities, bound=True)
     blocks, side_info = ("codeword",), ("payload",)
 
     def _channel_encode(self, image, channel_uses, design_snr_db, frame_id):

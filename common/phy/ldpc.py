@@ -9,9 +9,9 @@ decoded, and the CRC says whether the file came through. A real code has a thres
 capacity: just above the MCS's, the file decodes exactly; a little below, almost never.
 
 Link adaptation (`choose_mcs`): the highest-rate MCS of 3GPP 38.214's 256-QAM table (Table
-5.1.3.1-2) whose measured threshold is at most the design SNR less a 0.5 dB margin. The thresholds are the AWGN Es/N0
-at which an 8064-bit codeword decodes with a block error rate of at most 1 %, measured by
-`semcom bench mcs` (tools/evaluation/mcs.py). A frame's codewords are all of one length, at most
+5.1.3.1-2) whose measured threshold is at most the design SNR less a 0.5 dB margin. The thresholds
+are the AWGN Es/N0 at which an 8064-bit codeword decodes with a block error rate of at most 1 %,
+measured by `semcom bench mcs` (tools/evaluation/mcs.py). A frame's codewords are all of one length, at most
 8064 bits; shorter ones (a small frame, or 1.5 codewords' worth split in two) have a slightly higher
 threshold.
 

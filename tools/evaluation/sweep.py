@@ -233,8 +233,8 @@ def markdown_table(points: list[Point]) -> str:
 
 
 def _rows(points: list[Point]) -> dict[tuple, dict[float, Point]]:
-    """{(codec, channel, k/n sent, the row's mean): {SNR: point}}, one row per run (codec and requested
-    k/n), in the points' order."""
+    """{(codec, channel, the k/n sent, averaged over the row): {SNR: point}}, one row per run (codec and
+    requested k/n), in the points' order."""
     runs: dict[tuple, dict[float, Point]] = {}
     for p in points:
         runs.setdefault((p.codec, p.channel, p.requested_ratio), {})[p.snr_db] = p

@@ -92,8 +92,7 @@ def attention_loss(parts, images, labels, channel: ChannelInTheLoop):
     channels = 2 * int(torch.randint(1, deep_jscc.MAX_CHANNELS // 2 + 1, ()))
     low, high = SNR_RANGE_DB
     snrs = torch.rand(images.shape[0]) * (high - low) + low
-    received = channel.features(parts["encoder"](images, snrs)[:, :channels], snrs.tolist())
-    reconstruction = parts["decoder"](jscc.erase_unsent(received, deep_jscc.MAX_CHANNELS))
+    reconstruction = deep_jscc.decode(parts, parts["encoder"](images, snrs), channels, channel, snrs.tolist())
     return F.mse_loss(reconstruction.float(), images)
 
 
@@ -111,8 +110,7 @@ def mismatch_psnr(parts, images, seed: int = 12345, attention: bool = True) -> d
                     padded = deep_jscc.pad_to_stride(image)
                     features = (parts["encoder"](padded, torch.tensor([design])) if attention
                                 else parts["encoder"](padded))
-                    output = parts["decoder"](jscc.erase_unsent(channel.features(features[:, :channels], actual),
-                                                                deep_jscc.MAX_CHANNELS))
+                    output = deep_jscc.decode(parts, features, channels, channel, actual)
                     psnrs.append(psnr_db(to_uint8(image[0]), to_uint8(output[0, :, :height, :width])))
                 results[f"design_{design:g}db_channel_{actual:g}db"] = float(np.mean(psnrs))
     return results

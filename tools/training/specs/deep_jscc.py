@@ -23,7 +23,8 @@ EVAL_SNRS_DB = (0.0, 10.0)
 
 
 def decode(parts, features: torch.Tensor, channels: int, channel: ChannelInTheLoop, snr_db=None) -> torch.Tensor:
-    """The first `channels` maps through the channel, the rest erased, decoded."""
+    """The first `channels` maps through the channel (snr_db: one, one per item, or None: drawn), the
+    rest erased, decoded."""
     received = channel.features(features[:, :channels], snr_db)
     return parts["decoder"](erase_unsent(received, MAX_CHANNELS))
 
