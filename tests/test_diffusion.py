@@ -227,3 +227,16 @@ def test_bf16_decoding_stays_close_to_fp32_and_the_receiver_reports_its_precisio
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="--precision"):
         DecoderRuntime("int4")
+
+
+def test_unclipped_sampling_keeps_a_latents_range():
+    # A latent is not an image: values beyond [-1, 1] must survive (clip=False), as they do not for images.
+    from semcom.common.models.sampling import CosineSchedule, DDIMSampler
+
+    initial = np.full((2, 4, 8, 8), 3.0, np.float32)
+    exact = lambda x, t, condition: np.zeros_like(x)  # noqa: E731  (a predictor that sees no noise)
+    for clip, expected in ((True, 1.0), (False, 3.0)):
+        sample = DDIMSampler(CosineSchedule(), steps=2, clip=clip).sample(
+            exact, np.zeros((2, 1, 8, 8), np.float32), initial.shape, rng=np.random.default_rng(0), initial=initial,
+            start=5)
+        assert abs(float(sample.mean()) - expected) < 0.1

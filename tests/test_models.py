@@ -200,3 +200,37 @@ def test_the_ema_starts_at_the_initial_weights_warms_up_and_resumes_an_old_check
     torch.testing.assert_close(fresh.module["net"].weight, ema.module["net"].weight)
     with pytest.raises(ValueError, match="integer buffers"):
         _averaged(nn.ModuleDict({"net": nn.BatchNorm2d(2)}), decay=0.9)
+
+
+def test_the_photo_codec_networks_run_at_any_size_and_send_the_first_maps_alone():
+    from semcom.common.models.diffusion import SemanticDiffusionUNet
+    from semcom.common.models.jscc import erase_unsent
+    from semcom.common.models.photo_latent import (
+        LatentDownsampler, LatentUpsamplingHead, PhotoVAEDecoder, PhotoVAEEncoder,
+    )
+
+    image = torch.rand(2, 3, 40, 56)  # not square, multiples of 8 only
+    mean, log_variance = PhotoVAEEncoder()(image)
+    assert mean.shape == log_variance.shape == (2, 8, 10, 14)
+    assert PhotoVAEDecoder()(mean).shape == image.shape
+    features = LatentDownsampler()(mean)
+    assert features.shape == (2, 8, 5, 7)  # 8 maps at 1/8: k/n = 8/384 = 1/48
+    received = from_symbols(to_symbols(features[:, :4]), torch.full((2, 70), 0.1), (4, 5, 7))
+    estimate, estimate_log_variance = LatentUpsamplingHead()(erase_unsent(received, 8))  # 1/96: half the maps
+    assert estimate.shape == estimate_log_variance.shape == mean.shape
+    unet = SemanticDiffusionUNet(num_classes=0, widths=(16, 32), in_channels=8, condition_channels=16, prediction="v")
+    assert unet(mean, torch.tensor([3, 900]), torch.cat([estimate, estimate_log_variance], 1)).shape == mean.shape
+
+
+def test_the_latent_codec_starts_denoising_where_the_diffusion_noise_matches_the_heads_variance():
+    import numpy as np
+
+    from semcom.common.models.sampling import CosineSchedule
+    from semcom.tools.training.specs.latent_diffusion import start_timestep
+
+    schedule = CosineSchedule()
+    for variance in (1.0, 0.1, 0.01):  # posterior variance of the unit-variance latent: SNR 0, 10, 20 dB
+        t = start_timestep(schedule, np.full((1, 8, 4, 4), np.log(variance), np.float32))
+        snr_db = 10 * np.log10(schedule.alpha_bar[t] / (1 - schedule.alpha_bar[t]))
+        assert abs(snr_db + 10 * np.log10(variance)) < 0.2
+    assert start_timestep(schedule, np.log(np.full((1, 1, 1, 1), 0.01))) < start_timestep(schedule, np.zeros((1, 1, 1, 1)))

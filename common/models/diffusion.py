@@ -90,21 +90,24 @@ class SemanticDiffusionUNet(nn.Module):
     """x_t [B, 3, H, W], t [B] (0..T-1), condition [B, num_classes + 3, H, W] -> predicted noise, or
     velocity with prediction="v", [B, 3, H, W].
 
-    H and W must be divisible by 2**(len(widths) - 1).
+    H and W must be divisible by 2**(len(widths) - 1). in_channels and condition_channels (default
+    num_classes + 3) let the same network denoise another signal under another condition: the latent
+    diffusion codec's VAE latent, conditioned on its received estimate (models/photo_latent.py).
     """
 
     def __init__(self, num_classes: int = 19, widths: tuple[int, ...] = (32, 64, 96), embedding_dim: int = 128,
-                 prediction: str = "epsilon"):
+                 prediction: str = "epsilon", in_channels: int = 3, condition_channels: int | None = None):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        condition_channels = num_classes + 3
+        condition_channels = num_classes + 3 if condition_channels is None else condition_channels
         self.num_classes = num_classes
+        self.in_channels, self.condition_channels = in_channels, condition_channels
         self.prediction = prediction
         self.embedding_dim = embedding_dim
         self.time_mlp = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.SiLU(),
                                       nn.Linear(embedding_dim, embedding_dim))
-        self.stem = nn.Conv2d(3, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         previous = widths[0]
@@ -119,7 +122,7 @@ class SemanticDiffusionUNet(nn.Module):
             self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels))
             previous = width
         self.out_norm = SPADE(previous, condition_channels)
-        self.out = nn.Conv2d(previous, 3, 3, padding=1)
+        self.out = nn.Conv2d(previous, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 

@@ -57,8 +57,8 @@ class SamplerSettings:
             raise ValueError(f"unknown sampler {self.method!r}: choose one of {', '.join(SAMPLERS)}")
         self.sampler(CosineSchedule())  # its own checks (steps, eta) at start, not at the first frame
 
-    def sampler(self, schedule: CosineSchedule) -> DDIMSampler:
-        return SAMPLERS[self.method](schedule, self.steps, self.eta, self.guidance_scale)
+    def sampler(self, schedule: CosineSchedule, clip: bool = True) -> DDIMSampler:
+        return SAMPLERS[self.method](schedule, self.steps, self.eta, self.guidance_scale, clip)
 
     def channel_start(self, schedule: CosineSchedule, snr_db: float) -> int:
         """The timestep a start from the channel begins at: the SNR's, but no lower than min_start_timestep."""
@@ -87,10 +87,14 @@ class CosineSchedule:
 class DDIMSampler:
     """Samples x0 from noise (or from a noised initial image) in `steps` DDIM steps."""
 
-    def __init__(self, schedule: CosineSchedule, steps: int = 20, eta: float = 0.0, guidance_scale: float = 1.0):
+    def __init__(self, schedule: CosineSchedule, steps: int = 20, eta: float = 0.0, guidance_scale: float = 1.0,
+                 clip: bool = True):
+        """clip: the x0 predictions to [-1, 1], an image's range (not a latent's: the latent codec's
+        signal is unbounded)."""
         if not 1 <= steps <= schedule.timesteps:
             raise ValueError(f"steps must be in 1..{schedule.timesteps}, got {steps}")
         self.schedule, self.steps, self.eta, self.guidance_scale = schedule, steps, eta, guidance_scale
+        self.clip = clip
 
     def timesteps(self, start: int | None = None) -> list[int]:
         """Descending timesteps, evenly spaced from `start` (default T-1) to 0."""
@@ -129,7 +133,8 @@ class DDIMSampler:
 
     def _clipped_x0(self, predict_noise, x, t: int, ab: float, condition) -> np.ndarray:
         eps = self._guided(predict_noise, x, np.full(x.shape[0], t, dtype=np.int64), condition)
-        return np.clip((x - math.sqrt(1 - ab) * eps) / math.sqrt(ab), -1, 1)
+        x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+        return np.clip(x0, -1, 1) if self.clip else x0
 
     def _guided(self, predict_noise, x, t, condition):
         if self.guidance_scale == 1.0:
@@ -146,10 +151,11 @@ class DPMSolverSampler(DDIMSampler):
     log-SNR time lambda = log(alpha / sigma) over the step h_i: x' = (sigma'/sigma) x - alpha' (e^-h - 1) D.
     The first step (no previous prediction) and the last (to the clean image) are first order."""
 
-    def __init__(self, schedule: CosineSchedule, steps: int = 20, eta: float = 0.0, guidance_scale: float = 1.0):
+    def __init__(self, schedule: CosineSchedule, steps: int = 20, eta: float = 0.0, guidance_scale: float = 1.0,
+                 clip: bool = True):
         if eta != 0:
             raise ValueError(f"DPM-Solver++(2M) is deterministic: eta must be 0, got {eta}")
-        super().__init__(schedule, steps, eta, guidance_scale)
+        super().__init__(schedule, steps, eta, guidance_scale, clip)
 
     def timesteps(self, start: int | None = None) -> list[int]:
         """Descending timesteps evenly spaced in log-SNR from `start` (default T-1) to 0 (DPM-Solver's

@@ -27,7 +27,7 @@ def sha256_of(path: Path) -> str:
 
 def build(architecture: dict[str, dict]) -> dict:
     """{"encoder": {"class": "MapEncoder", "kwargs": {...}}, ...} -> fresh torch modules."""
-    from . import diffusion, jscc, segmenter
+    from . import diffusion, jscc, photo_latent, segmenter
 
     classes = {
         "AttentionUNet": segmenter.AttentionUNet,
@@ -36,6 +36,8 @@ def build(architecture: dict[str, dict]) -> dict:
         "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,
         "NativeImageEncoder": jscc.NativeImageEncoder, "NativeImageDecoder": jscc.NativeImageDecoder,
         "SemanticDiffusionUNet": diffusion.SemanticDiffusionUNet,
+        "PhotoVAEEncoder": photo_latent.PhotoVAEEncoder, "PhotoVAEDecoder": photo_latent.PhotoVAEDecoder,
+        "LatentDownsampler": photo_latent.LatentDownsampler, "LatentUpsamplingHead": photo_latent.LatentUpsamplingHead,
     }
     return {part: classes[spec["class"]](**spec["kwargs"]) for part, spec in architecture.items()}
 

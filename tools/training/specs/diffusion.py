@@ -76,12 +76,15 @@ def training_condition(images, labels, channel):
 
 
 def loss(parts, images, labels, channel):
-    net = parts["net"]
-    condition = training_condition(images, labels, channel)
-    x0 = images * 2 - 1
-    t = torch.randint(0, TIMESTEPS, (len(images),), device=images.device)
+    return denoising_loss(parts["net"], images * 2 - 1, training_condition(images, labels, channel))
+
+
+def denoising_loss(net, x0: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """The UNet's loss on clean signals x0 [B, C, H, W] under `condition`, at timesteps drawn uniformly:
+    its objective (net.prediction) as the module docstring says. Shared with latent_diffusion."""
+    t = torch.randint(0, TIMESTEPS, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
-    alpha_bar = torch.from_numpy(CosineSchedule().alpha_bar).to(images.device)[t].view(-1, 1, 1, 1)
+    alpha_bar = torch.from_numpy(CosineSchedule().alpha_bar).to(x0.device)[t].view(-1, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise  # q(x_t | x0), as CosineSchedule.add_noise
     output = net(x_t, t, condition).float()
     if net.prediction == "epsilon":
