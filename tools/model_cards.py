@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from semcom.common.models import store
 
-MODELS = ("segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion")
+MODELS = ("segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion", "photo_vae", "latent_diffusion")
 HEADLINE_METRICS = {
     "segmenter": ("miou", "pixel_accuracy"),
     "map_codec": ("pixel_accuracy_awgn_10db", "miou_awgn_10db", "pixel_accuracy_rayleigh_10db"),
@@ -17,6 +17,11 @@ HEADLINE_METRICS = {
     # from pure noise (10 steps): the map codec's map, and gesco's pooled one-hot map.
     "diffusion": ("psnr_db_semantic_awgn_10db", "miou_semantic_awgn_10db", "miou_map_awgn_10db",
                   "psnr_db_gesco_awgn_10db", "miou_gesco_awgn_10db"),
+    # The class-free photo codec (Kodak, own size): its VAE alone, then the codec at k/n 1/48 (the head's
+    # mean decoded, and 5 DDIM steps from the matched timestep).
+    "photo_vae": ("psnr_db_mean_latent", "latent_std"),
+    "latent_diffusion": ("psnr_db_ratio_1_48_awgn_0db_ddim5", "psnr_db_ratio_1_48_awgn_10db_mean",
+                         "psnr_db_ratio_1_48_awgn_10db_ddim5"),
 }
 
 
@@ -29,7 +34,7 @@ def render() -> str:
         "`torch.load(weights_only=True)` after checking the sha256 in each `<model>.card.json`.",
         "Retrain any of them with the command in its row (`--resume` continues a stopped run).",
         "",
-        "| model | parameters | MFLOPs / image (64x128; deep_jscc: 512x768) | steps | wall time | device | validation metrics | command | sha256 |",
+        "| model | parameters | MFLOPs / image (64x128; deep_jscc, photo_vae, latent_diffusion: 512x768) | steps | wall time | device | validation metrics | command | sha256 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in MODELS:
@@ -49,7 +54,7 @@ def render() -> str:
             minutes = f"{(earlier['wall_seconds'] + training['wall_seconds']) / 60:.1f} min in all"
         lines.append(f"| {name} | {params:,} | {flops:,.0f} | {steps} | {minutes}"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
-    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", "deep_jscc: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
+    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
     return "\n".join(lines) + "\n"
 
