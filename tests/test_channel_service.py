@@ -130,7 +130,9 @@ def test_transmission_time_is_symbols_over_symbol_rate_plus_delay(channel, confi
         assert response.link.transmit_seconds == pytest.approx(SAMPLE_SYMBOLS / 1e6)
         assert response.link.propagation_seconds == pytest.approx(0.02)
         link = response.link.transmit_seconds + response.link.propagation_seconds
-        assert link <= elapsed < link + 0.015  # the rest: channel, decode and two gRPC hops
+        # The rest is the channel, the decode and two gRPC hops: measured 8-16 ms on 2 busy cores. The bound
+        # still catches a link time counted twice (32 ms more).
+        assert link <= elapsed < link + 0.03
 
 
 def test_a_burst_queues_on_the_link_first_in_first_out(channel, configure, services):

@@ -79,7 +79,7 @@ def photos_and_scenes(config, crop: int = 128, photo_share: float = 0.75) -> Tra
     photos (`semcom data photos` not run) it trains on scenes alone and says so."""
     try:
         photos = load_photos("train")
-        validation = load_photos("kodak")
+        validation = load_photos("kodak")[:config.val_count]  # a short run (a test) validates on fewer
     except PhotosMissing as error:
         print(f"training on scenes alone: {error}", file=sys.stderr)
         photos, validation = [], []
