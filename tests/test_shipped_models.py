@@ -20,7 +20,7 @@ from semcom.receiver.pipeline import equalize_frame
 VAL_IMAGES, VAL_LABELS = materialize(SyntheticScenes("val", 100))
 
 
-@pytest.mark.parametrize("name", ["segmenter", "map_codec", "latent_codec", "deep_jscc", "photo_vae"])
+@pytest.mark.parametrize("name", ["segmenter", "map_codec", "latent_codec", "deep_jscc", "photo_vae", "latent_diffusion"])
 def test_every_model_ships_with_a_card_whose_sha256_matches(name):
     card = store.card(name)
     assert card["sha256"] == store.sha256_of(store.WEIGHTS_DIR / f"{name}.pt")

@@ -3,14 +3,17 @@
 import math
 
 import pytest
+from PIL import Image
 
-from semcom.tools.evaluation.sweep import markdown_table, run_sweep, write_outputs
+from semcom.tools.evaluation.sweep import CONTACT_WIDTH, Samples, markdown_table, run_sweep, write_outputs
+
+SAMPLES = Samples()  # the module's sweep fills it
 
 
 @pytest.fixture(scope="module")
 def points():
     return run_sweep(["linear_analog", "deep_jscc", "webp", "semantic_map"], ["awgn", "rayleigh"], [0.0, 20.0],
-                     count=4, seed=3)
+                     count=4, seed=3, samples=SAMPLES)
 
 
 def test_every_codec_channel_and_snr_is_measured(points):
@@ -30,6 +33,11 @@ def test_every_codec_channel_and_snr_is_measured(points):
 def test_outputs_are_written(points, tmp_path):
     paths = write_outputs(points, tmp_path)
     assert [p.name for p in paths] == ["results.csv", "results.md", "psnr_miou_vs_snr.png"]
+    assert write_outputs(points, tmp_path, SAMPLES)[-1].name == "contact_sheet.png"
+    # A row per codec, channel and k/n sending images (semantic_map sends labels): 3 x 2; the original and 2 SNRs
+    with Image.open(tmp_path / "contact_sheet.png") as sheet:
+        assert sheet.width >= 3 * CONTACT_WIDTH and sheet.height >= 6 * CONTACT_WIDTH // 2
+    assert len(SAMPLES.reconstructions) == 3 * 2 * 2 and SAMPLES.original.shape == (64, 128, 3)
     assert (tmp_path / "results.csv").read_text().count("\n") == len(points) + 1
     assert "| semantic_map | awgn |" in markdown_table(points)
     assert (tmp_path / "psnr_miou_vs_snr.png").stat().st_size > 10_000

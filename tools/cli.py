@@ -421,14 +421,16 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         codec_ids = args.codecs or sweep.default_codecs()
         default_ratios = sweep.PHOTO_BANDWIDTH_RATIOS if args.data == "kodak" else [sweep.EQUAL_BANDWIDTH_RATIO]
+        samples = sweep.Samples()
         try:
             points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
                                      args.bandwidth_ratio or default_ratios, args.seed, args.via_grpc,
-                                     args.channel_address, args.generative_count, data=args.data, kid=args.kid)
+                                     args.channel_address, args.generative_count, data=args.data, kid=args.kid,
+                                     samples=samples)
         except PhotosMissing as error:
             print(f"semcom sweep: {error}", file=sys.stderr)
             return 1
-        paths = sweep.write_outputs(points, args.out)
+        paths = sweep.write_outputs(points, args.out, samples)
         print(sweep.markdown_table(points))
         print(sweep.UNAVAILABLE_METRICS)
         if points and math.isnan(points[0].ms_ssim):

@@ -85,8 +85,7 @@ class _GenerativeCodec(SemanticCodecBase):
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = settings.channel_start(self.schedule, frame.channel.snr_db)
             initial = guide * 2 - 1
-        seed = int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
-        return Prepared(make_condition(soft_map, guide), initial, start, seed, frame.height, frame.width,
+        return Prepared(make_condition(soft_map, guide), initial, start, frame_seed(frame), frame.height, frame.width,
                         soft_map[0, :, :frame.height, :frame.width].argmax(0).astype(np.uint8))
 
     def generate(self, prepared: list[Prepared], runtime: DecoderRuntime,
@@ -207,6 +206,11 @@ class GescoCodec(_GenerativeCodec):
         reals = np.empty(2 * symbols.size, np.float32)
         reals[0::2], reals[1::2] = symbols.real, symbols.imag
         return gesco_soft_map((reals / self._scale).reshape(1, self.num_classes, height, width)), None
+
+
+def frame_seed(frame: Frame) -> int:
+    """The seed of a frame's sampling noise, from its id: a frame always decodes to the same image."""
+    return int.from_bytes(hashlib.sha256(frame.frame_id.encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 def gesco_soft_map(noisy_map: np.ndarray) -> np.ndarray:

@@ -11,8 +11,10 @@ own is refused.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -167,46 +169,37 @@ def reals_per_pixel(model: str, downsampling: int) -> float:
     return jscc_channels(model) / downsampling**2
 
 
-@register
-class DeepJSCCCodec(Codec):
-    """Deep JSCC (Bourtsoulatze, Kurka, Gündüz 2019) at the image's own size: a fully convolutional
-    autoencoder (stride 8) trained through AWGN and Rayleigh channels on real photos and scenes.
+class FeatureMapCodec(Codec):
+    """Shared by the rate-adaptive codecs that send the first C (even, 2..max_channels) of their
+    feature maps at 1/8 of the image's size, ordered so that the first maps decode on their own
+    (deep_jscc, latent_diffusion): k/n = C/384 of the padded image, any ratio in the range chosen per
+    frame and rounded to the nearest C. The image is padded (edge pixels) to a multiple of 8 below and
+    right, the padding goes in the header, and the receiver crops it. (Of a tiny image, k/n is more:
+    5x3 at 1/6 sends 0.71.)
 
-    The bandwidth is a ratio, k/n = C/384 for the first C (even, 2..64) of its 64 feature maps: any
-    ratio from 1/192 to 1/6 is sent, rounded to the nearest C, by one rate-adaptive model. The image
-    is padded (edge pixels) to a multiple of 8 below and right, the padding goes in the header, and
-    the receiver crops it: the reconstruction has the image's own size and aspect ratio. (k/n is
-    C/384 of the padded image: of a tiny one, more; 5x3 at 1/6 sends k/n = 0.71.)
-    """
+    A subclass gives `features`: the padded image -> its max_channels maps (encode side: torch)."""
 
-    codec_id = "deep_jscc"
-    capabilities = Capabilities(adjustable_bandwidth=True, encoder_models=("deep_jscc",),
-                                decoder_models=("deep_jscc",))
-    version = 2  # 1: the fixed 1280-symbol model at 64x128
-    default_bandwidth_ratio = 1 / 12
-    model_name = "deep_jscc"
+    capabilities = Capabilities(adjustable_bandwidth=True)
     block_name = "image"
     blocks = (block_name,)
     stride = 8
-    max_channels = 64
+    max_channels: ClassVar[int]
     # Source reals per complex channel use of one feature map, 2 reals a use over stride**2 pixels x 3
     # colours: 2 * 8 * 8 * 3 = 384, so k/n = C/384.
     uses_per_channel = 2 * 8 * 8 * 3
 
-    def check_models(self) -> None:
-        super().check_models()
-        shipped = store.card(self.model_name)["architecture"]["encoder"]["class"]
-        if shipped != "NativeImageEncoder":
-            raise WeightsMissing(f"the deep_jscc weights are an older model ({shipped}, a fixed 64x128 codec): run "
-                                 "`semcom train deep_jscc` for the native-size one")
+    def features(self, padded: np.ndarray):
+        """uint8 [H, W, 3] padded image -> its feature maps, a torch tensor [1, max_channels, H/8, W/8]."""
+        raise NotImplementedError
 
     @classmethod
     def channels_for(cls, bandwidth_ratio: float) -> int:
         """The feature maps a ratio sends: the even C nearest to ratio * 384 (training evaluates with it)."""
         low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
         if not (math.isfinite(bandwidth_ratio) and low - 1e-9 <= bandwidth_ratio <= high + 1e-9):
-            raise InvalidInput(f"bandwidth_ratio: {bandwidth_ratio:g} is outside deep_jscc's range 1/192 "
-                               f"({low:.4f}) to 1/6 ({high:.4f}) complex channel uses per source real value")
+            raise InvalidInput(f"bandwidth_ratio: {bandwidth_ratio:g} is outside {cls.codec_id}'s range 1/192 "
+                               f"({low:.4f}) to 1/{cls.uses_per_channel // cls.max_channels} ({high:.4f}) complex "
+                               "channel uses per source real value")
         return int(np.clip(2 * round(bandwidth_ratio * cls.uses_per_channel / 2), 2, cls.max_channels))
 
     def encode(self, image: np.ndarray, bandwidth_ratio: float, frame_id: str, **options) -> Frame:
@@ -215,17 +208,24 @@ class DeepJSCCCodec(Codec):
         from ..models.jscc import to_symbols
 
         channels = self.channels_for(bandwidth_ratio)
+        self._check_size(*image.shape[:2])
         height, width = image.shape[:2]
         padded, pad_bottom, pad_right = pad_to_stride(image, self.stride)
         with torch.no_grad():
-            symbols = to_symbols(store.load(self.model_name)["encoder"](image_tensor(padded))[:, :channels])
+            symbols = to_symbols(self.features(padded)[:, :channels])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
                      model_version=self.model_version, pad_bottom=pad_bottom, pad_right=pad_right,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
 
-    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+    def _check_size(self, height: int, width: int) -> None:
+        """Raises LimitExceeded for an image the codec does not take (by default it takes any)."""
+
+    def received_maps(self, frame: Frame) -> np.ndarray:
+        """The decoder's input from a received frame: float32 [1, 2 * max_channels, h, w], the maps sent
+        (values, then log10 error variances), the symbols a budget cut and the maps not sent erased."""
         self._check_version(frame)
         height, width = padded_size(frame, self.stride)
+        self._check_size(frame.height, frame.width)
         rows, columns = height // self.stride, width // self.stride
         block = frame.block(self.block_name)
         symbols = block.symbols.size  # sent and erased alike
@@ -237,8 +237,38 @@ class DeepJSCCCodec(Codec):
         errors = block.noise_variance
         if errors is not None:  # symbols the budget cut: erased as training erases the maps not sent
             planes[0, channels:][np.repeat(np.isinf(errors), 2).reshape(channels, rows, columns)] = ERASED_RELIABILITY
-        planes = with_erased_maps(planes, self.max_channels)
-        image = runtime.decoder(self.model_name)(planes)[0, :, :frame.height, :frame.width]
+        return with_erased_maps(planes, self.max_channels)
+
+
+@register
+class DeepJSCCCodec(FeatureMapCodec):
+    """Deep JSCC (Bourtsoulatze, Kurka, Gündüz 2019) at the image's own size: a fully convolutional
+    autoencoder (stride 8) trained through AWGN and Rayleigh channels on real photos and scenes.
+
+    The bandwidth is a ratio, k/n = C/384 for the first C (even, 2..64) of its 64 feature maps: any
+    ratio from 1/192 to 1/6 is sent by one rate-adaptive model (FeatureMapCodec). The reconstruction
+    has the image's own size and aspect ratio.
+    """
+
+    codec_id = "deep_jscc"
+    capabilities = replace(FeatureMapCodec.capabilities, encoder_models=("deep_jscc",), decoder_models=("deep_jscc",))
+    version = 2  # 1: the fixed 1280-symbol model at 64x128
+    default_bandwidth_ratio = 1 / 12
+    model_name = "deep_jscc"
+    max_channels = 64
+
+    def check_models(self) -> None:
+        super().check_models()
+        shipped = store.card(self.model_name)["architecture"]["encoder"]["class"]
+        if shipped != "NativeImageEncoder":
+            raise WeightsMissing(f"the deep_jscc weights are an older model ({shipped}, a fixed 64x128 codec): run "
+                                 "`semcom train deep_jscc` for the native-size one")
+
+    def features(self, padded: np.ndarray):
+        return store.load(self.model_name)["encoder"](image_tensor(padded))
+
+    def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
+        image = runtime.decoder(self.model_name)(self.received_maps(frame))[0, :, :frame.height, :frame.width]
         return to_uint8(image), None
 
 

@@ -69,17 +69,24 @@ class DecoderRuntime:
         """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
         if self.precision == "int8":
             return load_decoder(model, self.weights_dir)
-        return self.torch_function(store.load(model, self.weights_dir)["decoder"])
+        return self.network(model, "decoder")
 
-    def noise_predictor(self) -> NumpyFunction:
-        """The diffusion UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> predicted noise, float32
-        (a v-predicting UNet's output turned into the noise it implies)."""
+    def network(self, model: str, part: str) -> NumpyFunction:
+        """Part `part` of trained model `model`, in torch at this precision (fp32 or bf16: the int8 artifacts
+        are decoder() and noise_predictor()'s), as a numpy function."""
         if self.precision == "int8":
+            raise ValueError(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
+        return self.torch_function(store.load(model, self.weights_dir)[part])
+
+    def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:
+        """Model `model`'s diffusion UNet (its part "net"): (x_t [B, C, H, W] float32, t [B] int64, condition)
+        -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
+        the quantized artifact, made for `diffusion` alone."""
+        if self.precision == "int8" and model == "diffusion":
             network = load_artifact(artifact_name(), self.weights_dir)
         else:
-            network = self.torch_function(store.load("diffusion", self.weights_dir)["net"])
-        prediction = store.card("diffusion", self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction",
-                                                                                                  "epsilon")
+            network = self.network(model, "net")
+        prediction = store.card(model, self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction", "epsilon")
         return predicting_noise(network, prediction, CosineSchedule())
 
     def load(self, models: tuple[str, ...]) -> None:
@@ -99,12 +106,16 @@ class DecoderRuntime:
         return contextlib.nullcontext()
 
     def torch_function(self, module) -> NumpyFunction:
-        """A torch module as a numpy function: arrays in, float32 array out; no grad, autocast at this precision."""
+        """A torch module as a numpy function: arrays in, float32 array (or a tuple of them) out; no grad, autocast
+        at this precision."""
         import torch
 
-        def run(*arrays: np.ndarray) -> np.ndarray:
+        def run(*arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
             with torch.no_grad(), self.autocast():
-                return module(*(torch.from_numpy(array) for array in arrays)).float().numpy()
+                output = module(*(torch.from_numpy(array) for array in arrays))
+            if isinstance(output, tuple):  # a network with several outputs (a mean and a log-variance)
+                return tuple(part.float().numpy() for part in output)
+            return output.float().numpy()
 
         return run
 

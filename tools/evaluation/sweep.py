@@ -7,7 +7,8 @@ MS-SSIM where the images are large enough, and mIoU of the segmenter on the
 reconstruction against the ground-truth labels (semantic fidelity; for the
 semantic_map codec, of the received map itself); with --kid, KID and FID on
 128x128 patches of the photos, 64x64 of the scenes (evaluation/perceptual.py). Writes results.csv,
-results.md and plots (PNG) of PSNR and mIoU against SNR.
+results.md and plots (PNG) of PSNR and mIoU against SNR, and a contact sheet of the first image
+as each point received it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import math
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,15 @@ class Point:
     requested_ratio: float = 0.0
 
 
+@dataclass
+class Samples:
+    """The sweep's first image and each point's reconstruction of it, keyed (codec, channel, requested
+    k/n, SNR): the contact sheet."""
+
+    original: np.ndarray | None = None
+    reconstructions: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+
 def default_codecs() -> list[str]:
     """Every registered codec, generative first, then fixed-bandwidth, then adjustable (the table's order)."""
     def order(codec_id: str) -> tuple:
@@ -73,7 +83,8 @@ def default_codecs() -> list[str]:
 def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB, count: int = 50,
               bandwidth_ratios=(EQUAL_BANDWIDTH_RATIO,), seed: int = 0, via_grpc: str | None = None,
               channel_address: str | None = None, generative_count: int | None = None,
-              runtime: DecoderRuntime | None = None, data: str = "scenes", kid: bool = False) -> list[Point]:
+              runtime: DecoderRuntime | None = None, data: str = "scenes", kid: bool = False,
+              samples: Samples | None = None) -> list[Point]:
     """One Point per codec (and bandwidth ratio, for codecs whose bandwidth is adjustable), channel and SNR.
 
     generative_count: fewer images for the diffusion codecs (about a second each on a CPU); default `count`.
@@ -82,10 +93,13 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
     held-out Kodak photos at their own size (`semcom data photos`; no labels, so no mIoU).
     kid: KID and FID of each point's reconstructions on 128x128 patches of the photos, 64x64 of the scenes
     (`semcom data inception`).
+    samples: filled with the first image and each point's reconstruction of it (write_outputs' contact sheet).
     """
     runtime = runtime or DecoderRuntime()
+    samples = Samples() if samples is None else samples
     codec_ids = default_codecs() if codec_ids is None else codec_ids
     images, labels = _images(data, count)
+    samples.original = images[0]
     patch = perceptual.SCENE_PATCH if data == "scenes" else perceptual.PATCH
     # Per image: a point with fewer images (the generative codecs) is compared with the patches of those.
     reference = [perceptual.features(perceptual.patches([image], patch)) for image in images] if kid else None
@@ -106,9 +120,11 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                     config = ChannelConfig(model=channel, snr_db=snr, seed=seed, csi="perfect", equalizer="mmse")
                     with (_grpc_transmitter(via_grpc, channel_address, config) if via_grpc
                           else nullcontext(_in_process_transmitter(Chain(config, runtime)))) as transmit:
-                        points.append(_measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
-                                               labels[:n], segmenter, transmit, progress, runtime, reference,
-                                               patch))
+                        point, first = _measure(codec, codec_id, ratio, snr, channel, files[:n], images[:n],
+                                                labels[:n], segmenter, transmit, progress, runtime, reference, patch)
+                    points.append(point)
+                    if first is not None:
+                        samples.reconstructions[codec_id, channel, ratio, snr] = first
     return points
 
 
@@ -161,8 +177,9 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
 
 
 def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmenter, transmit, progress,
-             runtime: DecoderRuntime, reference: list[np.ndarray] | None, patch: int) -> Point:
-    """One point; reference: each original's features of its patch x patch patches, when KID and FID are measured."""
+             runtime: DecoderRuntime, reference: list[np.ndarray] | None, patch: int) -> tuple[Point, np.ndarray | None]:
+    """One point, and its reconstruction of the first image (None for a codec scored on its labels);
+    reference: each original's features of its patch x patch patches, when KID and FID are measured."""
     psnrs, ssims, ms_ssims, uses, ratios, reconstructions = [], [], [], [], [], []
     confusion = np.zeros((NUM_TRAIN_IDS, NUM_TRAIN_IDS), dtype=np.int64)
     for index, (data, image, truth) in enumerate(zip(files, images, labels)):
@@ -190,8 +207,9 @@ def _measure(codec, codec_id, ratio, snr, channel, files, images, labels, segmen
         originals = np.concatenate(reference[:len(reconstructions)])
         measured = perceptual.features(perceptual.patches(reconstructions, patch))
         kid, fid = perceptual.kid(originals, measured), perceptual.fid(originals, measured)
-    return Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
-                 _mean(ms_ssims), miou, len(files), kid, fid, ratio)
+    point = Point(codec_id, channel, snr, float(np.mean(ratios)), float(np.mean(uses)), _mean(psnrs), _mean(ssims),
+                  _mean(ms_ssims), miou, len(files), kid, fid, ratio)
+    return point, reconstructions[0] if reconstructions else None
 
 
 def _mean(values: list[float]) -> float:
@@ -199,7 +217,7 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def write_outputs(points: list[Point], out: Path) -> list[Path]:
+def write_outputs(points: list[Point], out: Path, samples: Samples | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = [asdict(p) for p in points]
     with open(out / "results.csv", "w", newline="") as handle:
@@ -210,7 +228,36 @@ def write_outputs(points: list[Point], out: Path) -> list[Path]:
     written = [out / "results.csv", out / "results.md", plot(points, out / "psnr_miou_vs_snr.png")]
     if any(math.isfinite(p.kid) and math.isfinite(p.psnr_db) for p in points):
         written.append(plot_perception_distortion(points, out / "psnr_vs_kid.png"))
+    if samples is not None and samples.reconstructions:
+        written.append(contact_sheet(samples, out / "contact_sheet.png"))
     return written
+
+
+CONTACT_WIDTH = 256  # pixels a panel of the contact sheet is wide
+
+
+def contact_sheet(samples: Samples, path: Path) -> Path:
+    """A row per codec, channel and k/n, a column per SNR, the original first in each row: the first
+    image as each point received it, at CONTACT_WIDTH pixels a panel."""
+    from PIL import Image
+
+    from ..demo import side_by_side
+
+    def thumbnail(image: np.ndarray) -> np.ndarray:
+        height = round(image.shape[0] * CONTACT_WIDTH / image.shape[1])
+        return np.asarray(Image.fromarray(image).resize((CONTACT_WIDTH, height), Image.Resampling.LANCZOS))
+
+    rows: dict[tuple, list] = {}
+    for (codec, channel, ratio, snr), image in samples.reconstructions.items():
+        caption = (f"{codec} k/n={ratio:.4f}" if ratio else codec) + f" {channel} {snr:g} dB"
+        rows.setdefault((codec, channel, ratio), []).append((caption, thumbnail(image)))
+    original = ("original", thumbnail(samples.original))
+    strips = [side_by_side([original, *panels]) for panels in rows.values()]
+    sheet = Image.new("RGB", (max(strip.width for strip in strips), sum(strip.height for strip in strips)), "white")
+    for index, strip in enumerate(strips):
+        sheet.paste(strip, (0, sum(s.height for s in strips[:index])))
+    sheet.save(path)
+    return path
 
 
 def markdown_table(points: list[Point]) -> str:

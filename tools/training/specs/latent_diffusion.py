@@ -18,6 +18,7 @@ VAE decoder."""
 import numpy as np
 import torch
 
+from semcom.common.codecs.latent_diffusion import denoised_latent, start_timestep
 from semcom.common.models import store
 from semcom.common.models.jscc import erase_unsent
 from semcom.common.models.layers import count_flops
@@ -63,25 +64,16 @@ def loss(parts, images, labels, channel):
     return likelihood + denoising_loss(parts["net"], latent, condition)
 
 
-def start_timestep(schedule: CosineSchedule, log_variance: np.ndarray) -> int:
-    """The timestep whose noise matches the head's mean posterior variance s^2 of the unit-variance latent:
-    alpha_bar / (1 - alpha_bar) = 1 / s^2, so that x_t = sqrt(alpha_bar) (mean + s noise)."""
-    return schedule.timestep_for_snr(-10 * np.log10(float(np.exp(log_variance).mean())))
-
-
 def decode(parts, mean: torch.Tensor, log_variance: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
-    """The head's estimate [1, C, h, w] -> the image [1, 3, H, W]: DDIM from the matched timestep
-    (steps 0: the estimate's mean decoded, no diffusion)."""
+    """The head's estimate [1, C, h, w] -> the image [1, 3, H, W]: as the codec's receiver (the sampler
+    from the matched timestep), or, at steps 0, the estimate's mean decoded without diffusion."""
     latent = mean
     if steps:
         schedule = CosineSchedule()
         net = parts["net"]
         predict = predicting_noise(DecoderRuntime().torch_function(net), net.prediction, schedule)
-        condition = torch.cat([mean, log_variance], 1).numpy()
-        sampled = SamplerSettings(steps=steps).sampler(schedule, clip=False).sample(
-            predict, condition, tuple(mean.shape), rng=np.random.default_rng(seed), initial=mean.numpy(),
-            start=start_timestep(schedule, log_variance.numpy()))
-        latent = torch.from_numpy(sampled)
+        sampler = SamplerSettings(steps=steps).sampler(schedule, clip=False)
+        latent = torch.from_numpy(denoised_latent(predict, sampler, mean.numpy(), log_variance.numpy(), seed))
     return store.load("photo_vae")["decoder"](latent * parts["head"].latent_scale)
 
 
