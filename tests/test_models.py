@@ -1,9 +1,11 @@
 """The networks: forward shapes, parameter/FLOP counts, and short real
 training runs through the training harness that must lower the loss."""
 
+import numpy as np
 import pytest
 import torch
 
+from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import store
 from semcom.common.models.jscc import (
     ImageDecoder, ImageEncoder, LatentDecoder, LatentEncoder, MapDecoder, MapEncoder, from_symbols, to_symbols,
@@ -60,12 +62,11 @@ def test_latent_encoder_gives_mean_and_log_variance():
 # steps of 8, to 0.8. deep_jscc's loss starts low (a grey image is already 0.06 MSE away) and, with a random
 # bandwidth per batch, falls later than the others': measured 0.87 of the initial loss after 80 steps (the real
 # run, batch 16: 0.58 after 200). The diffusion UNet's falls fast (measured 0.65 after 20 steps of 4), and each
-# of its steps is the costliest. latent_diffusion's adds a Gaussian likelihood whose floor is its calibrated
-# variance, not 0: measured 0.87 after 40 steps of 4.
-SHORT_RUNS = {"deep_jscc": (160, 8, 0.8), "diffusion": (20, 4, 0.8), "latent_diffusion": (40, 4, 0.93)}
+# of its steps is the costliest. latent_diffusion has its own test, below.
+SHORT_RUNS = {"deep_jscc": (160, 8, 0.8), "diffusion": (20, 4, 0.8)}
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [model for model in MODELS if model != "latent_diffusion"])
 def test_a_short_training_run_lowers_the_loss_and_ships_a_card(model, tmp_path):
     steps, batch_size, fraction = SHORT_RUNS.get(model, (40, 8, 0.8))
     # val_count: 2 Kodak images validate the photo models (at their own size, the costliest part of a short run)
@@ -241,3 +242,35 @@ def test_the_latent_codec_starts_denoising_where_the_diffusion_noise_matches_the
         snr_db = 10 * np.log10(schedule.alpha_bar[t] / (1 - schedule.alpha_bar[t]))
         assert abs(snr_db + 10 * np.log10(variance)) < 0.2
     assert start_timestep(schedule, np.log(np.full((1, 1, 1, 1), 0.01))) < start_timestep(schedule, np.zeros((1, 1, 1, 1)))
+
+
+def test_a_short_latent_diffusion_run_lowers_its_loss_on_fixed_batches_and_ships_a_card(tmp_path):
+    """Its training loss draws the bandwidth (2 to 8 maps) per batch, whose likelihood term differs by more
+    than a short run's progress (measured, means of the first and last 10 steps: 0.80 -> 0.78 after 80
+    steps of 4, 0.78 -> 0.68 after 40): so the untrained and the trained networks are compared on the same
+    fixed batches instead, each with its own bandwidth, channel draw and diffusion noise."""
+    from semcom.tools.training.channel_in_the_loop import ChannelInTheLoop
+    from semcom.tools.training.data import as_tensors
+    from semcom.tools.training.specs import spec
+
+    ld = spec("latent_diffusion")
+    scenes, _ = materialize(SyntheticScenes("val", 4, (64, 64)))
+    images = as_tensors(scenes, np.zeros(scenes.shape[:3], np.uint8))[0]
+
+    def fixed_batch_loss(parts) -> float:
+        losses = []
+        for seed in range(6):
+            torch.manual_seed(seed)  # the bandwidth drawn and the diffusion noise
+            with torch.no_grad():
+                losses.append(float(ld.loss(parts, images, None, ChannelInTheLoop(seed=seed))))
+        return float(np.mean(losses))
+
+    torch.manual_seed(0)
+    untrained = {name: part.eval() for name, part in store.build(ld.architecture).items()}
+    before = fixed_batch_loss(untrained)
+    config = TrainConfig(steps=40, batch_size=4, train_count=48, val_count=1, checkpoint_every=20,
+                         checkpoint_dir=tmp_path / "checkpoints", weights_dir=tmp_path / "weights", bf16=False)
+    card = train("latent_diffusion", config)
+    after = fixed_batch_loss(store.load("latent_diffusion", tmp_path / "weights"))
+    assert after < 0.95 * before, (before, after)  # measured 0.833 -> 0.736 (Intel Xeon with AMX)
+    assert card["sha256"] and card["training"]["steps"] == 40 and card["evaluation"]["metrics"]
