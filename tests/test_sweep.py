@@ -61,3 +61,10 @@ def test_adjustable_codecs_are_swept_over_several_bandwidth_ratios():
         swept = sorted((p for p in points if p.codec == codec), key=lambda p: p.bandwidth_ratio)
         assert swept[1].psnr_db > swept[0].psnr_db, codec  # more bandwidth, a better image
     assert markdown_table(points).count("| linear_analog | awgn |") == 2
+
+
+def test_each_adjustable_codec_is_swept_at_the_ratios_it_sends(capsys):
+    points = run_sweep(["latent_diffusion", "linear_analog"], ["awgn"], [10.0], count=1, bandwidth_ratios=(1 / 6, 1 / 48))
+    assert sorted((p.codec, round(1 / p.requested_ratio)) for p in points) == [
+        ("latent_diffusion", 48), ("linear_analog", 6), ("linear_analog", 48)]
+    assert "latent_diffusion does not send k/n 0.1667: skipped there" in capsys.readouterr().err

@@ -202,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--bandwidth-ratio", type=float, nargs="+", default=None,
                        help="k/n values for the codecs with adjustable bandwidth "
                             f"({', '.join(_codecs_where('adjustable_bandwidth'))}); "
-                            "default: the semantic codec's 1280 uses at 64x128 on scenes; 1/6, 1/12, 1/24 and "
-                            "1/48 on kodak")
+                            "each at those in its range (latent_diffusion: 1/192 to 1/48); default: the semantic "
+                            "codec's 1280 uses at 64x128 on scenes; 1/6, 1/12, 1/24 and 1/48 on kodak")
     sweep.add_argument("--data", choices=["scenes", "kodak"], default="scenes",
                        help="scenes: the synthetic validation split at 64x128 (labelled, so mIoU too); kodak: the 5 "
                             "held-out Kodak photos at their own size (`semcom data photos`; PSNR, SSIM, MS-SSIM) "

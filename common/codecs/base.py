@@ -93,6 +93,10 @@ class Codec:
                 results.append(error)
         return results
 
+    def accepts_ratio(self, bandwidth_ratio: float) -> bool:
+        """Whether a codec with adjustable bandwidth sends this k/n (the sweep skips the ratios it does not)."""
+        return True
+
     def check_models(self) -> None:
         """Raises WeightsMissing when a model card the codec needs is not shipped."""
         for model in {*self.capabilities.encoder_models, *self.capabilities.decoder_models}:

@@ -193,10 +193,15 @@ class FeatureMapCodec(Codec):
         raise NotImplementedError
 
     @classmethod
+    def accepts_ratio(cls, bandwidth_ratio: float) -> bool:
+        low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
+        return math.isfinite(bandwidth_ratio) and low - 1e-9 <= bandwidth_ratio <= high + 1e-9
+
+    @classmethod
     def channels_for(cls, bandwidth_ratio: float) -> int:
         """The feature maps a ratio sends: the even C nearest to ratio * 384 (training evaluates with it)."""
         low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
-        if not (math.isfinite(bandwidth_ratio) and low - 1e-9 <= bandwidth_ratio <= high + 1e-9):
+        if not cls.accepts_ratio(bandwidth_ratio):
             raise InvalidInput(f"bandwidth_ratio: {bandwidth_ratio:g} is outside {cls.codec_id}'s range 1/192 "
                                f"({low:.4f}) to 1/{cls.uses_per_channel // cls.max_channels} ({high:.4f}) complex "
                                "channel uses per source real value")

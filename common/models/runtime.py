@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..serving.errors import Unavailable
 from . import cpu
 from . import precision as precisions
 from . import store
@@ -75,7 +76,7 @@ class DecoderRuntime:
         """Part `part` of trained model `model`, in torch at this precision (fp32 or bf16: the int8 artifacts
         are decoder() and noise_predictor()'s), as a numpy function."""
         if self.precision == "int8":
-            raise ValueError(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
+            raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
         return self.torch_function(store.load(model, self.weights_dir)[part])
 
     def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,8 +107,7 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
     files = [encode_png(image) for image in images]
     segmenter = codecs.get("semantic_map")  # its segmenter scores every reconstruction
     points = []
-    runs = [(codec_id, ratio) for codec_id in codec_ids
-            for ratio in (bandwidth_ratios if codecs.capabilities(codec_id).adjustable_bandwidth else (0.0,))]
+    runs = [(codec_id, ratio) for codec_id in codec_ids for ratio in _ratios(codec_id, bandwidth_ratios)]
     limit = {codec_id: min(count, generative_count or count) if codecs.capabilities(codec_id).generative else count
              for codec_id in codec_ids}
     total = sum(limit[codec_id] for codec_id, _ in runs) * len(channels) * len(snrs_db)
@@ -126,6 +126,19 @@ def run_sweep(codec_ids=None, channels=DEFAULT_CHANNELS, snrs_db=DEFAULT_SNRS_DB
                     if first is not None:
                         samples.reconstructions[codec_id, channel, ratio, snr] = first
     return points
+
+
+def _ratios(codec_id: str, bandwidth_ratios) -> list[float]:
+    """The ratios a codec is swept at: those in its range if its bandwidth is adjustable (the others skipped,
+    and said), else its own (0.0)."""
+    if not codecs.capabilities(codec_id).adjustable_bandwidth:
+        return [0.0]
+    codec = codecs.get(codec_id)
+    accepted = [ratio for ratio in bandwidth_ratios if codec.accepts_ratio(ratio)]
+    if len(accepted) < len(bandwidth_ratios):
+        skipped = ", ".join(f"{ratio:.4f}" for ratio in bandwidth_ratios if ratio not in accepted)
+        print(f"sweep: {codec_id} does not send k/n {skipped}: skipped there", file=sys.stderr)
+    return accepted
 
 
 def _images(data: str, count: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
