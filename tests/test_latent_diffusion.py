@@ -26,9 +26,8 @@ CODEC = codecs.get("latent_diffusion")
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    """A crop of a held-out Kodak photo (never trained on), odd-sized so that padding is exercised."""
-    if photos.missing():
-        pytest.skip(f"the photos are not installed in {photos.photos_dir()}: run `semcom data photos`")
+    """A crop of a held-out Kodak photo (never trained on), odd-sized so that padding is exercised (the
+    tests that use it are marked needs_photos)."""
     return np.ascontiguousarray(photos.load_photos("kodak")[0][100:229, 200:397])  # 129x197
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..models import store
 from ..models.runtime import DecoderRuntime
-from ..serving.errors import InvalidInput, ServiceError, quoted
+from ..serving.errors import InvalidInput, LimitExceeded, ServiceError, quoted
 from ..wire.frames import Frame
 
 # What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
@@ -65,6 +65,9 @@ class Codec:
     # side-information keys.
     blocks: ClassVar[tuple[str, ...]] = ()
     side_info: ClassVar[tuple[str, ...]] = ()
+    # The largest image the codec takes, in pixels, and that size as an example ("512x768"); None: any.
+    max_pixels: ClassVar[int | None] = None
+    max_size_example: ClassVar[str] = ""
 
     @cached_property
     def model_version(self) -> str:
@@ -96,6 +99,12 @@ class Codec:
     def accepts_ratio(self, bandwidth_ratio: float) -> bool:
         """Whether a codec with adjustable bandwidth sends this k/n (the sweep skips the ratios it does not)."""
         return True
+
+    def _check_size(self, height: int, width: int) -> None:
+        """Raises LimitExceeded for an image over `max_pixels`."""
+        if self.max_pixels is not None and height * width > self.max_pixels:
+            raise LimitExceeded(f"image: {height}x{width} = {height * width} pixels, over {self.codec_id}'s limit of "
+                                f"{self.max_pixels} ({self.max_size_example}): send it smaller, or with deep_jscc")
 
     def check_models(self) -> None:
         """Raises WeightsMissing when a model card the codec needs is not shipped."""

@@ -22,7 +22,7 @@ import numpy as np
 from ..models import store
 from ..models.runtime import DecoderRuntime, NumpyFunction
 from ..models.sampling import CosineSchedule, DDIMSampler
-from ..serving.errors import LimitExceeded, Unavailable
+from ..serving.errors import Unavailable
 from ..wire.frames import Frame
 from .base import Decoded, to_uint8
 from .generative import frame_seed
@@ -60,11 +60,6 @@ class LatentDiffusionCodec(FeatureMapCodec):
     # The UNet runs on the latent (1/16 of the pixels) and the VAE decoder at full size: a 1024x1536 photo
     # decodes whole. Larger ones are refused (no tiling yet).
     max_pixels, max_size_example = 1024 * 1536, "1024x1536"
-
-    def _check_size(self, height: int, width: int) -> None:
-        if height * width > self.max_pixels:
-            raise LimitExceeded(f"image: {height}x{width} = {height * width} pixels, over {self.codec_id}'s limit of "
-                                f"{self.max_pixels} ({self.max_size_example}): send it smaller, or with deep_jscc")
 
     def features(self, padded: np.ndarray):
         latent = store.load(VAE)["encoder"](image_tensor(padded))[0]  # the mean: the transmitter does not sample

@@ -23,7 +23,7 @@ from ..models import store
 from ..models.presets import CPU
 from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
-from ..serving.errors import InvalidInput, LimitExceeded
+from ..serving.errors import InvalidInput
 from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8
 from .registry import register
@@ -117,11 +117,6 @@ class SemanticCodecBase(Codec):
                                f"{self.default_bandwidth_ratio:.4f} (set by its networks); leave it 0")
         self._check_size(image.shape[0], image.shape[1])
 
-    def _check_size(self, height: int, width: int) -> None:
-        if height * width > self.max_pixels:
-            raise LimitExceeded(f"image: {height}x{width} = {height * width} pixels, over {self.codec_id}'s limit of "
-                                f"{self.max_pixels} ({self.max_size_example}): send it smaller, or with deep_jscc")
-
     def segment(self, image: np.ndarray) -> np.ndarray:
         """uint8 [H, W, 3] -> train IDs uint8 [H, W], the segmenter run at the padded size and cropped."""
         import torch
@@ -193,14 +188,19 @@ class FeatureMapCodec(Codec):
         raise NotImplementedError
 
     @classmethod
+    def ratio_range(cls) -> tuple[float, float]:
+        """The lowest and highest k/n sent: 2 maps and all of them."""
+        return 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
+
+    @classmethod
     def accepts_ratio(cls, bandwidth_ratio: float) -> bool:
-        low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
+        low, high = cls.ratio_range()
         return math.isfinite(bandwidth_ratio) and low - 1e-9 <= bandwidth_ratio <= high + 1e-9
 
     @classmethod
     def channels_for(cls, bandwidth_ratio: float) -> int:
         """The feature maps a ratio sends: the even C nearest to ratio * 384 (training evaluates with it)."""
-        low, high = 2 / cls.uses_per_channel, cls.max_channels / cls.uses_per_channel
+        low, high = cls.ratio_range()
         if not cls.accepts_ratio(bandwidth_ratio):
             raise InvalidInput(f"bandwidth_ratio: {bandwidth_ratio:g} is outside {cls.codec_id}'s range 1/192 "
                                f"({low:.4f}) to 1/{cls.uses_per_channel // cls.max_channels} ({high:.4f}) complex "
@@ -221,9 +221,6 @@ class FeatureMapCodec(Codec):
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
                      model_version=self.model_version, pad_bottom=pad_bottom, pad_right=pad_right,
                      blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
-
-    def _check_size(self, height: int, width: int) -> None:
-        """Raises LimitExceeded for an image the codec does not take (by default it takes any)."""
 
     def received_maps(self, frame: Frame) -> np.ndarray:
         """The decoder's input from a received frame: float32 [1, 2 * max_channels, h, w], the maps sent

@@ -267,8 +267,10 @@ def contact_sheet(samples: Samples, path: Path) -> Path:
     original = ("original", thumbnail(samples.original))
     strips = [side_by_side([original, *panels]) for panels in rows.values()]
     sheet = Image.new("RGB", (max(strip.width for strip in strips), sum(strip.height for strip in strips)), "white")
-    for index, strip in enumerate(strips):
-        sheet.paste(strip, (0, sum(s.height for s in strips[:index])))
+    top = 0
+    for strip in strips:
+        sheet.paste(strip, (0, top))
+        top += strip.height
     sheet.save(path)
     return path
 
