@@ -14,8 +14,9 @@ import grpc
 import numpy as np
 import pytest
 
-from helpers import decode_frame, metric, scrape
+from helpers import decode_frame, metric, needs_photos, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common import codecs
 from semcom.common.codecs.separate import FALLBACK_GREY
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import runtime, store
@@ -79,6 +80,8 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
     ("diffusion", runtime.artifact_name(), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor()),
     ("latent_codec", runtime.decoder_name("latent_codec"),
      lambda folder: DecoderRuntime("int8", weights_dir=folder).decoder("latent_codec")),
+    ("photo_vae", runtime.part_name("photo_vae", "decoder"),
+     lambda folder: DecoderRuntime("int8", weights_dir=folder).network("photo_vae", "decoder")),
 ])
 def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load):
     for name in (f"{source}.pt", f"{source}.card.json"):
@@ -122,7 +125,8 @@ def test_an_int8_receiver_process_runs_without_torch(tmp_path):
     """torch is most of a receiver process's memory; an int8 receiver has no use for it and never loads it."""
     from semcom.tools.services import start_service
 
-    sent = [received(codec_id, 2, 10.0) for codec_id in ("semantic", "gesco", "deep_jscc", "semantic_map")]
+    sent = [received(codec_id, 2, 10.0)
+            for codec_id in ("semantic", "gesco", "deep_jscc", "semantic_map", "latent_diffusion")]
     expected = [decode_frame(frame, INT8) for frame in sent]
     service = start_service("receiver", ("--precision", "int8"), tmp_path)
     try:
@@ -162,6 +166,38 @@ def test_calibration_is_reproducible_under_a_seed(tmp_path):
     assert made["a"] == made["b"]  # same seed: the same artifacts, byte for byte
     assert made["a"][0] != made["c"][0] and made["a"][1] != made["c"][1]  # another seed: other scenes, SNRs
     assert made["a"][0] != made["a"][1]  # full-range and 7-bit weights
+
+
+@needs_photos
+def test_the_photo_codecs_calibration_is_reproducible_and_its_models_decode(tmp_path):
+    from semcom.tools.quantize import QuantizeConfig
+    from semcom.tools.quantize_photo import quantize_photo_codec
+
+    made = {}
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        folder = tmp_path / run
+        folder.mkdir()
+        for model in {model for model, _ in runtime.PHOTO_PARTS}:
+            for suffix in (".pt", ".card.json"):
+                shutil.copy(store.WEIGHTS_DIR / f"{model}{suffix}", folder / f"{model}{suffix}")
+        cards = quantize_photo_codec(QuantizeConfig(seed=seed, weights_dir=folder), frames=2)
+        assert set(cards) == {name for model, part in runtime.PHOTO_PARTS for name in runtime.part_names(model, part)}
+        for name, card in cards.items():
+            if "calibration" in card:  # the UNet: 2 frames x 5 steps; the VAE decoder: one call a frame
+                assert card["calibration"]["samples"] == (10 if name.startswith("latent_diffusion") else 2)
+                assert card["weight_bytes"]["ratio"] < 0.27  # int8 weights: a quarter, with their scales
+        made[run] = {name: card["sha256"] for name, card in cards.items()}
+        assert cards["latent_diffusion_head"]["latent_scale"] == pytest.approx(
+            float(store.load("latent_diffusion")["head"].latent_scale))
+    assert made["a"] == made["b"]  # same seed: the same models, byte for byte
+    quantized = [name for name in made["a"] if name != "latent_diffusion_head"]
+    assert all(made["a"][name] != made["c"][name] for name in quantized)  # other crops, other ranges
+    assert made["a"]["latent_diffusion_head"] == made["c"]["latent_diffusion_head"]  # in float: no calibration
+    # What was written is what an int8 receiver with that folder decodes with.
+    frame = Chain(ChannelConfig(snr_db=10.0, seed=0)).transmit(
+        codecs.get("latent_diffusion").encode(IMAGES[0], 1 / 48, "calibrated"))
+    image = decode_frame(frame, DecoderRuntime("int8", weights_dir=tmp_path / "a"))
+    assert psnr_db(decode_frame(frame), image) > 25
 
 
 def test_a_batch_decodes_each_frame_as_it_decodes_alone():

@@ -14,10 +14,11 @@ from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.codecs.latent_diffusion import start_timestep
 from semcom.common.data import photos
+from semcom.common.models import runtime
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import CosineSchedule
 from semcom.common.quality import psnr_db
-from semcom.common.serving.errors import InvalidInput, LimitExceeded, Unavailable
+from semcom.common.serving.errors import InvalidInput, LimitExceeded
 from semcom.common.wire.pb import transmitter_pb2
 from semcom.tools.chain import Chain
 
@@ -52,6 +53,19 @@ def test_a_photo_comes_back_at_its_size_better_with_more_snr_and_more_bandwidth(
 
 
 @needs_photos
+def test_an_int8_receiver_decodes_a_photo_with_its_onnx_models_close_to_fp32(photo):
+    int8 = DecoderRuntime("int8")
+    for ratio, snr in ((1 / 48, 10.0), (1 / 96, 0.0)):
+        received = Chain(ChannelConfig(snr_db=snr, seed=3)).transmit(CODEC.encode(photo, ratio, f"int8-{snr}"))
+        reference, image = decode_frame(received), decode_frame(received, int8)
+        assert abs(psnr_db(photo, image) - psnr_db(photo, reference)) < 0.5  # the bound over the sweep
+        assert psnr_db(reference, image) > 28  # the same picture, not just as far from the photo
+        assert not np.array_equal(reference, image)  # integer kernels, not the fp32 network again
+    for model, part in runtime.PHOTO_PARTS:  # what ran: the ONNX model this CPU's ISA family gets
+        assert runtime.load_part(model, part).path.name == f"{runtime.part_name(model, part)}.onnx"
+
+
+@needs_photos
 def test_decoding_is_seeded_by_the_frame_and_starts_later_on_a_better_channel(photo):
     received = {snr: Chain(ChannelConfig(snr_db=snr, seed=2)).transmit(CODEC.encode(photo, 1 / 48, f"seed-{snr}"))
                 for snr in (0.0, 20.0)}
@@ -67,13 +81,13 @@ def test_decoding_is_seeded_by_the_frame_and_starts_later_on_a_better_channel(ph
     assert starts[20.0] < starts[0.0]
 
 
-def test_bad_frames_and_sizes_are_refused_and_an_int8_receiver_says_it_has_no_decoder():
+def test_bad_frames_and_sizes_are_refused():
     frame = Chain().transmit(CODEC.encode(np.full((37, 91, 3), 90, np.uint8), 1 / 96, "bad"))
     short = replace(frame, blocks=[replace(frame.blocks[0], symbols=frame.blocks[0].symbols[:-5])])
     with pytest.raises(InvalidInput, match="feature maps"):
         decode_frame(short)
-    with pytest.raises(Unavailable, match="no int8 decoder"):
-        decode_frame(frame, DecoderRuntime("int8"))
+    with pytest.raises(InvalidInput, match="feature maps"):
+        decode_frame(short, DecoderRuntime("int8"))
     with pytest.raises(LimitExceeded, match="1024x1536"):
         CODEC.encode(np.zeros((1100, 1600, 3), np.uint8), 1 / 48, "large")
 

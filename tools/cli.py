@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Post-training W8A8 quantization of the diffusion decoder: activation ranges are calibrated on "
                     "the fp32 sampler's own inputs across timesteps, channels, SNRs and both generative codecs; the "
                     "result is an ONNX Runtime QDQ model written beside the fp32 weights with its card. The JSCC "
-                    "decoders are exported to float ONNX beside it, so that an int8 receiver runs without torch.")
+                    "decoders are exported to float ONNX beside it, so that an int8 receiver runs without torch. The "
+                    "photo codec (latent_diffusion) gets the same: its UNet and VAE decoder quantized, calibrated on "
+                    "crops of the training photos (needs `semcom data photos`), its head exported in float.")
     quantize.add_argument("--scenes", type=int, default=64, help="calibration scenes (one sampler trajectory each) [%(default)s]")
     quantize.add_argument("--ddim-steps", type=int, default=SamplerSettings.steps,
                           help="sampler steps of the calibration trajectories: the receiver's --ddim-steps "
@@ -184,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--weights-dir", type=Path, default=None, help="read and write weights here")
     quantize.add_argument("--decoders-only", action="store_true",
                           help="only export the JSCC decoders to ONNX (after retraining a JSCC codec; seconds)")
+    quantize.add_argument("--photo-frames", type=int, default=32,
+                          help="calibration frames of the photo codec (latent_diffusion), each a crop of a training "
+                               "photo through the channel and the fp32 decode [%(default)s]")
+    quantize.add_argument("--latent-diffusion-only", action="store_true",
+                          help="only make the photo codec's ONNX models (after retraining latent_diffusion or "
+                               "photo_vae; about a minute)")
     quantize.add_argument("--sensitivity", action="store_true",
                           help="instead: measure the int8 error with each candidate op type or module kept in float "
                                "(about 9 minutes)")
@@ -408,13 +416,18 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
-        quantize.export_decoders(weights_dir, command)
+        summary = ("for", "sha256", "weight_bytes", "wall_seconds")
+        if not args.latent_diffusion_only:
+            quantize.export_decoders(weights_dir, command)
         if args.decoders_only:
             print(f"exported {', '.join(runtime.decoder_name(model) for model in runtime.DECODED_MODELS)} to {weights_dir}")
             return 0
-        cards = quantize.quantize_decoder(config, command)
-        print(json.dumps({name: {key: card[key] for key in ("for", "sha256", "weight_bytes", "wall_seconds")}
-                          for name, card in cards.items()}, indent=2))
+        from .quantize_photo import quantize_photo_codec
+
+        cards = {} if args.latent_diffusion_only else quantize.quantize_decoder(config, command)
+        cards.update(quantize_photo_codec(config, args.photo_frames, command))
+        print(json.dumps({name: {key: card[key] for key in summary if key in card} for name, card in cards.items()},
+                         indent=2))
         return 0
     if args.command == "sweep":
         from .evaluation import sweep

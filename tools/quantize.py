@@ -158,7 +158,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                     "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
                 },
                 "weight_bytes": {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)},
-                "versions": _versions(),
+                "versions": versions(),
             }
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
@@ -225,31 +225,33 @@ def export_decoders(weights_dir: Path, command: str) -> None:
             "sha256": store.sha256_of(path),
             "source_sha256": description["sha256"],
             "command": command,
-            "versions": _versions(),
+            "versions": versions(),
         })
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     import onnx
     import onnxruntime
 
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any_size: bool = False) -> None:
-    """A torch module as an ONNX graph, its inputs and output ("output") batch-dynamic (the receiver batches);
+def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any_size: bool = False,
+                output_names: Sequence[str] = ("output",)) -> None:
+    """A torch module as an ONNX graph, its inputs and outputs (image-shaped) batch-dynamic (the receiver batches);
     any_size: height and width of the image-shaped ([B, C, H, W]) ones dynamic too (a fully convolutional net)."""
     def axes(name: str, ndim: int) -> dict[int, str]:  # each tensor's own: an input's height is not the output's
         return {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} if any_size and ndim == 4 else {0: "batch"}
 
-    dimensions = {**{name: tensor.dim() for name, tensor in zip(input_names, example)}, "output": 4}
+    dimensions = {**{name: tensor.dim() for name, tensor in zip(input_names, example)},
+                  **dict.fromkeys(output_names, 4)}
 
     with warnings.catch_warnings():
         # The TorchScript exporter (the dynamo one would need onnxscript too) warns that it is
         # deprecated, and that the image size becomes a constant: it is, by design (but with any_size).
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=["output"],
+        torch.onnx.export(net, example, str(path), input_names=list(input_names), output_names=list(output_names),
                           opset_version=17, dynamic_axes={name: axes(name, ndim) for name, ndim in dimensions.items()},
                           dynamo=False)
 

@@ -9,8 +9,9 @@ is the forward diffusion's sample at the timestep whose noise matches sigma (sta
 which the UNet denoises it (DDIM or DPM-Solver++, the receiver's steps; x0 unclipped: a latent's
 range is not [-1, 1]), and the VAE decoder draws the image at the padded size, cropped back.
 
-The networks run in torch, fp32 or bf16: there is no int8 artifact of them yet, so an int8
-receiver does not load this codec, and says so.
+The networks run in torch at fp32 or bf16; an int8 receiver runs their ONNX models (the UNet and
+the VAE decoder quantized, the head in float: models/runtime.py PHOTO_PARTS, made by `semcom quantize`),
+without torch.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..models import runtime as runtimes
 from ..models import store
 from ..models.runtime import DecoderRuntime, NumpyFunction
 from ..models.sampling import CosineSchedule, DDIMSampler
-from ..serving.errors import Unavailable
 from ..wire.frames import Frame
 from .base import Decoded, to_uint8
 from .generative import frame_seed
@@ -69,25 +70,24 @@ class LatentDiffusionCodec(FeatureMapCodec):
         if side == "encode":
             return super().load(side)
         runtime = runtime or DecoderRuntime()
-        _check_precision(runtime)
-        for model in self.capabilities.decoder_models:
-            store.load(model, runtime.weights_dir)
+        # Each loads its weights now (at int8, its ONNX model, checked against the shipped weights).
+        runtime.network(MODEL, "head")
+        runtime.noise_predictor(MODEL)
+        runtime.network(VAE, "decoder")
 
     def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
-        _check_precision(runtime)
         mean, log_variance = runtime.network(MODEL, "head")(self.received_maps(frame))
         sampler = runtime.sampler.sampler(CosineSchedule(), clip=False)
         latent = denoised_latent(runtime.noise_predictor(MODEL), sampler, mean, log_variance, frame_seed(frame))
-        image = runtime.network(VAE, "decoder")((latent * latent_scale(runtime.weights_dir)).astype(np.float32))
+        image = runtime.network(VAE, "decoder")((latent * latent_scale(runtime)).astype(np.float32))
         return to_uint8(image[0, :, :frame.height, :frame.width]), None
 
 
-def latent_scale(weights_dir=store.WEIGHTS_DIR) -> float:
+def latent_scale(runtime: DecoderRuntime | None = None) -> float:
     """The VAE latent's standard deviation over the training data (the head's running average, shipped
-    with it): the transmitter divides by it, the receiver multiplies the denoised latent by it."""
-    return float(store.load(MODEL, weights_dir)["head"].latent_scale)
-
-
-def _check_precision(runtime: DecoderRuntime) -> None:
+    with it): the transmitter divides by it, the receiver multiplies the denoised latent by it. An int8
+    receiver, which runs without torch, reads the copy in its head's ONNX card."""
+    runtime = runtime or DecoderRuntime()
     if runtime.precision == "int8":
-        raise Unavailable("codec 'latent_diffusion' has no int8 decoder yet: serve it from a receiver at fp32 or bf16")
+        return float(runtimes.load_part(MODEL, "head", runtime.weights_dir).card["latent_scale"])
+    return float(store.load(MODEL, runtime.weights_dir)["head"].latent_scale)

@@ -24,6 +24,11 @@ would cost the VNNI machines 0.2 dB (README, "Every x86 CPU"), hence two
 artifacts, not one. Each card names the torch weights it was made from, and a
 stale artifact is refused rather than silently used. Making them (export,
 calibration, quantization) is the quantize command's: tools/quantize.py.
+
+The photo codec's networks (`latent_diffusion`, PHOTO_PARTS) follow the same
+rules, one ONNX file per part named `{model}_{part}[_int8|_int8_7bit]`: its UNet
+and the VAE decoder quantized (two artifacts each, by ISA), its head in float
+(int8 made it slower: measured, tools/quantize_photo.py).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ NAME_7BIT = "diffusion_int8_7bit"  # for CPUs without: 7-bit weights, which thei
 ARTIFACTS = (NAME, NAME_7BIT)
 INPUTS = ("x", "t", "condition")
 DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
+# The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
+PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
 
 
 @dataclass(frozen=True)
@@ -73,17 +80,19 @@ class DecoderRuntime:
         return self.network(model, "decoder")
 
     def network(self, model: str, part: str) -> NumpyFunction:
-        """Part `part` of trained model `model`, in torch at this precision (fp32 or bf16: the int8 artifacts
-        are decoder() and noise_predictor()'s), as a numpy function."""
+        """Part `part` of trained model `model` as a numpy function: in torch at fp32 or bf16; at int8, its ONNX
+        model (PHOTO_PARTS; the JSCC decoders' and the diffusion UNet's are decoder() and noise_predictor()'s)."""
         if self.precision == "int8":
-            raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
+            if (model, part) not in PHOTO_PARTS:
+                raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
+            return load_part(model, part, self.weights_dir)
         return self.torch_function(store.load(model, self.weights_dir)[part])
 
     def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:
         """Model `model`'s diffusion UNet (its part "net"): (x_t [B, C, H, W] float32, t [B] int64, condition)
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
         the quantized artifact, made for `diffusion` alone."""
-        if self.precision == "int8" and model == "diffusion":
+        if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir)
         else:
             network = self.network(model, "net")
@@ -130,6 +139,20 @@ def artifact_name(capabilities: cpu.CpuCapabilities | None = None) -> str:
     return NAME if (capabilities or cpu.detect()).int8_dot_product else NAME_7BIT
 
 
+def part_names(model: str, part: str) -> tuple[str, ...]:
+    """The ONNX models made of photo part (model, part) (PHOTO_PARTS): if quantized, one per ISA family (the
+    full-range one first, as ARTIFACTS), else one in float."""
+    if not PHOTO_PARTS[model, part]:
+        return (f"{model}_{part}",)
+    return f"{model}_{part}_int8", f"{model}_{part}_int8_7bit"
+
+
+def part_name(model: str, part: str, capabilities: cpu.CpuCapabilities | None = None) -> str:
+    """The ONNX model of photo part (model, part) that this CPU (or `capabilities`) runs."""
+    names = part_names(model, part)
+    return names[0] if len(names) == 1 or (capabilities or cpu.detect()).int8_dot_product else names[1]
+
+
 def initializer_bytes(model_path: Path) -> int:
     """Bytes of an ONNX model's stored constants: weights, biases, scales and zero points."""
     import onnx
@@ -152,8 +175,9 @@ class OnnxModel:
     def input_names(self) -> list[str]:
         return [tensor.name for tensor in self.session.get_inputs()]
 
-    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
-        return self.session.run(None, dict(zip(self.input_names, arrays, strict=True)))[0]
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        outputs = self.session.run(None, dict(zip(self.input_names, arrays, strict=True)))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)  # several: a mean and a log-variance
 
     @property
     def weight_bytes(self) -> int:
@@ -189,11 +213,20 @@ def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
     return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir))
 
 
+def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
+              capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
+    """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`."""
+    name = part_name(model, part, capabilities)
+    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir))
+
+
 def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
     """Every ONNX model an int8 receiver runs on this CPU (or `capabilities`), checked now (a missing or
     stale one raises, naming the fix); returns the UNet."""
     for model in DECODED_MODELS:
         load_decoder(model, weights_dir)
+    for model, part in PHOTO_PARTS:
+        load_part(model, part, weights_dir, capabilities)
     return load_artifact(artifact_name(capabilities), weights_dir)
 
 

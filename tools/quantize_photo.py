@@ -1,0 +1,153 @@
+"""`semcom quantize`, the photo codec's part: the ONNX models an int8 receiver runs for
+`latent_diffusion` (runtime.PHOTO_PARTS), made from the shipped fp32 weights.
+
+The same W8A8 post-training quantization as the diffusion decoder's (tools/quantize.py: weights
+int8 per output channel, activations uint8 per tensor, min/max ranges, the elementwise products
+in float, one artifact per ISA family), calibrated the same way on the fp32 receiver's own inputs:
+crops of the training photos (never the held-out Kodak ones) go through the transmitter, the
+channel emulator (AWGN or Rayleigh, SNR uniform in [-5, 20] dB) and the fp32 decode at a k/n drawn
+from those the codec sends; every input it feeds the head, the UNet (at each sampler step) and the
+VAE decoder is a calibration sample of that network.
+
+What is quantized, by measurement (`semcom bench receiver --codec latent_diffusion` prints it per
+part), on a 2-core AMD EPYC (AVX2 only, 7-bit weights), one 384x512 Kodak frame: the UNet step
+212 -> 161 ms and the VAE decoder 371 -> 240 ms, the head in float ONNX 62 ms but 73 ms at int8 (its
+convolutions are small and the quantize / dequantize around them cost more than they save): so the
+head stays in float.
+
+The calibration photos are 256x256 crops (ranges are per tensor, so a crop covers a photo's
+statistics), so that a calibration pass through ORT's recorder, which keeps every intermediate
+tensor of a sample, stays small.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common import codecs
+from semcom.common.data.photos import load_photos
+from semcom.common.models import runtime, store
+from semcom.common.models.runtime import DecoderRuntime, NumpyFunction
+from semcom.common.models.sampling import SamplerSettings
+
+from . import quantize
+from .chain import Chain
+
+CODEC = "latent_diffusion"
+CROP = 256
+# Each part's ONNX input and output names.
+INPUTS = {("latent_diffusion", "head"): ("received",), ("latent_diffusion", "net"): runtime.INPUTS,
+          ("photo_vae", "decoder"): ("latent",)}
+OUTPUTS = {("latent_diffusion", "head"): ("mean", "log_variance")}
+Samples = dict[tuple[str, str], list[tuple[np.ndarray, ...]]]
+
+
+@dataclass(frozen=True)
+class RecordingRuntime(DecoderRuntime):
+    """The fp32 receiver's runtime, keeping every input it feeds each network (a calibration sample)."""
+
+    inputs: Samples = field(default_factory=dict)
+
+    def network(self, model: str, part: str) -> NumpyFunction:
+        run = super().network(model, part)
+
+        def recorded(*arrays: np.ndarray):
+            self.inputs.setdefault((model, part), []).append(tuple(array.copy() for array in arrays))
+            return run(*arrays)
+
+        return recorded
+
+
+def calibration_samples(frames: int, seed: int, ddim_steps: int = SamplerSettings.steps,
+                        sampler: str = SamplerSettings.method) -> Samples:
+    """Each photo part's inputs from the fp32 decode of `frames` received crops of the training photos."""
+    if frames < 1:
+        raise ValueError(f"--scenes: {frames}, need at least 1")
+    rng = np.random.default_rng(seed)
+    photos = load_photos("train")
+    codec = codecs.get(CODEC)
+    ratios = [ratio for ratio in (1 / 48, 1 / 64, 1 / 96, 1 / 192) if codec.accepts_ratio(ratio)]
+    recording = RecordingRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler))
+    for index in tqdm(range(frames), desc="calibration photos", unit="frame"):
+        photo = photos[int(rng.integers(len(photos)))]
+        height, width = min(photo.shape[0], CROP), min(photo.shape[1], CROP)
+        top, left = rng.integers(photo.shape[0] - height + 1), rng.integers(photo.shape[1] - width + 1)
+        chain = Chain(ChannelConfig(model=str(rng.choice(quantize.CALIBRATION_CHANNELS)),
+                                    snr_db=float(rng.uniform(*quantize.CALIBRATION_SNR_DB)),
+                                    seed=int(rng.integers(2**31)), csi="perfect", equalizer="mmse"), recording)
+        chain.send(photo[top:top + height, left:left + width], CODEC, float(rng.choice(ratios)),
+                   frame_id=f"calibration-{seed}-{index}")
+    return recording.inputs
+
+
+def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: str = "semcom quantize") -> dict:
+    """Writes every ONNX model of runtime.PHOTO_PARTS and its card into config.weights_dir from one
+    calibration of `frames` photos; returns the cards by name."""
+    started = time.perf_counter()
+    samples = calibration_samples(frames, config.seed, config.ddim_steps, config.sampler)
+    cards = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        for (model, part), quantized in runtime.PHOTO_PARTS.items():
+            net = store.load(model, config.weights_dir)[part]
+            names, recorded = INPUTS[model, part], samples[model, part]
+            float_path = folder / f"{model}_{part}.onnx"
+            quantize.export_onnx(net, tuple(torch.from_numpy(array) for array in recorded[0]), names, float_path,
+                                 any_size=True, output_names=OUTPUTS.get((model, part), ("output",)))
+            for name in runtime.part_names(model, part):
+                out_path = config.weights_dir / f"{name}.onnx"
+                if quantized:
+                    quantize.quantize(float_path, out_path, [dict(zip(names, s)) for s in recorded],
+                                      config.float_ops, seven_bit=name.endswith("_7bit"))
+                else:
+                    out_path.write_bytes(float_path.read_bytes())
+                cards[name] = _card(name, model, part, out_path, float_path, quantized, config, len(recorded),
+                                    frames, command)
+    for card in cards.values():
+        card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole calibration and all parts
+        quantize.write_card(config.weights_dir, card)
+    return cards
+
+
+def _card(name: str, model: str, part: str, path: Path, float_path: Path, quantized: bool,
+          config: quantize.QuantizeConfig, samples: int, frames: int, command: str) -> dict:
+    source = store.card(model, config.weights_dir)
+    card = {
+        "model": name,
+        "architecture": f"{source['architecture'][part]['class']} ({model}.card.json), "
+                        + ("W8A8 post-training quantized" if quantized else "float32 (int8 was slower: module doc)"),
+        "format": "ONNX" + (" QDQ" if quantized else "") + ", run by onnxruntime (CPUExecutionProvider) in "
+                  "receivers with --precision int8",
+        "sha256": store.sha256_of(path),
+        "source_sha256": source["sha256"],
+        "command": command,
+        "versions": quantize.versions(),
+    }
+    if quantized:
+        card["for"] = quantize.CPUS[runtime.NAME_7BIT if name.endswith("_7bit") else runtime.NAME]
+        card["quantization"] = {
+            "weights": quantize.WEIGHTS[runtime.NAME_7BIT if name.endswith("_7bit") else runtime.NAME],
+            "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
+            "float_ops": list(config.float_ops),
+        }
+        card["calibration"] = {
+            "seed": config.seed, "frames": frames, "samples": samples,
+            "data": f"{CROP}x{CROP} crops of the training photos (`semcom data photos`), drawn by the seed",
+            "channels": list(quantize.CALIBRATION_CHANNELS), "snr_db_uniform": list(quantize.CALIBRATION_SNR_DB),
+            "ddim_steps": config.ddim_steps, "sampler": config.sampler,
+        }
+        fp32_bytes, int8_bytes = runtime.initializer_bytes(float_path), runtime.initializer_bytes(path)
+        card["weight_bytes"] = {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)}
+    if (model, part) == ("latent_diffusion", "head"):
+        # The receiver's latent scale, which an int8 receiver (without torch) cannot read from the .pt.
+        card["latent_scale"] = float(store.load(model, config.weights_dir)[part].latent_scale)
+    return card
+
