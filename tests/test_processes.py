@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import png_bytes, sample_png
+from helpers import needs_photos, png_bytes, sample_png
 from semcom.common import codecs
 from semcom.common.data import photos, sample_images
 from semcom.common.models import cpu
@@ -220,6 +220,27 @@ def test_bench_receiver_runs_fp32_and_int8_through_real_receivers_and_names_the_
     assert weights["fp32"] == "100.0%" and float(weights["int8"].rstrip("%")) <= 26
     assert "int8: mean PSNR" in out and "worst point" in out
     assert out.count(" MiB") == 4  # a peak RSS per receiver process
+
+
+@needs_photos
+def test_bench_receiver_measures_the_photo_codec_per_network_and_over_the_kodak_sweep():
+    """One photo, one repeat: that it measures and reports each network, the decode and the quality."""
+    result = run_cli("bench", "receiver", "--codec", "latent_diffusion", "--count", "1", "--quality-count", "1",
+                     "--repeats", "1", "--precisions", "fp32,int8", timeout=400)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"CPU: {cpu.detect().describe()}\n") and "Kodak 384x512" in out
+    rows = {}  # (network, precision) -> ms, speed-up, weight bytes, of fp32
+    for line in out.splitlines():
+        for network in ("head", "UNet step", "VAE decoder"):
+            if line.strip().startswith(f"{network} "):
+                precision, *fields = line.strip()[len(network):].split()
+                rows[network, precision] = fields
+    assert set(rows) == {(network, p) for network in ("head", "UNet step", "VAE decoder") for p in ("fp32", "int8")}
+    assert float(rows["UNet step", "int8"][3].rstrip("%")) <= 26  # int8 UNet weights: a quarter of fp32's
+    assert "(float ONNX)" in out  # the head, kept in float
+    assert "ms/image" in out and out.count("1/48 ") + out.count("1/96 ") == 4  # 2 ratios x 2 SNRs
+    assert "int8: mean PSNR" in out and "KID" in out
 
 
 def test_the_seeded_fuzzer_finds_no_internal_error_no_hang_and_no_memory_growth():

@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     receiver = bench_which.add_parser(
         "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
                          "FLOPs/BOPs, quality over the sweep (several minutes)")
+    receiver.add_argument("--codec", choices=["semantic", "latent_diffusion"], default="semantic",
+                          help="semantic: on the synthetic scenes, with serving figures; latent_diffusion: the photo "
+                               "codec on the Kodak photos (needs `semcom data photos` and `semcom data inception`), "
+                               "per network, whole decode and quality with KID; --count and --quality-count are then "
+                               "photos (at most 5) [%(default)s]")
     receiver.add_argument("--count", type=int, default=8, help="validation scenes for latency [%(default)s]")
     receiver.add_argument("--requests", type=int, default=24,
                           help="Decode calls per concurrency level (at least 2 per caller) [%(default)s]")
@@ -365,6 +370,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             from .evaluation.bench_receiver import bench_runtimes
 
             print(bench_runtimes(args.scenes, args.repeats))
+            return 0
+        if args.benchmark == "receiver" and args.codec == "latent_diffusion":
+            from .evaluation.bench_photo_receiver import bench_photo_receiver
+
+            print(bench_photo_receiver(min(args.count, 5), min(args.quality_count, 5), args.repeats,
+                                       precisions=_precisions(args.precisions)))
             return 0
         if args.benchmark == "receiver":
             from .evaluation.bench_receiver import bench_receiver
