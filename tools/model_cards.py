@@ -65,7 +65,23 @@ def _quantized_lines() -> list[str]:
 
     return [line for name in runtime.ARTIFACTS for line in (_artifact_line(name), "")] + [
             "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
-            "command: " + "; ".join(_decoder_line(model) for model in runtime.DECODED_MODELS) + "."]
+            "command: " + "; ".join(_decoder_line(model) for model in runtime.DECODED_MODELS) + ".", "",
+            "The photo codec's (latent_diffusion) ONNX models, by the same command (`tools/quantize_photo.py`): "
+            + "; ".join(_photo_part_line(name) for model, part in runtime.PHOTO_PARTS
+                        for name in runtime.part_names(model, part)) + "."]
+
+
+def _photo_part_line(name: str) -> str:
+    try:
+        card = store.card(name)
+    except store.WeightsMissing:
+        return f"`{name}.onnx` not made"
+    made = f"from `{card['source_sha256'][:16]}…` (sha256 `{card['sha256'][:16]}…`)"
+    if "calibration" not in card:
+        return f"`{name}.onnx` in float32 {made}"
+    return (f"`{name}.onnx` W8A8 for {card['for'].split(':')[0]}, {card['weight_bytes']['ratio']:.1%} of fp32's "
+            f"weight bytes, calibrated on {card['calibration']['samples']} inputs from "
+            f"{card['calibration']['frames']} photo crops, {made}")
 
 
 def _artifact_line(name: str) -> str:
