@@ -24,7 +24,7 @@ from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 from semcom.common.models.store import WeightsMissing
 from semcom.common.quality import psnr_db
-from semcom.common.serving.errors import InvalidInput
+from semcom.common.serving.errors import InvalidInput, Unavailable
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire import frames, tensors
 from semcom.common.wire.frames import SymbolBlock
@@ -76,23 +76,28 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
     assert abs(psnr_db(IMAGES[0], image) - psnr_db(IMAGES[0], reference)) < 1.0
 
 
-@pytest.mark.parametrize("source, artifact, load", [
-    ("diffusion", runtime.artifact_name(), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor()),
+@pytest.mark.parametrize("source, artifact, load, missing, stale, fix", [
+    ("diffusion", runtime.artifact_name(), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor(),
+     WeightsMissing, ValueError, "semcom quantize"),
     ("latent_codec", runtime.decoder_name("latent_codec"),
-     lambda folder: DecoderRuntime("int8", weights_dir=folder).decoder("latent_codec")),
+     lambda folder: DecoderRuntime("int8", weights_dir=folder).decoder("latent_codec"),
+     WeightsMissing, ValueError, "semcom quantize"),
+    # The photo codec's: that codec alone is unavailable (the receiver's other codecs load and serve).
     ("photo_vae", runtime.part_name("photo_vae", "decoder"),
-     lambda folder: DecoderRuntime("int8", weights_dir=folder).network("photo_vae", "decoder")),
+     lambda folder: DecoderRuntime("int8", weights_dir=folder).network("photo_vae", "decoder"),
+     Unavailable, Unavailable, "semcom quantize --latent-diffusion-only"),
 ])
-def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load):
+def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load, missing, stale,
+                                                                   fix):
     for name in (f"{source}.pt", f"{source}.card.json"):
         shutil.copy(store.WEIGHTS_DIR / name, tmp_path / name)
-    with pytest.raises(WeightsMissing, match="semcom quantize"):
+    with pytest.raises(missing, match=fix):
         load(tmp_path)
     for suffix in (".onnx", ".card.json"):
         shutil.copy(store.WEIGHTS_DIR / f"{artifact}{suffix}", tmp_path / f"{artifact}{suffix}")
     card = (tmp_path / f"{source}.card.json").read_text()
     (tmp_path / f"{source}.card.json").write_text(card.replace(store.card(source)["sha256"], "0" * 64))
-    with pytest.raises(ValueError, match="semcom quantize"):
+    with pytest.raises(stale, match=f"run `{fix}` again"):
         load(tmp_path)
 
 

@@ -14,7 +14,7 @@ from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.codecs.latent_diffusion import start_timestep
 from semcom.common.data import photos
-from semcom.common.models import runtime
+from semcom.common.models import cpu, runtime
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import CosineSchedule
 from semcom.common.quality import psnr_db
@@ -61,8 +61,11 @@ def test_an_int8_receiver_decodes_a_photo_with_its_onnx_models_close_to_fp32(pho
         assert abs(psnr_db(photo, image) - psnr_db(photo, reference)) < 0.5  # the bound over the sweep
         assert psnr_db(reference, image) > 28  # the same picture, not just as far from the photo
         assert not np.array_equal(reference, image)  # integer kernels, not the fp32 network again
-    for model, part in runtime.PHOTO_PARTS:  # what ran: the ONNX model this CPU's ISA family gets
-        assert runtime.load_part(model, part).path.name == f"{runtime.part_name(model, part)}.onnx"
+    # What ran: the ISA family's artifact of each quantized part (7-bit weights without int8 dot products).
+    suffix = "_int8.onnx" if cpu.detect().int8_dot_product else "_int8_7bit.onnx"
+    assert runtime.load_part("latent_diffusion", "net").path.name == f"latent_diffusion_net{suffix}"
+    assert runtime.load_part("photo_vae", "decoder").path.name == f"photo_vae_decoder{suffix}"
+    assert runtime.load_part("latent_diffusion", "head").path.name == "latent_diffusion_head.onnx"
 
 
 @needs_photos

@@ -25,6 +25,7 @@ from semcom.common.models import cpu
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire import frames
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
+from semcom.tools.evaluation import perceptual
 from semcom.tools.services import start_processes
 
 pytestmark = pytest.mark.process  # the services and the CLI as separate processes
@@ -223,6 +224,8 @@ def test_bench_receiver_runs_fp32_and_int8_through_real_receivers_and_names_the_
 
 
 @needs_photos
+@pytest.mark.skipif(bool(photos.missing(sources=(perceptual.INCEPTION,))),
+                    reason="the FID Inception network is not installed: `semcom data inception` (make test runs it)")
 def test_bench_receiver_measures_the_photo_codec_per_network_and_over_the_kodak_sweep():
     """One photo, one repeat: that it measures and reports each network, the decode and the quality."""
     result = run_cli("bench", "receiver", "--codec", "latent_diffusion", "--count", "1", "--quality-count", "1",

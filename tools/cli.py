@@ -189,17 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--float-modules", nargs="*", default=None, metavar="MODULE",
                           help="UNet modules kept in float, e.g. out time_mlp (default: the measured choice)")
     quantize.add_argument("--weights-dir", type=Path, default=None, help="read and write weights here")
-    quantize.add_argument("--decoders-only", action="store_true",
-                          help="only export the JSCC decoders to ONNX (after retraining a JSCC codec; seconds)")
+    only = quantize.add_mutually_exclusive_group()  # what to make instead of everything
+    only.add_argument("--decoders-only", action="store_true",
+                      help="only export the JSCC decoders to ONNX (after retraining a JSCC codec; seconds)")
     quantize.add_argument("--photo-frames", type=int, default=32,
                           help="calibration frames of the photo codec (latent_diffusion), each a crop of a training "
                                "photo through the channel and the fp32 decode [%(default)s]")
-    quantize.add_argument("--latent-diffusion-only", action="store_true",
-                          help="only make the photo codec's ONNX models (after retraining latent_diffusion or "
-                               "photo_vae; about a minute)")
-    quantize.add_argument("--sensitivity", action="store_true",
-                          help="instead: measure the int8 error with each candidate op type or module kept in float "
-                               "(about 9 minutes)")
+    only.add_argument("--latent-diffusion-only", action="store_true",
+                      help="only make the photo codec's ONNX models (after retraining latent_diffusion or "
+                           "photo_vae; about a minute)")
+    only.add_argument("--sensitivity", action="store_true",
+                      help="instead: measure the int8 error with each candidate op type or module kept in float "
+                           "(about 9 minutes)")
 
     sweep = commands.add_parser(
         "sweep", help="evaluate codecs x channels x SNRs: CSV, Markdown table and plots",
@@ -375,7 +376,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             from .evaluation.bench_photo_receiver import bench_photo_receiver
 
             print(bench_photo_receiver(min(args.count, 5), min(args.quality_count, 5), args.repeats,
-                                       precisions=_precisions(args.precisions)))
+                                       precisions=_precisions(args.precisions)))  # at most the 5 Kodak photos
             return 0
         if args.benchmark == "receiver":
             from .evaluation.bench_receiver import bench_receiver
@@ -426,6 +427,14 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             args.scenes, args.seed, args.ddim_steps, args.sampler, weights_dir=weights_dir,
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
+        from semcom.common.data import photos
+
+        if not args.decoders_only:  # the photo codec's calibration needs the photos: say so before any work
+            if args.photo_frames < 1:
+                raise ValueError(f"--photo-frames: {args.photo_frames}, need at least 1")
+            if missing := photos.missing():
+                raise PhotosMissing(f"the photo codec's calibration needs the training photos ({len(missing)} missing "
+                                    f"in {photos.photos_dir()}): run `semcom data photos`, or pass --decoders-only")
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
         summary = ("for", "sha256", "weight_bytes", "wall_seconds")
         if not args.latent_diffusion_only:

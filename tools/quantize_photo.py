@@ -10,10 +10,12 @@ from those the codec sends; every input it feeds the head, the UNet (at each sam
 VAE decoder is a calibration sample of that network.
 
 What is quantized, by measurement (`semcom bench receiver --codec latent_diffusion` prints it per
-part), on a 2-core AMD EPYC (AVX2 only, 7-bit weights), one 384x512 Kodak frame: the UNet step
-212 -> 161 ms and the VAE decoder 371 -> 240 ms, the head in float ONNX 62 ms but 73 ms at int8 (its
-convolutions are small and the quantize / dequantize around them cost more than they save): so the
-head stays in float.
+part; README, "The class-free photo codec"), on a 2-core AMD EPYC (AVX2 only, 7-bit weights), one
+384x512 Kodak frame: the head in float ONNX took 62 ms, at int8 73 (its convolutions are small and
+the quantize / dequantize around them cost more than they save), so it stays in float. The UNet
+step runs 1.26x faster at int8 there; the VAE decoder no faster (0.98x: its full-size activations
+are quantized and dequantized around the float products), but it is quantized for its weights (a
+quarter) and for the CPUs with int8 dot products, which were not measured.
 
 The calibration photos are 256x256 crops (ranges are per tensor, so a crop covers a photo's
 statistics), so that a calibration pass through ORT's recorder, which keeps every intermediate
@@ -67,15 +69,16 @@ class RecordingRuntime(DecoderRuntime):
 
 
 def calibration_samples(frames: int, seed: int, ddim_steps: int = SamplerSettings.steps,
-                        sampler: str = SamplerSettings.method) -> Samples:
-    """Each photo part's inputs from the fp32 decode of `frames` received crops of the training photos."""
+                        sampler: str = SamplerSettings.method, weights_dir: Path = store.WEIGHTS_DIR) -> Samples:
+    """Each photo part's inputs from the fp32 decode (with the weights in `weights_dir`) of `frames` received
+    crops of the training photos."""
     if frames < 1:
-        raise ValueError(f"--scenes: {frames}, need at least 1")
+        raise ValueError(f"--photo-frames: {frames}, need at least 1")
     rng = np.random.default_rng(seed)
     photos = load_photos("train")
     codec = codecs.get(CODEC)
     ratios = [ratio for ratio in (1 / 48, 1 / 64, 1 / 96, 1 / 192) if codec.accepts_ratio(ratio)]
-    recording = RecordingRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler))
+    recording = RecordingRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler), weights_dir)
     for index in tqdm(range(frames), desc="calibration photos", unit="frame"):
         photo = photos[int(rng.integers(len(photos)))]
         height, width = min(photo.shape[0], CROP), min(photo.shape[1], CROP)
@@ -92,7 +95,7 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
     """Writes every ONNX model of runtime.PHOTO_PARTS and its card into config.weights_dir from one
     calibration of `frames` photos; returns the cards by name."""
     started = time.perf_counter()
-    samples = calibration_samples(frames, config.seed, config.ddim_steps, config.sampler)
+    samples = calibration_samples(frames, config.seed, config.ddim_steps, config.sampler, config.weights_dir)
     cards = {}
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
@@ -106,7 +109,7 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
                 out_path = config.weights_dir / f"{name}.onnx"
                 if quantized:
                     quantize.quantize(float_path, out_path, [dict(zip(names, s)) for s in recorded],
-                                      config.float_ops, seven_bit=name.endswith("_7bit"))
+                                      config.float_ops, _float_modules(part, config), seven_bit=name.endswith("_7bit"))
                 else:
                     out_path.write_bytes(float_path.read_bytes())
                 cards[name] = _card(name, model, part, out_path, float_path, quantized, config, len(recorded),
@@ -137,6 +140,7 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path, quanti
             "weights": quantize.WEIGHTS[runtime.NAME_7BIT if name.endswith("_7bit") else runtime.NAME],
             "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
             "float_ops": list(config.float_ops),
+            "float_modules": list(_float_modules(part, config)),
         }
         card["calibration"] = {
             "seed": config.seed, "frames": frames, "samples": samples,
@@ -151,3 +155,8 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path, quanti
         card["latent_scale"] = float(store.load(model, config.weights_dir)[part].latent_scale)
     return card
 
+
+def _float_modules(part: str, config: quantize.QuantizeConfig) -> tuple[str, ...]:
+    """The UNet keeps the diffusion decoder's float modules (the same class: its stem sees x_t directly); the
+    VAE decoder and the head have none of those modules."""
+    return tuple(config.float_modules) if part == "net" else ()

@@ -85,13 +85,17 @@ class DecoderRuntime:
         if self.precision == "int8":
             if (model, part) not in PHOTO_PARTS:
                 raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
-            return load_part(model, part, self.weights_dir)
+            try:
+                return load_part(model, part, self.weights_dir)
+            except (store.WeightsMissing, ValueError) as error:
+                # The photo codec's alone: the receiver serves the other codecs, and its frames get UNAVAILABLE.
+                raise Unavailable(f"codec latent_diffusion at int8: {error}") from error
         return self.torch_function(store.load(model, self.weights_dir)[part])
 
     def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:
         """Model `model`'s diffusion UNet (its part "net"): (x_t [B, C, H, W] float32, t [B] int64, condition)
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
-        the quantized artifact, made for `diffusion` alone."""
+        the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`)."""
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir)
         else:
@@ -164,7 +168,8 @@ def initializer_bytes(model_path: Path) -> int:
 
 @dataclass
 class OnnxModel:
-    """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output out.
+    """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output (or a tuple
+    of its outputs) out.
     The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> its prediction (noise or velocity)."""
 
     session: object  # onnxruntime.InferenceSession
@@ -217,24 +222,24 @@ def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
               capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
     """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`."""
     name = part_name(model, part, capabilities)
-    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir))
+    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir),
+                    fix="semcom quantize --latent-diffusion-only")
 
 
 def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
-    """Every ONNX model an int8 receiver runs on this CPU (or `capabilities`), checked now (a missing or
-    stale one raises, naming the fix); returns the UNet."""
+    """Every ONNX model an int8 receiver needs on this CPU (or `capabilities`), checked now (a missing or
+    stale one raises, naming the fix); returns the UNet. The photo codec's (PHOTO_PARTS) are not among them:
+    without them that codec alone is unavailable (its load says why), as it is without its torch weights."""
     for model in DECODED_MODELS:
         load_decoder(model, weights_dir)
-    for model, part in PHOTO_PARTS:
-        load_part(model, part, weights_dir, capabilities)
     return load_artifact(artifact_name(capabilities), weights_dir)
 
 
 @cache
-def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple) -> OnnxModel:
-    description, path = store.checked_file(name, ".onnx", weights_dir, fix="semcom quantize")
+def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple, fix: str = "semcom quantize") -> OnnxModel:
+    description, path = store.checked_file(name, ".onnx", weights_dir, fix=fix)
     source = store.card(source_model, weights_dir)["sha256"]
     if description["source_sha256"] != source:
         raise ValueError(f"{path} was made from {source_model} weights {description['source_sha256'][:12]}, "
-                         f"but the shipped ones are {source[:12]}: run `semcom quantize` again")
+                         f"but the shipped ones are {source[:12]}: run `{fix}` again")
     return OnnxModel(session_for(path), path, description)

@@ -26,7 +26,7 @@ from semcom.common.models.runtime import DecoderRuntime
 
 from ..chain import Chain
 from ..quantize_photo import CODEC, RecordingRuntime
-from . import sweep, timing
+from . import perceptual, sweep, timing
 
 RATIOS = (1 / 48, 1 / 96)
 SNRS_DB = (0.0, 10.0)
@@ -37,6 +37,12 @@ PARTS = {("latent_diffusion", "head"): "head", ("latent_diffusion", "net"): "UNe
 def bench_photo_receiver(count: int = 5, quality_count: int = 5, repeats: int = 5,
                          progress: Callable[[str], None] = print, precisions: tuple[str, ...] | None = None) -> str:
     precisions = precisions or precision.runnable()
+    if not 1 <= count <= 5 or not 1 <= quality_count <= 5:
+        raise ValueError(f"--count {count}, --quality-count {quality_count}: photos, 1 to 5 (the held-out Kodak ones)")
+    for name in precisions:
+        if reason := precision.supported(name):
+            raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
+    perceptual.inception_path()  # KID needs it: say so before minutes of measuring
     if "int8" in precisions:
         for model, part in runtime.PHOTO_PARTS:  # must be there: say so before minutes of measuring fp32
             runtime.load_part(model, part)
