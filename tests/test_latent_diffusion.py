@@ -12,11 +12,12 @@ import pytest
 from helpers import assert_rpc_error, decode_frame, needs_photos, png_bytes
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
-from semcom.common.codecs.latent_diffusion import start_timestep
+from semcom.common.codecs.latent_diffusion import LatentDiffusionCodec, start_timestep
 from semcom.common.data import photos
-from semcom.common.models import cpu, runtime
+from semcom.common.models import cpu, runtime, store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import CosineSchedule
+from semcom.common.models.store import WeightsMissing
 from semcom.common.quality import psnr_db
 from semcom.common.serving.errors import InvalidInput, LimitExceeded
 from semcom.common.wire.pb import transmitter_pb2
@@ -103,3 +104,18 @@ def test_through_the_services_a_wrong_ratio_gets_invalid_argument_and_the_next_c
     response = transmitter.Transmit(transmitter_pb2.TransmitRequest(image=image, codec="latent_diffusion",
                                                                     bandwidth_ratio=1 / 96), timeout=60)
     assert response.codec == "latent_diffusion" and response.channel_uses == round(40 * 48 * 3 / 96)
+
+
+def test_a_photo_vae_it_was_not_trained_on_is_refused_with_the_fix(monkeypatch):
+    """Its networks work in one VAE's latent space: a retrained VAE would feed them another."""
+    assert store.card("latent_diffusion")["training"]["trained_on"] == {"photo_vae": store.card("photo_vae")["sha256"]}
+    LatentDiffusionCodec().check_models()  # the shipped pair
+    shipped = store.card
+
+    def retrained_vae(name, *args, **kwargs):  # as the card of a photo VAE trained again would read
+        card = shipped(name, *args, **kwargs)
+        return {**card, "sha256": "f" * 64} if name == "photo_vae" else card
+
+    monkeypatch.setattr(store, "card", retrained_vae)
+    with pytest.raises(WeightsMissing, match="trained on photo_vae .* `semcom train latent_diffusion`"):
+        LatentDiffusionCodec().check_models()

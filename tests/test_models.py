@@ -275,3 +275,4 @@ def test_a_short_latent_diffusion_run_lowers_its_loss_on_fixed_batches_and_ships
     after = fixed_batch_loss(store.load("latent_diffusion", tmp_path / "weights"))
     assert after < 0.95 * before, (before, after)  # measured 0.833 -> 0.736 (Intel Xeon with AMX)
     assert card["sha256"] and card["training"]["steps"] == 40 and card["evaluation"]["metrics"]
+    assert card["training"]["trained_on"] == {"photo_vae": store.card("photo_vae")["sha256"]}  # the VAE it worked in

@@ -238,6 +238,7 @@ def _ship(name, architecture, spec, data, parts, config, metrics, losses, wall_s
             "data": data.description,
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "seed": config.seed, "initialized_from": _provenance(config.init_from) if config.init_from else None,
+            "trained_on": {model: store.card(model)["sha256"] for model in spec.trained_on},
             "bf16_autocast": config.bf16, "device": str(device),
             "wall_seconds": round(wall_seconds, 1),
             "channel": "awgn and rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in [-5, 20] dB"

@@ -30,6 +30,9 @@ class Spec:
     ema_decay: float | None = None  # ship an exponential moving average of the weights
     batch_size: int = 16
     data: Callable[..., TrainData] = scenes  # (TrainConfig) -> what it trains and is validated on
+    # Shipped models it is trained on top of (frozen, loaded from common/weights): their sha256 goes into its
+    # card, and its codec refuses another version of them (LatentDiffusionCodec.check_models).
+    trained_on: tuple[str, ...] = ()
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -117,4 +117,5 @@ SPEC = Spec({"down": {"class": "LatentDownsampler", "kwargs": _BANDWIDTH},
              "net": {"class": "SemanticDiffusionUNet",
                      "kwargs": {"num_classes": 0, "widths": [64, 128], "prediction": "v",
                                 "in_channels": LATENT_CHANNELS, "condition_channels": 2 * LATENT_CHANNELS}}},
-            loss, evaluate, flops, default_steps=4000, ema_decay=0.999, batch_size=16, data=photos_and_scenes)
+            loss, evaluate, flops, default_steps=4000, ema_decay=0.999, batch_size=16, data=photos_and_scenes,
+            trained_on=("photo_vae",))
