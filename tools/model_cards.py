@@ -76,7 +76,7 @@ def _photo_part_line(name: str) -> str:
         card = store.card(name)
     except store.WeightsMissing:
         return f"`{name}.onnx` not made"
-    made = f"from `{card['source_sha256'][:16]}…` (sha256 `{card['sha256'][:16]}…`)"
+    made = _made_from(card)
     if "calibration" not in card:
         return f"`{name}.onnx` in float32 {made}"
     return (f"`{name}.onnx` W8A8 for {card['for'].split(':')[0]}, {card['weight_bytes']['ratio']:.1%} of fp32's "
@@ -122,7 +122,12 @@ def _decoder_line(model: str) -> str:
         card = store.card(name)
     except store.WeightsMissing:
         return f"`{name}.onnx` not made"
-    return f"`{name}.onnx` from {model} `{card['source_sha256'][:16]}…` (sha256 `{card['sha256'][:16]}…`)"
+    return f"`{name}.onnx` {_made_from(card, model)}"
+
+
+def _made_from(card: dict, model: str = "") -> str:
+    """Which weights an ONNX model was made from, and its own sha256, as the README lines give them."""
+    return f"from {model + ' ' if model else ''}`{card['source_sha256'][:16]}…` (sha256 `{card['sha256'][:16]}…`)"
 
 
 def _photo_data_line() -> str:

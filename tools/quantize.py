@@ -118,6 +118,15 @@ CPUS = {
 }
 
 
+ACTIVATIONS = "uint8, asymmetric, per tensor, min/max over the calibration samples"
+
+
+def weight_bytes(fp32_bytes: int, int8_path: Path) -> dict[str, float]:
+    """A card's weight_bytes: the float model's stored constants, the int8 model's, and their ratio."""
+    int8_bytes = runtime.initializer_bytes(int8_path)
+    return {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)}
+
+
 def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -> dict[str, dict]:
     """Writes both int8 UNet artifacts (runtime.ARTIFACTS) and their cards into config.weights_dir, from one
     calibration; returns the cards by name."""
@@ -134,7 +143,6 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
             out_path = config.weights_dir / f"{name}.onnx"
             quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
                      seven_bit=name == runtime.NAME_7BIT)
-            int8_bytes = runtime.initializer_bytes(out_path)
             cards[name] = {
                 "model": name,
                 "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized",
@@ -144,7 +152,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                 "for": CPUS[name],
                 "quantization": {
                     "weights": WEIGHTS[name],
-                    "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
+                    "activations": ACTIVATIONS,
                     "float_ops": list(config.float_ops),
                     "float_modules": list(config.float_modules),
                     "why_float": "measured with `semcom quantize --sensitivity`: see the README's Fast receiver section",
@@ -157,7 +165,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                     "ddim_steps": config.ddim_steps, "sampler": config.sampler,
                     "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
                 },
-                "weight_bytes": {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)},
+                "weight_bytes": weight_bytes(fp32_bytes, out_path),
                 "versions": versions(),
             }
     for card in cards.values():

@@ -105,24 +105,25 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
             float_path = folder / f"{model}_{part}.onnx"
             quantize.export_onnx(net, tuple(torch.from_numpy(array) for array in recorded[0]), names, float_path,
                                  any_size=True, output_names=OUTPUTS.get((model, part), ("output",)))
-            for name in runtime.part_names(model, part):
+            for name, family in zip(runtime.part_names(model, part), runtime.ARTIFACTS):
                 out_path = config.weights_dir / f"{name}.onnx"
-                if quantized:
-                    quantize.quantize(float_path, out_path, [dict(zip(names, s)) for s in recorded],
-                                      config.float_ops, _float_modules(part, config), seven_bit=name.endswith("_7bit"))
+                if quantized:  # part_names, as ARTIFACTS: the full-range model, then the 7-bit one
+                    quantize.quantize(float_path, out_path, [dict(zip(names, s)) for s in recorded], config.float_ops,
+                                      _float_modules(part, config), seven_bit=family == runtime.NAME_7BIT)
                 else:
                     out_path.write_bytes(float_path.read_bytes())
-                cards[name] = _card(name, model, part, out_path, float_path, quantized, config, len(recorded),
-                                    frames, command)
+                cards[name] = _card(name, model, part, out_path, float_path, family if quantized else None, config,
+                                    len(recorded), frames, command)
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole calibration and all parts
         quantize.write_card(config.weights_dir, card)
     return cards
 
 
-def _card(name: str, model: str, part: str, path: Path, float_path: Path, quantized: bool,
+def _card(name: str, model: str, part: str, path: Path, float_path: Path, family: str | None,
           config: quantize.QuantizeConfig, samples: int, frames: int, command: str) -> dict:
-    source = store.card(model, config.weights_dir)
+    """family: the ISA family (runtime.ARTIFACTS) whose quantization the model has; None: in float."""
+    source, quantized = store.card(model, config.weights_dir), family is not None
     card = {
         "model": name,
         "architecture": f"{source['architecture'][part]['class']} ({model}.card.json), "
@@ -135,10 +136,10 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path, quanti
         "versions": quantize.versions(),
     }
     if quantized:
-        card["for"] = quantize.CPUS[runtime.NAME_7BIT if name.endswith("_7bit") else runtime.NAME]
+        card["for"] = quantize.CPUS[family]
         card["quantization"] = {
-            "weights": quantize.WEIGHTS[runtime.NAME_7BIT if name.endswith("_7bit") else runtime.NAME],
-            "activations": "uint8, asymmetric, per tensor, min/max over the calibration samples",
+            "weights": quantize.WEIGHTS[family],
+            "activations": quantize.ACTIVATIONS,
             "float_ops": list(config.float_ops),
             "float_modules": list(_float_modules(part, config)),
         }
@@ -148,8 +149,7 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path, quanti
             "channels": list(quantize.CALIBRATION_CHANNELS), "snr_db_uniform": list(quantize.CALIBRATION_SNR_DB),
             "ddim_steps": config.ddim_steps, "sampler": config.sampler,
         }
-        fp32_bytes, int8_bytes = runtime.initializer_bytes(float_path), runtime.initializer_bytes(path)
-        card["weight_bytes"] = {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)}
+        card["weight_bytes"] = quantize.weight_bytes(runtime.initializer_bytes(float_path), path)
     if (model, part) == ("latent_diffusion", "head"):
         # The receiver's latent scale, which an int8 receiver (without torch) cannot read from the .pt.
         card["latent_scale"] = float(store.load(model, config.weights_dir)[part].latent_scale)

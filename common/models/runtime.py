@@ -138,9 +138,14 @@ def decoder_name(model: str) -> str:
     return f"{model}_decoder"
 
 
+def _for_cpu(full_range: str, seven_bit: str, capabilities: cpu.CpuCapabilities | None) -> str:
+    """Of an int8 model's two artifacts, the one this CPU (or `capabilities`) runs (the module doc says why)."""
+    return full_range if (capabilities or cpu.detect()).int8_dot_product else seven_bit
+
+
 def artifact_name(capabilities: cpu.CpuCapabilities | None = None) -> str:
     """The int8 UNet artifact made for this CPU (or `capabilities`)."""
-    return NAME if (capabilities or cpu.detect()).int8_dot_product else NAME_7BIT
+    return _for_cpu(NAME, NAME_7BIT, capabilities)
 
 
 def part_names(model: str, part: str) -> tuple[str, ...]:
@@ -154,7 +159,7 @@ def part_names(model: str, part: str) -> tuple[str, ...]:
 def part_name(model: str, part: str, capabilities: cpu.CpuCapabilities | None = None) -> str:
     """The ONNX model of photo part (model, part) that this CPU (or `capabilities`) runs."""
     names = part_names(model, part)
-    return names[0] if len(names) == 1 or (capabilities or cpu.detect()).int8_dot_product else names[1]
+    return names[0] if len(names) == 1 else _for_cpu(*names, capabilities)
 
 
 def initializer_bytes(model_path: Path) -> int:
