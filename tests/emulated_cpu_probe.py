@@ -7,7 +7,7 @@ Writes to OUTPUTS.npz:
 * "pairs_full", "pairs_7bit": a 1x1 int8 convolution whose exact output is 64, with 8-bit (127) and 7-bit
   (64, ORT's reduce_range maximum) weights on inputs of 255: u8 x s8 kernels without VNNI sum each byte
   pair into a saturating int16, which 255 * 127 * 2 overflows and 255 * 64 * 2 does not;
-* "model<i>": each model's output on the arrays in INPUTS.npz (its graph inputs by name).
+* "model<i>": each model's outputs, flattened into one array, on the arrays in INPUTS.npz (its graph inputs by name).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
@@ -52,7 +51,8 @@ def main(inputs_path: str, outputs_path: str, *models: str) -> None:
     outputs = {"pairs_full": pair_sum_probe(127), "pairs_7bit": pair_sum_probe(64)}
     for index, path in enumerate(models):
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        outputs[f"model{index}"] = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})[0]
+        results = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
+        outputs[f"model{index}"] = np.concatenate([result.ravel() for result in results])
     np.savez(outputs_path, **outputs)
 
 

@@ -59,8 +59,10 @@ def test_the_int8_decoder_runs_integer_kernels_and_stores_a_quarter_of_the_bytes
     options = onnxruntime.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.log_severity_level = 3
-    onnxruntime.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
-    ops = [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    ops = []
+    for graph in (model.condition, model.step):  # the condition graph once per frame, the step graph every step
+        onnxruntime.InferenceSession(str(graph.path), options, providers=["CPUExecutionProvider"])
+        ops += [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
     float_convolutions = sum(op in ("Conv", "FusedConv") for op in ops)
     assert ops.count("QLinearConv") >= 60
     assert float_convolutions == len(card["quantization"]["float_modules"])
@@ -76,25 +78,27 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
     assert abs(psnr_db(IMAGES[0], image) - psnr_db(IMAGES[0], reference)) < 1.0
 
 
-@pytest.mark.parametrize("source, artifact, load, missing, stale, fix", [
-    ("diffusion", runtime.artifact_name(), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor(),
+@pytest.mark.parametrize("source, artifacts, load, missing, stale, fix", [
+    ("diffusion", (runtime.condition_name(runtime.artifact_name()), runtime.artifact_name()), lambda folder: DecoderRuntime("int8", weights_dir=folder).noise_predictor(),
      WeightsMissing, ValueError, "semcom quantize"),
-    ("latent_codec", runtime.decoder_name("latent_codec"),
+    ("latent_codec", (runtime.decoder_name("latent_codec"),),
      lambda folder: DecoderRuntime("int8", weights_dir=folder).decoder("latent_codec"),
      WeightsMissing, ValueError, "semcom quantize"),
     # The photo codec's: that codec alone is unavailable (the receiver's other codecs load and serve).
-    ("photo_vae", runtime.part_name("photo_vae", "decoder"),
+    ("photo_vae", (runtime.part_name("photo_vae", "decoder"),),
      lambda folder: DecoderRuntime("int8", weights_dir=folder).network("photo_vae", "decoder"),
      Unavailable, Unavailable, "semcom quantize --latent-diffusion-only"),
 ])
-def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifact, load, missing, stale,
+def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifacts, load, missing, stale,
                                                                    fix):
     for name in (f"{source}.pt", f"{source}.card.json"):
         shutil.copy(store.WEIGHTS_DIR / name, tmp_path / name)
-    with pytest.raises(missing, match=fix):
-        load(tmp_path)
-    for suffix in (".onnx", ".card.json"):
-        shutil.copy(store.WEIGHTS_DIR / f"{artifact}{suffix}", tmp_path / f"{artifact}{suffix}")
+    for artifact in artifacts:  # each graph of it is needed
+        with pytest.raises(missing, match=fix):
+            load(tmp_path)
+        for suffix in (".onnx", ".card.json"):
+            shutil.copy(store.WEIGHTS_DIR / f"{artifact}{suffix}", tmp_path / f"{artifact}{suffix}")
+    load(tmp_path)
     card = (tmp_path / f"{source}.card.json").read_text()
     (tmp_path / f"{source}.card.json").write_text(card.replace(store.card(source)["sha256"], "0" * 64))
     with pytest.raises(stale, match=f"run `{fix}` again"):

@@ -121,33 +121,34 @@ CPUS = {
 ACTIVATIONS = "uint8, asymmetric, per tensor, min/max over the calibration samples"
 
 
-def weight_bytes(fp32_bytes: int, int8_path: Path) -> dict[str, float]:
-    """A card's weight_bytes: the float model's stored constants, the int8 model's, and their ratio."""
-    int8_bytes = runtime.initializer_bytes(int8_path)
+def weight_bytes(fp32_bytes: int, *int8_paths: Path) -> dict[str, float]:
+    """A card's weight_bytes: the float model's stored constants, the int8 model's (its graphs'), and their ratio."""
+    int8_bytes = sum(runtime.initializer_bytes(path) for path in int8_paths)
     return {"fp32": fp32_bytes, "int8": int8_bytes, "ratio": round(int8_bytes / fp32_bytes, 4)}
 
 
 def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -> dict[str, dict]:
-    """Writes both int8 UNet artifacts (runtime.ARTIFACTS) and their cards into config.weights_dir, from one
-    calibration; returns the cards by name."""
+    """Writes both int8 UNet artifacts (runtime.ARTIFACTS), each its condition graph and its step graph, and their
+    cards into config.weights_dir, from one calibration; returns the step graphs' cards by name."""
     started = time.perf_counter()
     net = store.load("diffusion", config.weights_dir)["net"]
     samples = calibration_samples(config.scenes, config.seed, config.ddim_steps, config.sampler)
     timesteps = sorted({int(s["t"][0]) for s in samples})
+    conditions = [{"condition": s["condition"]} for s in samples]
     cards = {}
     with tempfile.TemporaryDirectory() as folder:
-        float_path = Path(folder) / "diffusion_fp32.onnx"
-        export(net, float_path)
-        fp32_bytes = runtime.initializer_bytes(float_path)
+        condition_float, step_float = Path(folder) / "condition_fp32.onnx", Path(folder) / "step_fp32.onnx"
+        export_graphs(net, condition_float, step_float)
+        fp32_bytes = runtime.initializer_bytes(condition_float) + runtime.initializer_bytes(step_float)
         for name in runtime.ARTIFACTS:
-            out_path = config.weights_dir / f"{name}.onnx"
-            quantize(float_path, out_path, samples, config.float_ops, config.float_modules,
-                     seven_bit=name == runtime.NAME_7BIT)
-            cards[name] = {
-                "model": name,
-                "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized",
+            graphs = {runtime.condition_name(name): (condition_float, conditions),
+                      name: (step_float, StepSamples(net, samples))}
+            for graph, (float_path, graph_samples) in graphs.items():
+                quantize(float_path, config.weights_dir / f"{graph}.onnx", graph_samples, config.float_ops,
+                         config.float_modules, seven_bit=name == runtime.NAME_7BIT)
+            condition_path, step_path = (config.weights_dir / f"{graph}.onnx" for graph in graphs)
+            common = {
                 "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
-                "sha256": store.sha256_of(out_path),
                 "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
                 "for": CPUS[name],
                 "quantization": {
@@ -165,13 +166,42 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                     "ddim_steps": config.ddim_steps, "sampler": config.sampler,
                     "timesteps": f"{len(timesteps)} distinct, {timesteps[0]}..{timesteps[-1]}",
                 },
-                "weight_bytes": weight_bytes(fp32_bytes, out_path),
                 "versions": versions(),
+            }
+            condition_graph = runtime.condition_name(name)
+            cards[condition_graph] = {
+                "model": condition_graph,
+                "architecture": "SemanticDiffusionUNet's condition encoder (diffusion.card.json): condition -> every "
+                                "SPADE's scale and shift, run once per frame; W8A8 post-training quantized",
+                "sha256": store.sha256_of(condition_path), **common}
+            cards[name] = {
+                "model": name,
+                "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized: its step "
+                                f"graph, (x, t, modulations) -> prediction, the modulations from {condition_graph}",
+                "sha256": store.sha256_of(step_path), **common,
+                "condition_graph": {"model": condition_graph, "sha256": cards[condition_graph]["sha256"]},
+                # Of both graphs: what an int8 receiver holds of the UNet.
+                "weight_bytes": weight_bytes(fp32_bytes, condition_path, step_path),
             }
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
         write_card(config.weights_dir, card)
-    return cards
+    return {name: cards[name] for name in runtime.ARTIFACTS}
+
+
+class StepSamples:
+    """The step graph's calibration samples, (x, t, modulations), the modulations computed from each recorded
+    condition by the fp32 network as they are read: all of them at once would take 22.5 MB a sample."""
+
+    def __init__(self, net: torch.nn.Module, samples: Sequence[dict[str, np.ndarray]]):
+        self._net, self._samples = net, samples
+
+    def __iter__(self):
+        for sample in self._samples:
+            with torch.no_grad():
+                modulations = self._net.modulations(torch.from_numpy(sample["condition"]))
+            yield {"x": sample["x"], "t": sample["t"],
+                   **dict(zip(runtime.modulation_names(len(modulations)), (m.numpy() for m in modulations)))}
 
 
 def sensitivity(scenes: int = 16, seed: int = 0, weights_dir: Path | None = None) -> str:
@@ -264,6 +294,33 @@ def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any
                           dynamo=False)
 
 
+def export_graphs(net, condition_path: Path, step_path: Path) -> None:
+    """The fp32 UNet as its two ONNX graphs (condition caching, diffusion.py): condition -> modulations, and
+    (x, t, modulations) -> its prediction; traced at the CPU preset's size, any size when run."""
+    condition = torch.zeros(1, net.num_classes + 3, CPU.height, CPU.width)
+    with torch.no_grad():
+        modulations = tuple(net.modulations(condition))
+    names = runtime.modulation_names(len(modulations))
+    export_onnx(_ConditionEncoder(net), (condition,), runtime.CONDITION_INPUTS, condition_path, any_size=True,
+                output_names=names)
+    example = (torch.zeros(1, 3, CPU.height, CPU.width), torch.zeros(1, dtype=torch.long), *modulations)
+    export_onnx(_StepNetwork(net), example, ("x", "t", *names), step_path, any_size=True)
+
+
+class _ConditionEncoder(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, condition):
+        return tuple(self.net.modulations(condition))
+
+
+class _StepNetwork(_ConditionEncoder):
+    def forward(self, x, t, *modulations):
+        return self.net.denoise(x, t, modulations)
+
+
 def export_unet(net, height: int, width: int, condition_channels: int, path: Path) -> None:
     """The fp32 UNet as ONNX, (x, t, condition) -> its prediction (noise or velocity, as its card says)."""
     example = (torch.zeros(1, 3, height, width), torch.zeros(1, dtype=torch.long),
@@ -272,12 +329,13 @@ def export_unet(net, height: int, width: int, condition_channels: int, path: Pat
 
 
 def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
-    """ONNX node names of the given op types ("Mul", ...) or in the given torch modules ("out", "time_mlp", ...)."""
+    """ONNX node names of the given op types ("Mul", ...) or in the given torch modules ("out", "time_mlp", ...; of
+    the UNet, also where a wrapper exported it: "/net/out/...")."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
     return [node.name for node in graph.node
-            if node.op_type in op_types or any(node.name.startswith(f"/{prefix}/") for prefix in modules)]
+            if node.op_type in op_types or any(f"/{prefix}/" in node.name for prefix in modules)]
 
 
 def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.ndarray]],

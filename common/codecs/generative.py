@@ -38,7 +38,7 @@ import numpy as np
 from ..models import store
 from ..models.conditioning import make_condition
 from ..models.runtime import DecoderRuntime
-from ..models.sampling import CosineSchedule, tiled
+from ..models.sampling import CosineSchedule, observed, tiled
 from ..serving.errors import InvalidInput, ServiceError
 from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Decoded, pad_to_stride, to_uint8
@@ -99,11 +99,7 @@ class _GenerativeCodec(SemanticCodecBase):
         sampler = settings.sampler(self.schedule)
         predict = runtime.noise_predictor()
         if observe is not None:
-            unobserved = predict
-
-            def predict(x, t, condition):
-                observe(x, t, condition)
-                return unobserved(x, t, condition)
+            predict = observed(predict, observe)
 
         images: list[np.ndarray | None] = [None] * len(prepared)
         groups: dict[tuple, list[int]] = {}

@@ -15,6 +15,7 @@ condition (the Q-GESCO-faithful codec sends no latent).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -55,7 +56,10 @@ class ConditionPyramid:
 
 class SPADE(nn.Module):
     """Spatially-adaptive normalization (Park et al. 2019): group-normalize x,
-    then scale and shift it per pixel by maps computed from the condition."""
+    then scale and shift it per pixel by maps computed from the condition.
+
+    The maps (its modulation: scale = 1 + gamma, shift = beta) depend on the condition alone, not on
+    x_t or t, so a sampler computes them once per frame rather than at every step (condition caching)."""
 
     def __init__(self, channels: int, condition_channels: int, hidden: int = 32):
         super().__init__()
@@ -64,9 +68,14 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, condition: ConditionPyramid) -> torch.Tensor:
-        features = self.shared(condition.at(x.shape[-2:]))
-        return self.norm(x) * (1 + self.gamma(features)) + self.beta(features)
+    def modulation(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) [B, channels, h, w] from the condition at this layer's resolution."""
+        features = self.shared(condition)
+        return 1 + self.gamma(features), self.beta(features)
+
+    def forward(self, x: torch.Tensor, modulations: Modulations) -> torch.Tensor:
+        scale, shift = modulations.next(self, x.shape[-2:])
+        return self.norm(x) * scale + shift
 
 
 class SPADEResBlock(nn.Module):
@@ -79,11 +88,29 @@ class SPADEResBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
-    def forward(self, x, embedding, condition):
-        h = self.conv1(F.silu(self.norm1(x, condition)))
+    def forward(self, x, embedding, modulations: Modulations):
+        h = self.conv1(F.silu(self.norm1(x, modulations)))
         h = h + self.time(embedding)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h, condition)))
+        h = self.conv2(F.silu(self.norm2(h, modulations)))
         return h + self.skip(x)
+
+
+class Modulations:
+    """Where the SPADEs of one forward pass take their (scale, shift) from, in the order they apply them:
+    computed from the condition as each is reached (the uncached network: no more memory than one
+    SPADE's maps), or the ones computed ahead for the whole pass (`SemanticDiffusionUNet.modulations`)."""
+
+    def __init__(self, condition: torch.Tensor | None = None, cached: Sequence[torch.Tensor] = ()):
+        self._pyramid = None if condition is None else ConditionPyramid(condition)
+        self._cached = iter(cached)
+
+    def next(self, spade: SPADE, size) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pyramid is not None:
+            return spade.modulation(self._pyramid.at(size))
+        try:
+            return next(self._cached), next(self._cached)
+        except StopIteration:
+            raise ValueError("fewer cached modulations than the network's SPADEs (2 each)") from None
 
 
 class SemanticDiffusionUNet(nn.Module):
@@ -127,19 +154,42 @@ class SemanticDiffusionUNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self._denoise(x, t, Modulations(condition))
+
+    def modulations(self, condition: torch.Tensor) -> list[torch.Tensor]:
+        """Every SPADE's (scale, shift) from the condition, flattened, in the order `denoise` takes them: the
+        condition's share of a step (about 70 % of its FLOPs), computed once for all the sampler's steps.
+        Memory: 688 float32 channels per condition pixel with the default widths (2.75 KB; 22.5 MB at 64x128)."""
+        pyramid = ConditionPyramid(condition)
+        # Each level's size as the stride-2 convolutions make it, ceil(s / 2), taken from a strided slice
+        # so that an ONNX export traces it from the input's shape as forward() does.
+        probe = condition[:, :1]
+        sizes = [probe.shape[-2:]]
+        for _ in self.downsamples:
+            probe = probe[..., ::2, ::2]
+            sizes.append(probe.shape[-2:])
+        levels = [*range(len(self.down_blocks)), len(sizes) - 1, *reversed(range(len(self.up_blocks)))]
+        blocks = [*self.down_blocks, self.middle, *self.up_blocks]
+        spades = [(spade, sizes[level]) for block, level in zip(blocks, levels, strict=True)
+                  for spade in (block.norm1, block.norm2)] + [(self.out_norm, sizes[0])]
+        return [map_ for spade, size in spades for map_ in spade.modulation(pyramid.at(size))]
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, modulations: Sequence[torch.Tensor]) -> torch.Tensor:
+        """forward() given the condition's modulations (`modulations(condition)`): the same output, exactly."""
+        return self._denoise(x, t, Modulations(cached=modulations))
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, modulations: Modulations) -> torch.Tensor:
         embedding = self.time_mlp(timestep_embedding(t, self.embedding_dim))
-        condition = ConditionPyramid(condition)
         h = self.stem(x)
         skips = []
         for i, block in enumerate(self.down_blocks):
-            h = block(h, embedding, condition)
+            h = block(h, embedding, modulations)
             skips.append(h)
             if i < len(self.downsamples):
                 h = self.downsamples[i](h)
-        h = self.middle(h, embedding, condition)
+        h = self.middle(h, embedding, modulations)
         for block in self.up_blocks:
             skip = skips.pop()
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
-            h = block(torch.cat([h, skip], 1), embedding, condition)
-        return self.out(F.silu(self.out_norm(h, condition)))
-
+            h = block(torch.cat([h, skip], 1), embedding, modulations)
+        return self.out(F.silu(self.out_norm(h, modulations)))

@@ -45,7 +45,7 @@ from ..serving.errors import Unavailable
 from . import cpu
 from . import precision as precisions
 from . import store
-from .sampling import CosineSchedule, SamplerSettings, predicting_noise
+from .sampling import Conditioned, CosineSchedule, SamplerSettings, predicting_noise, two_stage, uncached
 from .store import WEIGHTS_DIR
 
 NumpyFunction = Callable[..., np.ndarray]
@@ -53,7 +53,20 @@ NumpyFunction = Callable[..., np.ndarray]
 NAME = "diffusion_int8"  # for CPUs with int8 dot products (VNNI, AMX): full-range 8-bit weights
 NAME_7BIT = "diffusion_int8_7bit"  # for CPUs without: 7-bit weights, which their 16-bit pair sums cannot overflow
 ARTIFACTS = (NAME, NAME_7BIT)
-INPUTS = ("x", "t", "condition")
+INPUTS = ("x", "t", "condition")  # of the whole UNet (forward)
+# Each artifact is the UNet in two graphs (condition caching, diffusion.py): `{name}_condition.onnx`, condition ->
+# the SPADEs' modulations (run once per frame), and `{name}.onnx`, (x, t, modulations) -> its prediction (each step).
+CONDITION_INPUTS = ("condition",)
+
+
+def modulation_names(count: int) -> tuple[str, ...]:
+    """The names of the condition graph's outputs, the step graph's inputs after x and t."""
+    return tuple(f"modulation_{i}" for i in range(count))
+
+
+def condition_name(name: str) -> str:
+    """The condition graph of UNet artifact `name`."""
+    return f"{name}_condition"
 DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 # The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
 PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
@@ -80,8 +93,9 @@ class DecoderRuntime:
         return self.network(model, "decoder")
 
     def network(self, model: str, part: str) -> NumpyFunction:
-        """Part `part` of trained model `model` as a numpy function: in torch at fp32 or bf16; at int8, its ONNX
-        model (PHOTO_PARTS; the JSCC decoders' and the diffusion UNet's are decoder() and noise_predictor()'s)."""
+        """Part `part` of trained model `model` as a numpy function: in torch at fp32 or bf16 (a diffusion UNet's a
+        Conditioned one, torch_unet); at int8, its ONNX model (PHOTO_PARTS; the JSCC decoders' and the diffusion
+        UNet's are decoder() and noise_predictor()'s)."""
         if self.precision == "int8":
             if (model, part) not in PHOTO_PARTS:
                 raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
@@ -90,18 +104,30 @@ class DecoderRuntime:
             except (store.WeightsMissing, ValueError) as error:
                 # The photo codec's alone: the receiver serves the other codecs, and its frames get UNAVAILABLE.
                 raise Unavailable(f"codec latent_diffusion at int8: {error}") from error
-        return self.torch_function(store.load(model, self.weights_dir)[part])
+        module = store.load(model, self.weights_dir)[part]
+        # A diffusion UNet (diffusion.py) can cache its condition's work across a sampler's steps.
+        return self.torch_unet(module) if hasattr(module, "modulations") else self.torch_function(module)
 
     def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:
         """Model `model`'s diffusion UNet (its part "net"): (x_t [B, C, H, W] float32, t [B] int64, condition)
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
-        the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`)."""
+        the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`).
+        With the sampler's condition_cache, a Conditioned predictor: the samplers compute the condition's
+        share of the network once per frame (`diffusion` at every precision; `latent_diffusion` in torch: its
+        int8 net is one graph, uncached)."""
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir)
         else:
             network = self.network(model, "net")
         prediction = store.card(model, self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction", "epsilon")
-        return predicting_noise(network, prediction, CosineSchedule())
+        predictor = predicting_noise(network, prediction, CosineSchedule())
+        return predictor if self.sampler.condition_cache else uncached(predictor)
+
+    def torch_unet(self, net) -> Conditioned:
+        """A SemanticDiffusionUNet as a Conditioned numpy predictor: its modulations once per binding, then its
+        denoising steps (the same output as its forward, diffusion.py)."""
+        return two_stage(self.torch_function(lambda condition: tuple(net.modulations(condition))),
+                         self.torch_function(lambda x, t, *modulations: net.denoise(x, t, modulations)))
 
     def load(self, models: tuple[str, ...]) -> None:
         """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""
@@ -175,7 +201,8 @@ def initializer_bytes(model_path: Path) -> int:
 class OnnxModel:
     """A shipped ONNX model as a numpy function: arrays in, in the graph's input order, its output (or a tuple
     of its outputs) out.
-    The int8 UNet: (x_t [B, 3, H, W] float32, t [B] int64, condition) -> its prediction (noise or velocity)."""
+    The int8 UNet's step graph: (x_t [B, 3, H, W] float32, t [B] int64, *modulations) -> its prediction (noise or
+    velocity); its condition graph: condition -> the modulations (OnnxUNet)."""
 
     session: object  # onnxruntime.InferenceSession
     path: Path
@@ -211,10 +238,26 @@ def session_for(path: Path, threads: int | None = None):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
-    """Int8 UNet artifact `name` (one of ARTIFACTS); checks its sha256 and that it was made from the shipped
-    fp32 weights. Cached per version of both cards (store.card_stamp)."""
-    return _session(name, "diffusion", weights_dir, store.card_stamp((name, "diffusion"), weights_dir))
+class OnnxUNet(Conditioned):
+    """An int8 UNet artifact as its two ONNX graphs, a Conditioned predictor: the condition graph once per
+    binding, the step graph at every step. Its card and path are the step graph's."""
+
+    def __init__(self, condition: OnnxModel, step: OnnxModel):
+        super().__init__(two_stage(condition, step).bind)
+        self.condition, self.step = condition, step
+        self.card, self.path = step.card, step.path
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.condition.weight_bytes + self.step.weight_bytes
+
+
+def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxUNet:
+    """Int8 UNet artifact `name` (one of ARTIFACTS), both graphs; checks their sha256 and that they were made
+    from the shipped fp32 weights. Cached per version of the cards (store.card_stamp)."""
+    graphs = (condition_name(name), name)
+    return OnnxUNet(*(_session(graph, "diffusion", weights_dir, store.card_stamp((graph, "diffusion"), weights_dir))
+                      for graph in graphs))
 
 
 def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
@@ -231,7 +274,7 @@ def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
                     fix="semcom quantize --latent-diffusion-only")
 
 
-def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
+def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxUNet:
     """Every ONNX model an int8 receiver needs on this CPU (or `capabilities`), checked now (a missing or
     stale one raises, naming the fix); returns the UNet. The photo codec's (PHOTO_PARTS) are not among them:
     without them that codec alone is unavailable (its load says why), as it is without its torch weights."""

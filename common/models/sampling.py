@@ -26,7 +26,8 @@ import numpy as np
 
 from ..serving.config import setting
 
-NoisePredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+NoisePredictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (x_t, t [B], condition) -> noise
+StepPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]  # a NoisePredictor bound to one condition
 TIMESTEPS = 1000  # of every diffusion model here
 PREDICTIONS = ("epsilon", "v")  # what a diffusion model outputs: the noise, or the velocity
 
@@ -51,6 +52,11 @@ class SamplerSettings:
     # ...but never below this timestep: regenerating most of the image from the map is what
     # carries its semantics (mIoU at 5 dB: 0.75 starting at the SNR's t, 0.91 from t >= 800).
     min_start_timestep: int = setting(800, "with --start-from-channel: begin at this timestep at the earliest (of 1000)")
+    # The UNet's condition-only work (every SPADE's scale and shift maps), done once per frame and reused by
+    # every step: the same output, for 2.75 KB of memory per pixel of the frame (diffusion.py).
+    condition_cache: bool = setting(
+        True, "1: compute the diffusion decoder's condition maps once per frame (exact, faster; 2.75 KB per pixel); "
+              "0: at every sampler step")
 
     def __post_init__(self):
         if self.method not in SAMPLERS:
@@ -107,19 +113,20 @@ class DDIMSampler:
                initial: np.ndarray | None = None, start: int | None = None) -> np.ndarray:
         """x0 [shape] in [-1, 1], float32.
 
-        predict_noise(x_t, t [B] int64, condition) -> noise. With guidance_scale != 1 it is also
-        called with an all-zero condition. `initial` and `start`: begin at x_start = q(x_start | initial).
+        predict_noise(x_t, t [B] int64, condition) -> noise, bound to the condition once for all steps
+        where it can be (`bound`). With guidance_scale != 1 it is also given an all-zero condition. `initial` and `start`: begin at x_start = q(x_start | initial).
         `rng`: one for the batch, or one per batch item, so that an item's noise (and so its
         sample) does not depend on what it is batched with.
         """
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
         x = self._start(shape, rng, initial, steps[0])
+        predict = self._conditioned(predict_noise, condition)
         for i, t in enumerate(steps):
             # Python floats: numpy keeps the float32 arrays float32 when it scales them by these.
             ab = float(alpha_bar[t])
             ab_prev = float(alpha_bar[steps[i + 1]]) if i + 1 < len(steps) else 1.0
-            x0 = self._clipped_x0(predict_noise, x, t, ab, condition)
+            x0 = self._clipped_x0(predict, x, t, ab)
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)  # consistent with the clipped x0
             sigma = self.eta * math.sqrt(max((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev), 0))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0)) * eps
@@ -131,18 +138,24 @@ class DDIMSampler:
         noise = _randn(shape, rng)
         return noise if initial is None else self.schedule.add_noise(initial, noise, np.full(shape[0], first_timestep))
 
-    def _clipped_x0(self, predict_noise, x, t: int, ab: float, condition) -> np.ndarray:
-        eps = self._guided(predict_noise, x, np.full(x.shape[0], t, dtype=np.int64), condition)
+    def _clipped_x0(self, predict, x, t: int, ab: float) -> np.ndarray:
+        eps = predict(x, np.full(x.shape[0], t, dtype=np.int64))
         x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
         return np.clip(x0, -1, 1) if self.clip else x0
 
-    def _guided(self, predict_noise, x, t, condition):
+    def _conditioned(self, predict_noise, condition) -> StepPredictor:
+        """predict_noise bound to the condition for a whole run, guided with guidance_scale != 1: the
+        conditional and unconditional predictions in one call of twice the batch (the doubled condition
+        bound once, so that a cached one is computed once too)."""
         if self.guidance_scale == 1.0:
-            return predict_noise(x, t, condition)
-        both = predict_noise(np.concatenate([x, x]), np.concatenate([t, t]),
-                             np.concatenate([condition, np.zeros_like(condition)]))
-        conditional, unconditional = np.split(both, 2)
-        return unconditional + self.guidance_scale * (conditional - unconditional)
+            return bound(predict_noise, condition)
+        both = bound(predict_noise, np.concatenate([condition, np.zeros_like(condition)]))
+
+        def guided(x, t):
+            conditional, unconditional = np.split(both(np.concatenate([x, x]), np.concatenate([t, t])), 2)
+            return unconditional + self.guidance_scale * (conditional - unconditional)
+
+        return guided
 
 
 class DPMSolverSampler(DDIMSampler):
@@ -173,10 +186,11 @@ class DPMSolverSampler(DDIMSampler):
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
         x = self._start(shape, rng, initial, steps[0])
+        predict = self._conditioned(predict_noise, condition)
         previous = None  # (D_(i-1), h_(i-1))
         for i, t in enumerate(steps):
             ab = float(alpha_bar[t])
-            x0 = self._clipped_x0(predict_noise, x, t, ab, condition)
+            x0 = self._clipped_x0(predict, x, t, ab)
             if i + 1 == len(steps):  # to the clean image: sigma' = 0, x' = D
                 x = x0
                 break
@@ -192,16 +206,65 @@ class DPMSolverSampler(DDIMSampler):
         return x.astype(np.float32, copy=False)
 
 
+class Conditioned:
+    """A noise predictor whose condition-only work is done once for all of a sampler run's steps:
+    bind(condition) -> (x_t, t) -> noise. Called with the condition, as any NoisePredictor, it binds it
+    for that one call (the uncached network's work, and output)."""
+
+    def __init__(self, bind: Callable[[np.ndarray], StepPredictor]):
+        self.bind = bind
+
+    def __call__(self, x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        return self.bind(condition)(x, t)
+
+
+def two_stage(encode: Callable[[np.ndarray], Sequence[np.ndarray]], step: Callable[..., np.ndarray]) -> Conditioned:
+    """The predictor of a network split in two: encode(condition) -> its cache (arrays), computed once per
+    binding, and step(x_t, t, *cache) -> its output."""
+    def bind(condition: np.ndarray) -> StepPredictor:
+        cache = encode(condition)
+        return lambda x, t: step(x, t, *cache)
+
+    return Conditioned(bind)
+
+
+def bound(predict: NoisePredictor, condition: np.ndarray) -> StepPredictor:
+    """predict with its condition fixed: bound once where it is a Conditioned predictor, else passed at each call."""
+    if isinstance(predict, Conditioned):
+        return predict.bind(condition)
+    return lambda x, t: predict(x, t, condition)
+
+
+def uncached(predict: NoisePredictor) -> NoisePredictor:
+    """predict as a plain NoisePredictor: its condition's work redone at every call (SamplerSettings.condition_cache 0)."""
+    return lambda x, t, condition: predict(x, t, condition)
+
+
+def observed(predict: NoisePredictor, observe: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> NoisePredictor:
+    """predict, with observe(x_t, t, condition) shown every input it is given (calibration), caching kept."""
+    def bind(condition: np.ndarray) -> StepPredictor:
+        step = bound(predict, condition)
+
+        def observed_step(x, t):
+            observe(x, t, condition)
+            return step(x, t)
+
+        return observed_step
+
+    return Conditioned(bind)
+
+
 def predicting_noise(network: NoisePredictor, prediction: str, schedule: CosineSchedule) -> NoisePredictor:
     """A diffusion network (numpy in and out) whose output is `prediction`, as the noise predictor the
-    samplers take."""
+    samplers take (binding what `network` binds: a Conditioned network's cache is kept)."""
     if prediction == "epsilon":
         return network
 
-    def predict_noise(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
-        return noise_from(prediction, network(x, t, condition), x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
+    def bind(condition: np.ndarray) -> StepPredictor:
+        step = bound(network, condition)
+        return lambda x, t: noise_from(prediction, step(x, t), x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
 
-    return predict_noise
+    return Conditioned(bind)
 
 
 def noise_from(prediction: str, output, x_t, alpha_bar_t):
@@ -234,7 +297,8 @@ def tiled(predict: NoisePredictor, tile: tuple[int, int], overlap: int) -> Noise
     of 8) and blended (MultiDiffusion, Bar-Tal et al. 2023): each pixel's noise is the average of its
     tiles' predictions, weighted by ramps across the `overlap`, at every sampler step, so that the
     seams are denoised away with the rest. Memory is one tile's, whatever the image's size; inputs
-    no larger than a tile are predicted whole."""
+    no larger than a tile are predicted whole. So a tiled image's condition is not cached across steps
+    (the caches of all its tiles would be the whole image's): each tile's is redone at each step."""
     def predict_tiles(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
         height, width = x.shape[-2:]
         if height <= tile[0] and width <= tile[1]:

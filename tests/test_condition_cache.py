@@ -1,0 +1,128 @@
+"""Condition caching: the UNet's condition-only work (every SPADE's scale and shift) computed once per frame
+and reused by every sampler step gives the uncached network's output, at every precision, through the
+samplers (guidance included) and the receiver's decode; and it is computed once per sampler run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import decode_frame
+from semcom.channel_emulator.emulator import ChannelConfig
+from semcom.common import codecs
+from semcom.common.data.datasets import SyntheticScenes, materialize
+from semcom.common.models import runtime, store
+from semcom.common.models.diffusion import SemanticDiffusionUNet
+from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import (
+    Conditioned, CosineSchedule, DDIMSampler, DPMSolverSampler, SamplerSettings, bound, tiled, two_stage, uncached,
+)
+from semcom.tools.chain import Chain
+
+RNG = np.random.default_rng(0)
+CONDITION = RNG.random((2, 22, 48, 72), dtype=np.float32)  # not a multiple of 8: the levels' sizes round up
+X = RNG.standard_normal((2, 3, 48, 72), dtype=np.float32)
+T = np.array([999, 300])
+
+
+@pytest.mark.parametrize("height, width", [(32, 64), (37, 53)])
+def test_the_cached_modulations_give_the_networks_output_exactly(height, width):
+    torch.manual_seed(0)
+    net = SemanticDiffusionUNet(num_classes=19, widths=(8, 16, 24), embedding_dim=32).eval()
+    for spade in [module for module in net.modules() if hasattr(module, "gamma")]:
+        torch.nn.init.normal_(spade.gamma.weight, std=0.3)  # trained-like maps, not the zero-output init
+    x, t, condition = torch.randn(3, 3, height, width), torch.tensor([0, 500, 999]), torch.rand(3, 22, height, width)
+    with torch.no_grad():
+        modulations = net.modulations(condition)
+        assert len(modulations) == 2 * 15  # a scale and a shift for each of the UNet's SPADEs
+        assert torch.equal(net.denoise(x, t, modulations), net(x, t, condition))
+        with pytest.raises(ValueError, match="fewer cached modulations"):
+            net.denoise(x, t, modulations[:-2])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_a_bound_predictor_equals_the_uncached_one_at_every_precision(precision):
+    predictor = DecoderRuntime(precision).noise_predictor()
+    assert isinstance(predictor, Conditioned)
+    step = bound(predictor, CONDITION)
+    plain = uncached(predictor)
+    assert not isinstance(plain, Conditioned)
+    for t in (T, np.array([5, 5])):
+        # The same graphs or modules and the same inputs: the same numbers, bound or not.
+        assert np.array_equal(step(X, t), plain(X, t, CONDITION))
+
+
+def real_step_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first (x_t, t, condition) the receiver's sampler feeds the UNet for a real received frame."""
+    image = materialize(SyntheticScenes("val", 1))[0][0]
+    chain = Chain(ChannelConfig(snr_db=8.0, seed=4, csi="perfect"))
+    frame = chain.equalize(chain.transmit(chain.encode(image, "semantic", frame_id="condition-cache")))
+    codec, steps = codecs.get("semantic"), []
+    codec.generate([codec.prepare(frame, chain.runtime)], chain.runtime, observe=lambda *inputs: steps.append(inputs))
+    return steps[0]
+
+
+def test_the_int8_artifact_is_two_graphs_whose_step_takes_the_condition_graphs_modulations():
+    unet = runtime.load_artifact(runtime.artifact_name())
+    outputs = [tensor.name for tensor in unet.condition.session.get_outputs()]
+    assert [tensor.name for tensor in unet.step.session.get_inputs()] == ["x", "t", *outputs]
+    assert len(outputs) == 30
+    assert unet.card["condition_graph"]["sha256"] == unet.condition.card["sha256"]
+    # Close to the fp32 network's own output (both graphs int8) on a real frame's sampler input.
+    x, t, condition = real_step_inputs()
+    reference = DecoderRuntime().torch_unet(store.load("diffusion")["net"])(x, t, condition)
+    relative = float(np.mean((unet(x, t, condition) - reference) ** 2) / np.mean(reference**2))
+    assert relative < 0.02, relative
+
+
+class CountingNetwork:
+    """A real network split in two, counting how often each half runs."""
+
+    def __init__(self):
+        self.encodes = self.steps = 0
+        self.unet = DecoderRuntime().torch_unet(store.load("diffusion")["net"])
+
+    def predictor(self) -> Conditioned:
+        def encode(condition):
+            self.encodes += 1
+            return self.unet.bind(condition)  # the real cache, as an opaque one
+
+        def step(x, t, cached):
+            self.steps += 1
+            return cached(x, t)
+
+        return two_stage(lambda condition: (encode(condition),), step)
+
+
+@pytest.mark.parametrize("sampler, guidance", [(DDIMSampler, 1.0), (DDIMSampler, 2.0), (DPMSolverSampler, 1.0)])
+def test_a_sampler_encodes_the_condition_once_per_run_and_matches_the_uncached_run(sampler, guidance):
+    counting = CountingNetwork()
+    run = sampler(CosineSchedule(), steps=4, guidance_scale=guidance)
+    shape = X.shape
+    cached = run.sample(counting.predictor(), CONDITION, shape, rng=np.random.default_rng(1))
+    # Guidance: the conditional and the null condition bound together, once.
+    assert (counting.encodes, counting.steps) == (1, 4)
+    plain = run.sample(uncached(counting.predictor()), CONDITION, shape, rng=np.random.default_rng(1))
+    assert (counting.encodes, counting.steps) == (5, 8)  # once per step
+    assert np.array_equal(cached, plain)
+
+
+def test_tiles_redo_their_condition_per_step_to_keep_memory_a_tiles():
+    counting = CountingNetwork()
+    predict = tiled(counting.predictor(), (32, 48), 16)
+    run = DDIMSampler(CosineSchedule(), steps=2)
+    run.sample(predict, CONDITION, X.shape, rng=np.random.default_rng(2))
+    tiles = 4  # 48x72 in 32x48 tiles overlapping by 16: 2 x 2
+    assert counting.encodes == counting.steps == 2 * tiles
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_receiver_decodes_the_same_image_with_the_cache_on_or_off(precision):
+    image = materialize(SyntheticScenes("val", 1))[0][0]
+    chain = Chain(ChannelConfig(snr_db=8.0, seed=4, csi="perfect"))
+    frame = chain.transmit(chain.encode(image, "semantic", frame_id="condition-cache"))
+    on = decode_frame(frame, DecoderRuntime(precision, SamplerSettings(condition_cache=True)))
+    off = decode_frame(frame, DecoderRuntime(precision, SamplerSettings(condition_cache=False)))
+    assert on.shape == image.shape
+    assert np.array_equal(on, off)
