@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="comma-separated, e.g. fp32,int8 (fp32 is always measured: ratios are to it); default: "
                                f"every precision this CPU runs natively, here {','.join(precision.runnable())} "
                                f"({cpu.detect().describe()})")
+    sizes = bench_which.add_parser(
+        "sizes", help="the diffusion decoder at 64x128, 256x512 and 512x768: per step and per frame, with and "
+                      "without condition caching, per precision, and the cache's memory (minutes)")
+    sizes.add_argument("--sizes", nargs="+", default=None, metavar="HxW",
+                       help="frame sizes, e.g. 64x128 256x512 [64x128 256x512 512x768]")
+    sizes.add_argument("--repeats", type=int, default=3, help="repeats per figure (medians) [%(default)s]")
+    sizes.add_argument("--precisions", default="", help="comma-separated, as for `bench receiver`")
     runtimes = bench_which.add_parser(
         "runtimes", help="one UNet step in each candidate int8 runtime (PyTorch x86 FX, ONNX Runtime QDQ) vs fp32")
     runtimes.add_argument("--scenes", type=int, default=8, help="calibration scenes for the int8 ranges [%(default)s]")
@@ -367,6 +374,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 print(f"semcom bench photo: {error}", file=sys.stderr)
                 return 1
             return 0
+        if args.benchmark == "sizes":
+            from .evaluation.bench_receiver import SIZES, bench_sizes
+
+            print(bench_sizes(tuple(_parse_size(text, "--sizes") for text in args.sizes) if args.sizes else SIZES,
+                              _precisions(args.precisions), args.repeats))
+            return 0
         if args.benchmark == "runtimes":
             from .evaluation.bench_receiver import bench_runtimes
 
@@ -553,13 +566,13 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def _parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--size: expected HEIGHTxWIDTH such as 64x128, got {text!r}") from None
+        raise ValueError(f"{flag}: expected HEIGHTxWIDTH such as 64x128, got {text!r}") from None
     if height < 8 or width < 8:
-        raise ValueError(f"--size: {text} is too small (at least 8x8)")
+        raise ValueError(f"{flag}: {text} is too small (at least 8x8)")
     return height, width
 
 

@@ -114,7 +114,8 @@ class DDIMSampler:
         """x0 [shape] in [-1, 1], float32.
 
         predict_noise(x_t, t [B] int64, condition) -> noise, bound to the condition once for all steps
-        where it can be (`bound`). With guidance_scale != 1 it is also given an all-zero condition. `initial` and `start`: begin at x_start = q(x_start | initial).
+        where it can be (`bound`). With guidance_scale != 1 it is also given an all-zero
+        condition. `initial` and `start`: begin at x_start = q(x_start | initial).
         `rng`: one for the batch, or one per batch item, so that an item's noise (and so its
         sample) does not depend on what it is batched with.
         """
@@ -236,7 +237,7 @@ def bound(predict: NoisePredictor, condition: np.ndarray) -> StepPredictor:
 
 
 def uncached(predict: NoisePredictor) -> NoisePredictor:
-    """predict as a plain NoisePredictor: its condition's work redone at every call (SamplerSettings.condition_cache 0)."""
+    """predict as a plain NoisePredictor: its condition's work redone at every call (condition_cache 0)."""
     return lambda x, t, condition: predict(x, t, condition)
 
 

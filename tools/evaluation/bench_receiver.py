@@ -17,6 +17,7 @@ are medians of repeats.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import threading
@@ -35,6 +36,7 @@ from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import precision, runtime, store
 from semcom.common.models.runtime import DecoderRuntime
+from semcom.common.models.sampling import SamplerSettings, bound, uncached
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.wire import frames
 from semcom.common.wire.pb import receiver_pb2, receiver_pb2_grpc
@@ -49,7 +51,9 @@ CONCURRENCY = (1, 4, 8, 16)
 
 @dataclass
 class UNetFigures:
-    step_ms: dict[str, float]  # batch 1
+    step_ms: dict[str, float]  # batch 1, the condition's work redone (uncached)
+    cached_step_ms: dict[str, float]  # batch 1, the condition's modulations given (condition caching)
+    condition_ms: dict[str, float]  # batch 1, the modulations computed once per frame
     step_ms_batch8: dict[str, float]  # per image
     weight_bytes: dict[str, int]
     flops: int  # per step, batch 1
@@ -92,7 +96,7 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
     x, t, condition = inputs[0]
     batch8 = tuple(np.concatenate([v] * 8) for v in (x, t, condition))
     net = store.load("diffusion")["net"]
-    single, eight = {}, {}
+    single, eight, cached, encode = {}, {}, {}, {}
     for _ in range(repeats):
         for name in precisions:
             predict = DecoderRuntime(name).noise_predictor()  # as the receiver calls it: numpy in and out
@@ -100,6 +104,9 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
             predict(x, t, condition)
             single.setdefault(name, []).extend(timing.seconds(lambda: predict(x, t, condition)) for _ in range(3))
             eight.setdefault(name, []).append(timing.seconds(lambda: predict(*batch8)) / 8)
+            encode.setdefault(name, []).extend(timing.seconds(lambda: bound(predict, condition)) for _ in range(3))
+            step = bound(predict, condition)
+            cached.setdefault(name, []).extend(timing.seconds(lambda: step(x, t)) for _ in range(3))
     # The artifact itself (its card, its bytes): the predictor may wrap it (a v-predicting UNet's output
     # turned into noise).
     int8 = runtime.load_artifact(runtime.artifact_name()) if "int8" in precisions else None
@@ -108,6 +115,8 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
     fp32_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     return UNetFigures(
         step_ms={name: 1000 * statistics.median(v) for name, v in single.items()},
+        cached_step_ms={name: 1000 * statistics.median(v) for name, v in cached.items()},
+        condition_ms={name: 1000 * statistics.median(v) for name, v in encode.items()},
         step_ms_batch8={name: 1000 * statistics.median(v) for name, v in eight.items()},
         # bf16 autocast casts weights on the fly: it stores the fp32 ones.
         weight_bytes={"fp32": fp32_bytes, "bf16": fp32_bytes,
@@ -143,16 +152,18 @@ def _multiply_adds(net: nn.Module, inputs: tuple, float_modules: tuple[str, ...]
     return sum(counts.values()), in_float
 
 
-def _decode_ms(received: list, repeats: int, precisions: tuple[str, ...]) -> dict[str, float]:
+def _decode_ms(received: list, repeats: int, precisions: tuple[str, ...]) -> dict[tuple[str, bool], float]:
+    """{(precision, condition cache on): ms per image}."""
     seconds = {}
     for _ in range(max(repeats // 2, 1)):
         for name in precisions:
-            chain = Chain(runtime=DecoderRuntime(name))
-            start = time.perf_counter()
-            for frame in received:
-                chain.decode(frame)
-            seconds.setdefault(name, []).append((time.perf_counter() - start) / len(received))
-    return {name: 1000 * statistics.median(v) for name, v in seconds.items()}
+            for cache in (False, True):
+                chain = Chain(runtime=DecoderRuntime(name, SamplerSettings(condition_cache=cache)))
+                start = time.perf_counter()
+                for frame in received:
+                    chain.decode(frame)
+                seconds.setdefault((name, cache), []).append((time.perf_counter() - start) / len(received))
+    return {key: 1000 * statistics.median(v) for key, v in seconds.items()}
 
 
 def _serving(received: list, requests: int, concurrency: tuple[int, ...], progress,
@@ -207,7 +218,7 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
     fp32 = "fp32"
     lines = [f"Receiver benchmark: semantic codec, 5 DDIM steps, 64x128, {torch.get_num_threads()} threads; "
              "ratios are to fp32, measured in this run.", "",
-             "diffusion UNet (per denoising step; batch 8 is per image):",
+             "diffusion UNet (per denoising step, uncached: the condition's work redone; batch 8 is per image):",
              f"  {'':<6} {'ms batch 1':>10} {'speed-up':>8} {'ms @ batch 8':>12} {'weight bytes':>13} {'of fp32':>7} "
              f"{'GFLOPs':>7} {'GBOPs':>8} {'of fp32':>7}"]
     for name in precisions:
@@ -216,9 +227,20 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
             f"{unet.step_ms_batch8[name]:12.1f} {unet.weight_bytes[name]:13,d} "
             f"{unet.weight_bytes[name] / unet.weight_bytes[fp32]:7.1%} {unet.flops / 1e9:7.2f} "
             f"{unet.bops[name] / 1e9:8.0f} {unet.bops[name] / unet.bops[fp32]:7.1%}")
-    lines += ["", f"whole decode of one frame (map and latent decoders + 5 steps), {count} frames at 10 dB AWGN:"]
-    lines += [f"  {name:<6} {image_ms[name]:7.1f} ms/image  {image_ms[fp32] / image_ms[name]:5.2f}x"
-              for name in precisions]
+    lines += ["", "condition caching (batch 1): the condition's modulations once per frame, then each step without "
+                  "them; a 5-step frame's UNet time:",
+              f"  {'':<6} {'condition':>9} {'step':>7} {'uncached':>9} {'5 steps cached':>15} {'uncached':>9} "
+              f"{'cached/uncached':>16}"]
+    for name in precisions:
+        cached_frame = unet.condition_ms[name] + 5 * unet.cached_step_ms[name]
+        lines.append(f"  {name:<6} {unet.condition_ms[name]:7.1f}ms {unet.cached_step_ms[name]:5.1f}ms "
+                     f"{unet.step_ms[name]:7.1f}ms {cached_frame:13.1f}ms {5 * unet.step_ms[name]:7.1f}ms "
+                     f"{5 * unet.step_ms[name] / cached_frame:15.2f}x")
+    reference = image_ms[fp32, False]
+    lines += ["", f"whole decode of one frame (map and latent decoders + 5 steps), {count} frames at 10 dB AWGN; "
+                  "ratios to fp32 eager without caching:"]
+    lines += [f"  {name:<6} {'cached' if cache else 'uncached':<9} {image_ms[name, cache]:7.1f} ms/image  "
+              f"{reference / image_ms[name, cache]:5.2f}x" for name in precisions for cache in (False, True)]
     header = "".join(f"{'c=' + str(c):>8}" for c in next(iter(serving.values())))
     lines += ["", f"receiver service, images/s by concurrent callers ({requests}+ Decode calls each), and the "
                   "process's peak memory:", f"  {'precision, batching':<26}{header}   peak RSS"]
@@ -312,3 +334,58 @@ def _fx_int8(net: nn.Module, samples: list[dict], example: tuple):
             for sample in samples:
                 prepared(*(torch.from_numpy(sample[name]) for name in runtime.INPUTS))
         return convert_fx(prepared)
+
+
+SIZES = ((64, 128), (256, 512), (512, 768))  # the CPU preset's, and photo sizes (the codec's largest untiled)
+
+
+def bench_sizes(sizes: tuple[tuple[int, int], ...] = SIZES, precisions: tuple[str, ...] | None = None,
+                repeats: int = 3, progress: Callable[[str], None] = print) -> str:
+    """The diffusion decoder at native sizes: per step and per 5-step frame (the sampler's own run, batch 1), with and
+    without condition caching, at each precision; and the condition cache's bytes per frame. The condition is a real
+    received frame's, resized (nearest) to each size: the timing does not depend on its content."""
+    precisions = precisions or precision.runnable()
+    image = materialize(SyntheticScenes("val", 1))[0][0]
+    codec = codecs.get("semantic")
+    frame = Chain.equalize(Chain(ChannelConfig(snr_db=10.0, seed=0)).transmit(
+        codec.encode(image, codec.default_bandwidth_ratio, "bench-sizes")))
+    inputs = []
+    codec.generate([codec.prepare(frame, DecoderRuntime())], DecoderRuntime(), observe=lambda *i: inputs.append(i))
+    _, _, condition = inputs[0]
+    net = store.load("diffusion")["net"]
+    sampler = SamplerSettings().sampler(codec.schedule)
+    rows = []
+    for height, width in sizes:
+        rows_of = np.arange(height) * condition.shape[2] // height
+        columns = np.arange(width) * condition.shape[3] // width
+        resized = np.ascontiguousarray(condition[:, :, rows_of][:, :, :, columns])
+        x = np.random.default_rng(0).standard_normal((1, 3, height, width), dtype=np.float32)
+        t = np.array([999])
+        with torch.no_grad():
+            cache_bytes = sum(m.numel() * 4 for m in net.modulations(torch.from_numpy(resized)))  # float32 arrays
+        for name in precisions:
+            progress(f"  {height}x{width} {name}")
+            predict = DecoderRuntime(name).noise_predictor()
+            step = bound(predict, resized)
+            step(x, t)  # untimed: first-call allocations
+            figures = {"step uncached": statistics.median(timing.seconds(lambda: predict(x, t, resized))
+                                                          for _ in range(repeats)),
+                       "step cached": statistics.median(timing.seconds(lambda: step(x, t)) for _ in range(repeats))}
+            for cache in (False, True):
+                run = predict if cache else uncached(predict)
+                figures[f"frame {'cached' if cache else 'uncached'}"] = statistics.median(
+                    timing.seconds(lambda: sampler.sample(run, resized, x.shape, np.random.default_rng(0)))
+                    for _ in range(repeats))
+            rows.append(((height, width), name, figures, cache_bytes, timing.peak_rss(os.getpid())))
+    lines = [f"diffusion decoder by frame size, batch 1, {sampler.steps} DDIM steps, {torch.get_num_threads()} "
+             f"threads, medians of {repeats}; the cache: every SPADE's scale and shift maps, float32:",
+             f"  {'size':<9} {'':<5} {'step':>9} {'step':>9} {'frame':>9} {'frame':>9} {'cached /':>9} {'cache':>9} "
+             f"{'peak RSS':>9}",
+             f"  {'':<9} {'':<5} {'uncached':>9} {'cached':>9} {'uncached':>9} {'cached':>9} {'uncached':>9} "
+             f"{'MB':>9} {'so far':>9}"]
+    for (height, width), name, figures, cache_bytes, peak in rows:
+        lines.append(f"  {f'{height}x{width}':<9} {name:<5} {figures['step uncached']:8.3f}s "
+                     f"{figures['step cached']:8.3f}s {figures['frame uncached']:8.2f}s "
+                     f"{figures['frame cached']:8.2f}s {figures['frame uncached'] / figures['frame cached']:8.2f}x "
+                     f"{cache_bytes / 1e6:9.1f} {peak / 2**20:6.0f}MiB")
+    return "\n".join(lines)
