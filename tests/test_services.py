@@ -11,11 +11,11 @@ import time
 import grpc
 import numpy as np
 import pytest
-from conftest import settings_for_tests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from prometheus_client import CollectorRegistry
 
+from conftest import settings_for_tests
 from helpers import assert_rpc_error, free_port, metric, png_bytes, png_header_only, sample_png, scrape
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.awgn import measured_snr_db
@@ -82,6 +82,29 @@ def test_an_image_makes_the_round_trip_with_quality_and_timings(transmitter, snr
     stages = t.encode_seconds + t.channel_seconds + t.decode_seconds + t.quality_seconds
     assert min(t.encode_seconds, t.channel_seconds, t.decode_seconds, t.quality_seconds) > 0
     assert t.overhead_seconds > 0 and t.end_to_end_seconds == pytest.approx(stages + t.overhead_seconds)
+
+
+@pytest.mark.parametrize("scoring, scored, images", [
+    (transmitter_pb2.SCORING_UNSPECIFIED, ("psnr_db", "ssim"), True),  # the transmitter's default, full
+    (transmitter_pb2.SCORING_FULL, ("psnr_db", "ssim"), True),
+    (transmitter_pb2.SCORING_PIXELS, ("psnr_db", "ssim"), True),
+    (transmitter_pb2.SCORING_NONE, (), False),
+])
+def test_a_request_gets_the_scoring_it_asks_for(transmitter, services, scoring, scored, images):
+    image = sample_images()[0].read_bytes()
+    counted = metric(scrape(services.transmitter), "semcom_transmitter_ssim_ratio_count", codec="semantic")
+    response = transmit(transmitter, image, codec="semantic", scoring=scoring, omit_images=not images)
+    quality = response.quality
+    for name in ("psnr_db", "ssim"):
+        assert math.isfinite(getattr(quality, name)) == (name in scored), (name, quality)
+    # mIoU: only with full scoring (the default's), the segmenter's on the reconstruction.
+    full = scoring in (transmitter_pb2.SCORING_UNSPECIFIED, transmitter_pb2.SCORING_FULL)
+    assert math.isfinite(quality.miou) == full and (not full or 0 <= quality.miou <= 1)
+    assert bool(response.reconstruction_png) == bool(response.received_map_png) == images
+    assert response.channel_uses > 0 and response.timings.decode_seconds > 0  # decoded all the same
+    # Only scores computed are observed (an unscored call adds no NaN to the SSIM histogram).
+    assert metric(scrape(services.transmitter), "semcom_transmitter_ssim_ratio_count",
+                  codec="semantic") == counted + bool(scored)
 
 
 def test_quality_falls_with_snr(transmitter, snr):
@@ -176,6 +199,7 @@ def test_each_service_reports_serving_and_lists_itself_in_reflection(services, c
     ({"image": sample_png(), "bandwidth_ratio": -1}, grpc.StatusCode.INVALID_ARGUMENT, "bandwidth_ratio"),
     ({"image": sample_png(), "bandwidth_ratio": math.nan}, grpc.StatusCode.INVALID_ARGUMENT, "bandwidth_ratio"),
     ({"image": sample_png(), "bandwidth_ratio": 0.9}, grpc.StatusCode.INVALID_ARGUMENT, "bandwidth_ratio"),
+    ({"image": sample_png(), "scoring": 7}, grpc.StatusCode.INVALID_ARGUMENT, "scoring: 7 is not one of"),
 ])
 def test_bad_transmit_requests_get_clear_errors_and_the_service_stays_up(transmitter, request_fields, code, fragment):
     assert_rpc_error(lambda: transmitter.Transmit(transmitter_pb2.TransmitRequest(**request_fields), timeout=10),

@@ -135,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
                           help="comma-separated, e.g. fp32,int8 (fp32 is always measured: ratios are to it); default: "
                                f"every precision this CPU runs natively, here {','.join(precision.runnable())} "
                                f"({cpu.detect().describe()})")
+    chain = bench_which.add_parser(
+        "chain", help="the three services under `semcom load`: images/s, latency and CPU per call by process, by "
+                      "codec, scoring level and concurrency (minutes)")
+    chain.add_argument("--codecs", nargs="+", default=None, metavar="CODEC",
+                       help="codecs to load the chain with [linear_analog semantic]")
+    chain.add_argument("--concurrency", type=int, nargs="+", default=None, help="concurrent callers [1 4 16]")
+    chain.add_argument("--scorings", nargs="+", choices=["full", "pixels", "none"], default=None,
+                       help="scoring levels (TransmitRequest.scoring; none also omits the PNGs) [full pixels none]")
+    chain.add_argument("--requests", type=int, default=160,
+                       help="Transmit calls per point (at least 2 per caller) [%(default)s]")
+    chain.add_argument("--duration", type=float, default=60.0, help="seconds per point at most [%(default)s]")
+    chain.add_argument("--receiver-args", default="", help="extra receiver flags, e.g. '--precision fp32'")
+    chain.add_argument("--transmitter-args", default="",
+                       help="extra transmitter flags, e.g. '--out-of-domain off' to send photos with semantic")
+    chain.add_argument("--images", type=Path, nargs="+", default=None,
+                       help="images to send in turn (default: the bundled samples, 64x128 scenes)")
     sizes = bench_which.add_parser(
         "sizes", help="the diffusion decoder at 64x128, 256x512 and 512x768: per step and per frame, with and "
                       "without condition caching, per precision, and the cache's memory (minutes)")
@@ -247,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-requests", type=int, default=1000, help="requests at most [%(default)s]")
     load.add_argument("--codec", default="", help="codec (default: the transmitter's)")
     load.add_argument("--images", type=Path, nargs="*", help="images to send (default: the bundled samples)")
+    load.add_argument("--scoring", choices=["none", "pixels", "full"], default=None,
+                      help="what the transmitter scores of each reconstruction before it answers: none; pixels: PSNR "
+                           "and SSIM; full: and mIoU (default: the transmitter's --scoring)")
+    load.add_argument("--omit-images", action="store_true", help="ask for no reconstruction PNGs back")
 
     health = commands.add_parser("health", help="grpc.health.v1 check: exit 0 when SERVING (for healthchecks)")
     health.add_argument("address", help="HOST:PORT")
@@ -374,6 +394,16 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 print(f"semcom bench photo: {error}", file=sys.stderr)
                 return 1
             return 0
+        if args.benchmark == "chain":
+            from semcom.common.data import sample_images
+
+            from .evaluation import bench_chain as chain
+
+            images = [path.read_bytes() for path in args.images or sample_images()]
+            print(chain.bench_chain(images, args.codecs or chain.CODECS, args.concurrency or chain.CONCURRENCY,
+                                    args.scorings or chain.SCORINGS, args.requests, args.duration,
+                                    tuple(args.receiver_args.split()), tuple(args.transmitter_args.split())))
+            return 0
         if args.benchmark == "sizes":
             from .evaluation.bench_receiver import SIZES, bench_sizes
 
@@ -490,7 +520,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         files = [p.read_bytes() for p in (args.images or sample_images())]
         report = run_load(args.transmitter, files, args.concurrency, args.duration, args.rate, args.max_requests,
-                          args.codec)
+                          args.codec, scoring=args.scoring or "", omit_images=args.omit_images)
         print(report.render())
         return 0
     if args.command == "health":

@@ -68,16 +68,31 @@ def check_target(address: str) -> None:
 
 
 def run_load(address: str, images: list[bytes], concurrency: int, duration: float, rate: float | None = None,
-             max_requests: int = 1000, codec: str = "", timeout: float = 30.0, progress: bool = True) -> LoadReport:
+             max_requests: int = 1000, codec: str = "", timeout: float = 30.0, progress: bool = True,
+             scoring: str = "", omit_images: bool = False) -> LoadReport:
+    """scoring: one of transmitter.pipeline.SCORINGS, or "" for the transmitter's default; omit_images: ask for
+    no PNGs back."""
     if concurrency < 1 or not 0 < duration <= MAX_DURATION_SECONDS or not 0 < max_requests <= MAX_REQUESTS:
         raise ValueError("need concurrency >= 1, 0 < duration <= 24 h and 0 < max-requests <= 10M")
     if rate is not None and rate <= 0:
         raise ValueError("--rate must be > 0 requests per second")
     check_target(address)
-    return uvloop.run(_load(address, images, concurrency, duration, rate, max_requests, codec, timeout, progress))
+    template = transmitter_pb2.TransmitRequest(codec=codec, scoring=scoring_value(scoring), omit_images=omit_images)
+    return uvloop.run(_load(address, images, concurrency, duration, rate, max_requests, template, timeout, progress))
 
 
-async def _load(address, images, concurrency, duration, rate, max_requests, codec, timeout, progress) -> LoadReport:
+def scoring_value(scoring: str) -> int:
+    """TransmitRequest.scoring for a --scoring name ("" for the transmitter's default)."""
+    if not scoring:
+        return transmitter_pb2.SCORING_UNSPECIFIED
+    try:
+        return transmitter_pb2.Scoring.Value(f"SCORING_{scoring.upper()}")
+    except ValueError:
+        raise ValueError(f"--scoring: {scoring!r}, expected none, pixels or full") from None
+
+
+async def _load(address, images, concurrency, duration, rate, max_requests, template, timeout,
+                progress) -> LoadReport:
     channel = aio_channel(address, retries=True)  # a client: the edge retries
     stub = transmitter_pb2_grpc.TransmitterStub(channel)
     start = time.monotonic()
@@ -99,8 +114,8 @@ async def _load(address, images, concurrency, duration, rate, max_requests, code
                 await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
                 if time.monotonic() >= deadline:
                     return
-            request = transmitter_pb2.TransmitRequest(image=images[index % len(images)], codec=codec,
-                                                      image_id=f"load-{index}")
+            request = transmitter_pb2.TransmitRequest(image=images[index % len(images)], image_id=f"load-{index}")
+            request.MergeFrom(template)
             sent = time.monotonic()
             try:
                 await stub.Transmit(request, timeout=min(timeout, max(0.001, deadline - sent + timeout)))

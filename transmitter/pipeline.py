@@ -106,17 +106,26 @@ class Assessment:
     received_map_png: bytes  # b"" for codecs without a received map
 
 
+SCORINGS = ("none", "pixels", "full")  # how much of a reconstruction is scored: TransmitRequest.scoring
+DEFAULT_SCORING = "full"  # the transmitter's --scoring
+
+
 def assess(encoded: Encoded, reconstruction: np.ndarray, received_map: np.ndarray | None,
-           report_miou: bool = True) -> Assessment:
-    """Scores what the receiver returned against the original (shapes checked: a receiver that returns
-    another size is an error) and encodes the PNGs the caller gets back."""
+           scoring: str = "full", images: bool = True) -> Assessment:
+    """Scores what the receiver returned against the original as `scoring` (one of SCORINGS: none, PSNR and
+    SSIM, those and the mIoU; NaN for what is not scored) and, with `images`, encodes the PNGs the caller gets
+    back. Shapes are checked whatever is scored: a receiver that returns another size is an error."""
     if reconstruction.shape != encoded.image.shape:
         raise InvalidInput(f"decoded.image: receiver returned shape {list(reconstruction.shape)}, "
                            f"sent {list(encoded.image.shape)}")
-    psnr, similarity = quality(encoded.image, reconstruction)
-    miou = semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec) if report_miou else math.nan
-    map_png = encode_png(colorize(received_map)) if received_map is not None else b""
-    return Assessment(psnr, similarity, miou, encode_png(reconstruction), map_png)
+    psnr = similarity = miou = math.nan
+    if scoring != "none":
+        psnr, similarity = quality(encoded.image, reconstruction)
+    if scoring == "full":
+        miou = semantic_fidelity(encoded.image, reconstruction, encoded.frame.codec)
+    reconstruction_png = encode_png(reconstruction) if images else b""
+    map_png = encode_png(colorize(received_map)) if images and received_map is not None else b""
+    return Assessment(psnr, similarity, miou, reconstruction_png, map_png)
 
 
 @dataclass

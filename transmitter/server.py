@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help=f"codec for requests that name none ({', '.join(codecs.available())})")
     add_option(parser, "--pilot-spacing", type=int, default=0,
                help="insert a pilot before every N data symbols, for estimated CSI (0: no pilots)")
-    add_option(parser, "--miou", type=int, default=1,
-               help="1: report the semantic fidelity (mIoU, two segmenter passes, ~20 ms an image on a 2-core CPU); 0: skip it")
+    add_option(parser, "--scoring", default=pipeline.DEFAULT_SCORING, choices=pipeline.SCORINGS,
+               help="what a Transmit that asks for no scoring gets scored: none; pixels: PSNR and SSIM; full: those "
+                    "and the semantic fidelity (mIoU, two segmenter passes); see the README's Serving throughput")
     add_option(parser, "--design-snr-db", type=float, default=10.0,
                help="digital codecs: the SNR the ideal-code ones (jpeg, webp, avif) size their file for, and the "
                     "LDPC ones (jpeg_ldpc, webp_ldpc, avif_ldpc) pick their MCS for")
@@ -43,24 +44,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec,
                                    "pilot_spacing": args.pilot_spacing, "design_snr_db": args.design_snr_db,
-                                   "report_miou": bool(args.miou),
+                                   "scoring": args.scoring,
                                    "domain": pipeline.DomainPolicy(args.out_of_domain, args.fallback_codec)}
 
 
 async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
-                pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True,
+                pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
                 domain: pipeline.DomainPolicy = pipeline.DomainPolicy()) -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
     if domain.action == "fallback":
         codecs.get(domain.fallback_codec, field="--fallback-codec")
     if pilot_spacing < 0:
         raise ValueError(f"--pilot-spacing: {pilot_spacing} must be >= 0")
+    if scoring not in pipeline.SCORINGS:
+        raise ValueError(f"--scoring: {scoring!r}, expected one of {', '.join(pipeline.SCORINGS)}")
     registry = CollectorRegistry()
     server = ServiceServer("transmitter", settings, registry)
     channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(
         aio_channel(channel, settings.max_message_bytes, tls=settings.tls))
     servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel,
-                                   pilot_spacing, design_snr_db, report_miou, domain)
+                                   pilot_spacing, design_snr_db, scoring, domain)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
 
     async def load_models() -> None:

@@ -16,14 +16,17 @@ from semcom.common.wire.pb import transmitter_pb2_grpc
 from . import pipeline
 from .metrics import TransmitterMetrics
 
+# TransmitRequest.scoring's values, as pipeline.SCORINGS.
+SCORINGS = {pb.SCORING_NONE: "none", pb.SCORING_PIXELS: "pixels", pb.SCORING_FULL: "full"}
+
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
-                 pilot_spacing: int = 0, design_snr_db: float = 10.0, report_miou: bool = True,
+                 pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
                  domain: pipeline.DomainPolicy = pipeline.DomainPolicy()):
         self._settings = settings
-        self._report_miou = report_miou
+        self._scoring = scoring
         self._domain = domain
         self._pilot_spacing = pilot_spacing
         self._design_snr_db = design_snr_db
@@ -51,6 +54,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         if not math.isfinite(request.bandwidth_ratio) or request.bandwidth_ratio < 0:
             raise InvalidInput(f"bandwidth_ratio: {request.bandwidth_ratio} must be a finite number >= 0 (0: default)")
         codec_id = request.codec or self._default_codec
+        scoring = self._scoring_of(request)
         encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id)
 
         forwarded = await call_downstream(
@@ -58,7 +62,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             self._channel.Forward(channel_emulator_pb2.ForwardRequest(frame=frame_message),
                                   timeout=context.time_remaining()),
         )
-        assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded)
+        assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded, scoring,
+                                                              not request.omit_images)
         link = forwarded.link
         timings = pipeline.StageTimings(
             encode_seconds=encode_seconds, channel_seconds=forwarded.channel_seconds,
@@ -100,14 +105,24 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         message = frames.to_proto(encoded.frame)
         return encoded, message, time.perf_counter() - start
 
-    def _assess(self, encoded: pipeline.Encoded, decoded) -> tuple[pipeline.Assessment, float]:
+    def _scoring_of(self, request: pb.TransmitRequest) -> str:
+        """The request's scoring level (one of pipeline.SCORINGS), or this transmitter's default."""
+        if request.scoring == pb.SCORING_UNSPECIFIED:
+            return self._scoring
+        if request.scoring not in SCORINGS:  # a number from a newer or a broken client
+            raise InvalidInput(f"scoring: {request.scoring} is not one of "
+                               f"{', '.join(pb.Scoring.Name(value) for value in pb.Scoring.values())}")
+        return SCORINGS[request.scoring]
+
+    def _assess(self, encoded: pipeline.Encoded, decoded, scoring: str,
+                images: bool) -> tuple[pipeline.Assessment, float]:
         """The receiver's reply as arrays, assessed (one thread hop); and the seconds it took."""
         start = time.perf_counter()
         reconstruction = tensors.from_proto(decoded.image, "decoded.image", dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=3)
         received_map = (tensors.from_proto(decoded.semantic_map, "decoded.semantic_map",
                                            dtype=tensor_pb2.DATA_TYPE_UINT8, ndim=2)
                         if decoded.HasField("semantic_map") else None)
-        return pipeline.assess(encoded, reconstruction, received_map, self._report_miou), time.perf_counter() - start
+        return pipeline.assess(encoded, reconstruction, received_map, scoring, images), time.perf_counter() - start
 
     def _record(self, codec_id, frame, encode_seconds, end_to_end, quality) -> None:
         m = self._metrics
@@ -115,7 +130,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         m.end_to_end_seconds.labels(codec_id).observe(end_to_end)
         m.channel_uses.labels(codec_id).observe(frame.channel_uses)
         m.bandwidth_ratio.labels(codec_id).observe(frame.bandwidth_ratio)  # as sent, before any truncation
-        m.ssim.labels(codec_id).observe(quality.ssim)
+        if math.isfinite(quality.ssim):  # NaN where not scored
+            m.ssim.labels(codec_id).observe(quality.ssim)
         if math.isfinite(quality.miou):
             m.miou.labels(codec_id).observe(quality.miou)
         if math.isfinite(quality.psnr_db):  # a lossless image has infinite PSNR

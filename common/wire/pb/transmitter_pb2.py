@@ -25,21 +25,23 @@ _sym_db = _symbol_database.Default()
 from . import frame_pb2 as semcom_dot_v1_dot_frame__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsemcom/v1/transmitter.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\"\x9f\x01\n\x0fTransmitRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x17\n\x0f\x62\x61ndwidth_ratio\x18\x03 \x01(\x01\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x15\n\rpilot_spacing\x18\x05 \x01(\r\x12\x1a\n\rdesign_snr_db\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x10\n\x0e_design_snr_db\"6\n\x07Quality\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x0c\n\x04ssim\x18\x02 \x01(\x01\x12\x0c\n\x04miou\x18\x03 \x01(\x01\"\xbc\x01\n\x0cStageTimings\x12\x16\n\x0e\x65ncode_seconds\x18\x01 \x01(\x01\x12\x17\n\x0f\x63hannel_seconds\x18\x02 \x01(\x01\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x65nd_to_end_seconds\x18\x04 \x01(\x01\x12\x18\n\x10overhead_seconds\x18\x05 \x01(\x01\x12\x17\n\x0fquality_seconds\x18\x06 \x01(\x01\x12\x14\n\x0clink_seconds\x18\x07 \x01(\x01\"\xfc\x02\n\x10TransmitResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\t\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\x14\n\x0c\x63hannel_uses\x18\x04 \x01(\x04\x12\x17\n\x0f\x62\x61ndwidth_ratio\x18\x05 \x01(\x01\x12(\n\x07\x63hannel\x18\x06 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x12#\n\x07quality\x18\x07 \x01(\x0b\x32\x12.semcom.v1.Quality\x12(\n\x07timings\x18\x08 \x01(\x0b\x32\x17.semcom.v1.StageTimings\x12\x1a\n\x12reconstruction_png\x18\t \x01(\x0c\x12(\n\nimage_size\x18\n \x01(\x0b\x32\x14.semcom.v1.ImageSize\x12\x18\n\x10received_map_png\x18\x0b \x01(\x0c\x12\x17\n\x0frequested_codec\x18\x0c \x01(\t\x12\x14\n\x0c\x64omain_score\x18\r \x01(\x01\x32\xa1\x01\n\x0bTransmitter\x12\x43\n\x08Transmit\x12\x1a.semcom.v1.TransmitRequest\x1a\x1b.semcom.v1.TransmitResponse\x12M\n\x0eTransmitStream\x12\x1a.semcom.v1.TransmitRequest\x1a\x1b.semcom.v1.TransmitResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bsemcom/v1/transmitter.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\"\xd9\x01\n\x0fTransmitRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x17\n\x0f\x62\x61ndwidth_ratio\x18\x03 \x01(\x01\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x15\n\rpilot_spacing\x18\x05 \x01(\r\x12\x1a\n\rdesign_snr_db\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12#\n\x07scoring\x18\x07 \x01(\x0e\x32\x12.semcom.v1.Scoring\x12\x13\n\x0bomit_images\x18\x08 \x01(\x08\x42\x10\n\x0e_design_snr_db\"6\n\x07Quality\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x0c\n\x04ssim\x18\x02 \x01(\x01\x12\x0c\n\x04miou\x18\x03 \x01(\x01\"\xbc\x01\n\x0cStageTimings\x12\x16\n\x0e\x65ncode_seconds\x18\x01 \x01(\x01\x12\x17\n\x0f\x63hannel_seconds\x18\x02 \x01(\x01\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x03 \x01(\x01\x12\x1a\n\x12\x65nd_to_end_seconds\x18\x04 \x01(\x01\x12\x18\n\x10overhead_seconds\x18\x05 \x01(\x01\x12\x17\n\x0fquality_seconds\x18\x06 \x01(\x01\x12\x14\n\x0clink_seconds\x18\x07 \x01(\x01\"\xfc\x02\n\x10TransmitResponse\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x10\n\x08\x66rame_id\x18\x02 \x01(\t\x12\r\n\x05\x63odec\x18\x03 \x01(\t\x12\x14\n\x0c\x63hannel_uses\x18\x04 \x01(\x04\x12\x17\n\x0f\x62\x61ndwidth_ratio\x18\x05 \x01(\x01\x12(\n\x07\x63hannel\x18\x06 \x01(\x0b\x32\x17.semcom.v1.ChannelState\x12#\n\x07quality\x18\x07 \x01(\x0b\x32\x12.semcom.v1.Quality\x12(\n\x07timings\x18\x08 \x01(\x0b\x32\x17.semcom.v1.StageTimings\x12\x1a\n\x12reconstruction_png\x18\t \x01(\x0c\x12(\n\nimage_size\x18\n \x01(\x0b\x32\x14.semcom.v1.ImageSize\x12\x18\n\x10received_map_png\x18\x0b \x01(\x0c\x12\x17\n\x0frequested_codec\x18\x0c \x01(\t\x12\x14\n\x0c\x64omain_score\x18\r \x01(\x01*Z\n\x07Scoring\x12\x17\n\x13SCORING_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCORING_NONE\x10\x01\x12\x12\n\x0eSCORING_PIXELS\x10\x02\x12\x10\n\x0cSCORING_FULL\x10\x03\x32\xa1\x01\n\x0bTransmitter\x12\x43\n\x08Transmit\x12\x1a.semcom.v1.TransmitRequest\x1a\x1b.semcom.v1.TransmitResponse\x12M\n\x0eTransmitStream\x12\x1a.semcom.v1.TransmitRequest\x1a\x1b.semcom.v1.TransmitResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'semcom.v1.transmitter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SCORING']._serialized_start=915
+  _globals['_SCORING']._serialized_end=1005
   _globals['_TRANSMITREQUEST']._serialized_start=66
-  _globals['_TRANSMITREQUEST']._serialized_end=225
-  _globals['_QUALITY']._serialized_start=227
-  _globals['_QUALITY']._serialized_end=281
-  _globals['_STAGETIMINGS']._serialized_start=284
-  _globals['_STAGETIMINGS']._serialized_end=472
-  _globals['_TRANSMITRESPONSE']._serialized_start=475
-  _globals['_TRANSMITRESPONSE']._serialized_end=855
-  _globals['_TRANSMITTER']._serialized_start=858
-  _globals['_TRANSMITTER']._serialized_end=1019
+  _globals['_TRANSMITREQUEST']._serialized_end=283
+  _globals['_QUALITY']._serialized_start=285
+  _globals['_QUALITY']._serialized_end=339
+  _globals['_STAGETIMINGS']._serialized_start=342
+  _globals['_STAGETIMINGS']._serialized_end=530
+  _globals['_TRANSMITRESPONSE']._serialized_start=533
+  _globals['_TRANSMITRESPONSE']._serialized_end=913
+  _globals['_TRANSMITTER']._serialized_start=1008
+  _globals['_TRANSMITTER']._serialized_end=1169
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from . import frame_pb2 as _frame_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -6,21 +7,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Scoring(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCORING_UNSPECIFIED: _ClassVar[Scoring]
+    SCORING_NONE: _ClassVar[Scoring]
+    SCORING_PIXELS: _ClassVar[Scoring]
+    SCORING_FULL: _ClassVar[Scoring]
+SCORING_UNSPECIFIED: Scoring
+SCORING_NONE: Scoring
+SCORING_PIXELS: Scoring
+SCORING_FULL: Scoring
+
 class TransmitRequest(_message.Message):
-    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id", "pilot_spacing", "design_snr_db")
+    __slots__ = ("image", "codec", "bandwidth_ratio", "image_id", "pilot_spacing", "design_snr_db", "scoring", "omit_images")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
     DESIGN_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
+    OMIT_IMAGES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     codec: str
     bandwidth_ratio: float
     image_id: str
     pilot_spacing: int
     design_snr_db: float
-    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., design_snr_db: _Optional[float] = ...) -> None: ...
+    scoring: Scoring
+    omit_images: bool
+    def __init__(self, image: _Optional[bytes] = ..., codec: _Optional[str] = ..., bandwidth_ratio: _Optional[float] = ..., image_id: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., design_snr_db: _Optional[float] = ..., scoring: _Optional[_Union[Scoring, str]] = ..., omit_images: _Optional[bool] = ...) -> None: ...
 
 class Quality(_message.Message):
     __slots__ = ("psnr_db", "ssim", "miou")
