@@ -85,7 +85,7 @@ def test_an_image_makes_the_round_trip_with_quality_and_timings(transmitter, snr
 
 
 @pytest.mark.parametrize("scoring, scored, images", [
-    (transmitter_pb2.SCORING_UNSPECIFIED, ("psnr_db", "ssim"), True),  # the transmitter's default, full
+    (transmitter_pb2.SCORING_UNSPECIFIED, ("psnr_db", "ssim"), True),  # the transmitter's default, pixels
     (transmitter_pb2.SCORING_FULL, ("psnr_db", "ssim"), True),
     (transmitter_pb2.SCORING_PIXELS, ("psnr_db", "ssim"), True),
     (transmitter_pb2.SCORING_NONE, (), False),
@@ -97,8 +97,8 @@ def test_a_request_gets_the_scoring_it_asks_for(transmitter, services, scoring, 
     quality = response.quality
     for name in ("psnr_db", "ssim"):
         assert math.isfinite(getattr(quality, name)) == (name in scored), (name, quality)
-    # mIoU: only with full scoring (the default's), the segmenter's on the reconstruction.
-    full = scoring in (transmitter_pb2.SCORING_UNSPECIFIED, transmitter_pb2.SCORING_FULL)
+    # mIoU: only with full scoring, the segmenter's on the reconstruction.
+    full = scoring == transmitter_pb2.SCORING_FULL
     assert math.isfinite(quality.miou) == full and (not full or 0 <= quality.miou <= 1)
     assert bool(response.reconstruction_png) == bool(response.received_map_png) == images
     assert response.channel_uses > 0 and response.timings.decode_seconds > 0  # decoded all the same

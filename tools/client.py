@@ -30,13 +30,15 @@ def read_images(paths: Iterable[Path]) -> list[ImageToSend]:
 
 
 def transmit_all(address: str, images: list[ImageToSend], *, codec: str = "", bandwidth_ratio: float = 0.0,
-                 timeout: float = 120.0) -> Iterator[transmitter_pb2.TransmitResponse]:
-    """Streams the images through one TransmitStream call; yields results in order."""
+                 timeout: float = 120.0,
+                 scoring: int = transmitter_pb2.SCORING_FULL) -> Iterator[transmitter_pb2.TransmitResponse]:
+    """Streams the images through one TransmitStream call; yields results in order. scoring: TransmitRequest's
+    (full by default: the tables these results go into show the mIoU)."""
     with sync_channel(address) as channel:
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
         requests = (
             transmitter_pb2.TransmitRequest(image=i.data, image_id=i.image_id, codec=codec,
-                                            bandwidth_ratio=bandwidth_ratio)
+                                            bandwidth_ratio=bandwidth_ratio, scoring=scoring)
             for i in images
         )
         yield from stub.TransmitStream(requests, timeout=timeout)

@@ -90,17 +90,23 @@ def _artifact_line(name: str) -> str:
     except store.WeightsMissing:
         return f"{name}: not made; `semcom quantize` makes it from the diffusion weights."
     q, calibration, size = card["quantization"], card["calibration"], card["weight_bytes"]
-    kept = ", ".join([*(f"{op} ops" for op in q["float_ops"]), *(f"`{m}`" for m in q["float_modules"])]) or "nothing"
+    condition = store.card(card["condition_graph"]["model"])
+    kept = ", ".join(f"{op} ops" for op in condition["quantization"]["float_ops"]) or "nothing"
     return (
-        f"`{name}.onnx` (receiver `--precision int8` on {card['for']}): the diffusion UNet post-training quantized. "
-        f"Weights: {q['weights']}. Activations: {q['activations']}. In float: {kept}. "
+        f"`{name}.onnx` (receiver `--precision int8` on {card['for']}): the diffusion UNet post-training quantized, "
+        f"as two graphs (condition caching): `{condition['model']}.onnx`, the condition to every SPADE's scale and "
+        f"shift, once per frame, and `{name}.onnx`, each step given them. "
+        f"Weights: {q['weights']}. Activations: {q['activations']}. In float: {kept} in the condition graph; "
+        f"the step graph quantizes only its {', '.join(q['int8_ops'])} ops (and keeps `{'`, `'.join(q['float_modules'])}` "
+        f"in float). "
         f"Calibrated on {calibration['samples']} sampler inputs from {calibration['scenes']} scenes "
         f"({calibration['ddim_steps']}-step trajectories, timesteps {calibration['timesteps']}, "
         f"{', '.join(calibration['channels'])}, SNR "
         f"{calibration['snr_db_uniform'][0]:g}..{calibration['snr_db_uniform'][1]:g} dB, codecs {calibration['codecs']}). "
         f"Weights {size['int8']:,} bytes, {size['ratio']:.1%} of fp32's {size['fp32']:,}. "
         f"Made by `{calibration['command']}` in {card['wall_seconds']:.0f} s from diffusion "
-        f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…`.")
+        f"`{card['source_sha256'][:16]}…`; sha256 `{card['sha256'][:16]}…` (condition graph "
+        f"`{condition['sha256'][:16]}…`).")
 
 
 def this_cpu() -> str:

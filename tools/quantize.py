@@ -188,6 +188,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                                 f"graph, (x, t, modulations) -> prediction, the modulations from {condition_graph}",
                 "sha256": store.sha256_of(step_path), **common,
                 "quantization": {**common["quantization"], "float_ops": list(step_float_ops),
+                                 "int8_ops": list(STEP_INT8_OPS),
                                  "why_float": f"only {', '.join(STEP_INT8_OPS)} in int8: measured faster and closer "
                                               "to fp32 (tools/quantize.py, STEP_INT8_OPS)"},
                 "condition_graph": {"model": condition_graph, "sha256": cards[condition_graph]["sha256"]},

@@ -107,7 +107,10 @@ class Assessment:
 
 
 SCORINGS = ("none", "pixels", "full")  # how much of a reconstruction is scored: TransmitRequest.scoring
-DEFAULT_SCORING = "full"  # the transmitter's --scoring
+# The transmitter's --scoring. PSNR and SSIM cost ~5 ms of CPU a 64x128 call, the mIoU ~40 ms more (two segmenter
+# passes): measured with `semcom bench chain` (README, Serving throughput). The clients that show the mIoU (semcom
+# send and demo, the compose demo's load that feeds the dashboards) ask for full scoring.
+DEFAULT_SCORING = "pixels"
 
 
 def assess(encoded: Encoded, reconstruction: np.ndarray, received_map: np.ndarray | None,

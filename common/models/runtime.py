@@ -21,8 +21,10 @@ with vpmaddubsw, which sums each byte pair into a saturating int16: 255 * 127 * 
 overflows it (measured: a dB lost), so they run 7-bit weights (-64..64, ORT's
 reduce_range; 255 * 64 * 2 fits), diffusion_int8_7bit.onnx. The 7-bit weights
 would cost the VNNI machines 0.2 dB (README, "Every x86 CPU"), hence two
-artifacts, not one. Each card names the torch weights it was made from, and a
-stale artifact is refused rather than silently used. Making them (export,
+artifacts, not one. Each artifact is two graphs (condition caching, diffusion.py):
+`{name}_condition.onnx`, the condition to every SPADE's modulation, run once per
+frame, and `{name}.onnx`, a step given them (OnnxUNet). Each card names the torch
+weights it was made from, and a stale artifact is refused rather than silently used. Making them (export,
 calibration, quantization) is the quantize command's: tools/quantize.py.
 
 The photo codec's networks (`latent_diffusion`, PHOTO_PARTS) follow the same

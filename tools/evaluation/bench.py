@@ -50,7 +50,8 @@ def bench_pipeline(size: tuple[int, int] = (64, 64), repeats: int = 200, warmup:
         Path(logs), channel_args=("--snr-db", str(snr_db), "--seed", "0")
     ) as services, sync_channel(services.transmitter) as channel:
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
-        request = transmitter_pb2.TransmitRequest(image=image, codec=codec)
+        # Full scoring, as the in-process figure does.
+        request = transmitter_pb2.TransmitRequest(image=image, codec=codec, scoring=transmitter_pb2.SCORING_FULL)
         stages: list[transmitter_pb2.StageTimings] = []
         remote = median_seconds(lambda: stages.append(stub.Transmit(request, timeout=30).timings), repeats, warmup, "via gRPC")
     stage_medians = {

@@ -178,9 +178,10 @@ def _grpc_transmitter(transmitter: str, channel_address: str | None, config: Cha
         stub = transmitter_pb2_grpc.TransmitterStub(channel)
 
         def transmit(data: bytes, codec_id: str, ratio: float, design_snr_db: float, frame_id: str):
-            # The transmitter names its frames itself.
+            # The transmitter names its frames itself; the sweep scores the reconstruction itself, as in process.
             response = stub.Transmit(transmitter_pb2.TransmitRequest(image=data, codec=codec_id, bandwidth_ratio=ratio,
-                                                                     design_snr_db=design_snr_db), timeout=60)
+                                                                     design_snr_db=design_snr_db,
+                                                                     scoring=transmitter_pb2.SCORING_NONE), timeout=60)
             if response.codec != codec_id:  # the in-process sweep measures the codec as asked
                 raise ValueError(f"the transmitter sent {frame_id} with {response.codec}, not {codec_id} (out of its "
                                  "domain): run it with --out-of-domain off to sweep the codec itself")
