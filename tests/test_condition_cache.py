@@ -39,18 +39,31 @@ def test_the_cached_modulations_give_the_networks_output_exactly(height, width):
         assert torch.equal(net.denoise(x, t, modulations), net(x, t, condition))
         with pytest.raises(ValueError, match="fewer cached modulations"):
             net.denoise(x, t, modulations[:-2])
+        with pytest.raises(ValueError, match="more cached modulations"):
+            net.denoise(x, t, [*modulations, *modulations[:2]])
+        with pytest.raises(ValueError, match="a batch of 1 for a batch of 3"):
+            net.denoise(x, t, [m[:1] for m in modulations])
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
-def test_a_bound_predictor_equals_the_uncached_one_at_every_precision(precision):
-    predictor = DecoderRuntime(precision).noise_predictor()
-    assert isinstance(predictor, Conditioned)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_trained_unet_bound_to_its_condition_equals_its_forward(precision):
+    runtime_ = DecoderRuntime(precision)
+    net = store.load("diffusion")["net"]
+    forward = runtime_.torch_function(net)  # the network's own one-pass output
+    predictor = runtime_.torch_unet(net)
+    assert isinstance(predictor, Conditioned) and not isinstance(uncached(predictor), Conditioned)
     step = bound(predictor, CONDITION)
-    plain = uncached(predictor)
-    assert not isinstance(plain, Conditioned)
     for t in (T, np.array([5, 5])):
-        # The same graphs or modules and the same inputs: the same numbers, bound or not.
-        assert np.array_equal(step(X, t), plain(X, t, CONDITION))
+        # bf16 too: the cached maps stay the bf16 tensors forward computes.
+        assert np.array_equal(step(X, t), forward(X, t, CONDITION))
+        assert np.array_equal(uncached(predictor)(X, t, CONDITION), forward(X, t, CONDITION))
+
+
+def test_the_int8_predictor_bound_or_not_gives_the_same_numbers():
+    predictor = DecoderRuntime("int8").noise_predictor()
+    assert isinstance(predictor, Conditioned)
+    # The same two graphs either way (int8 has no one-pass graph): bound once, or bound at each call.
+    assert np.array_equal(bound(predictor, CONDITION)(X, T), uncached(predictor)(X, T, CONDITION))
 
 
 def real_step_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

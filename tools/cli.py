@@ -18,6 +18,7 @@ from semcom.common.models.sampling import PREDICTIONS, SAMPLERS, SamplerSettings
 from semcom.common.serving import rpc
 from semcom.common.serving.config import add_option
 from semcom.common.serving.tls import TlsFiles
+from semcom.transmitter.pipeline import SCORINGS
 
 from . import services
 from .client import (
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--codecs", nargs="+", default=None, metavar="CODEC",
                        help="codecs to load the chain with [linear_analog semantic]")
     chain.add_argument("--concurrency", type=int, nargs="+", default=None, help="concurrent callers [1 4 16]")
-    chain.add_argument("--scorings", nargs="+", choices=["full", "pixels", "none"], default=None,
+    chain.add_argument("--scorings", nargs="+", choices=SCORINGS, default=None,
                        help="scoring levels (TransmitRequest.scoring; none also omits the PNGs) [full pixels none]")
     chain.add_argument("--requests", type=int, default=160,
                        help="Transmit calls per point (at least 2 per caller) [%(default)s]")
@@ -263,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-requests", type=int, default=1000, help="requests at most [%(default)s]")
     load.add_argument("--codec", default="", help="codec (default: the transmitter's)")
     load.add_argument("--images", type=Path, nargs="*", help="images to send (default: the bundled samples)")
-    load.add_argument("--scoring", choices=["none", "pixels", "full"], default=None,
+    load.add_argument("--scoring", choices=SCORINGS, default=None,
                       help="what the transmitter scores of each reconstruction before it answers: none; pixels: PSNR "
                            "and SSIM; full: and mIoU (default: the transmitter's --scoring)")
     load.add_argument("--omit-images", action="store_true", help="ask for no reconstruction PNGs back")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from semcom.common.serving.rpc import aio_channel
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
+from semcom.transmitter.pipeline import SCORINGS
 
 MAX_DURATION_SECONDS = 24 * 3600
 MAX_REQUESTS = 10_000_000
@@ -88,7 +89,7 @@ def scoring_value(scoring: str) -> int:
     try:
         return transmitter_pb2.Scoring.Value(f"SCORING_{scoring.upper()}")
     except ValueError:
-        raise ValueError(f"--scoring: {scoring!r}, expected none, pixels or full") from None
+        raise ValueError(f"--scoring: {scoring!r}, expected one of {', '.join(SCORINGS)}") from None
 
 
 async def _load(address, images, concurrency, duration, rate, max_requests, template, timeout,

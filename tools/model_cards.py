@@ -97,9 +97,9 @@ def _artifact_line(name: str) -> str:
         f"as two graphs (condition caching): `{condition['model']}.onnx`, the condition to every SPADE's scale and "
         f"shift, once per frame, and `{name}.onnx`, each step given them. "
         f"Weights: {q['weights']}. Activations: {q['activations']}. In float: {kept} in the condition graph; "
-        f"the step graph quantizes only its {', '.join(q['int8_ops'])} ops (and keeps `{'`, `'.join(q['float_modules'])}` "
-        f"in float). "
-        f"Calibrated on {calibration['samples']} sampler inputs from {calibration['scenes']} scenes "
+        f"the step graph quantizes only its {', '.join(q['int8_ops'])} ops"
+        + (f" (and keeps `{'`, `'.join(q['float_modules'])}` in float). " if q["float_modules"] else ". ")
+        + f"Calibrated on {calibration['samples']} sampler inputs from {calibration['scenes']} scenes "
         f"({calibration['ddim_steps']}-step trajectories, timesteps {calibration['timesteps']}, "
         f"{', '.join(calibration['channels'])}, SNR "
         f"{calibration['snr_db_uniform'][0]:g}..{calibration['snr_db_uniform'][1]:g} dB, codecs {calibration['codecs']}). "

@@ -147,25 +147,22 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
         condition_float, step_float = Path(folder) / "condition_fp32.onnx", Path(folder) / "step_fp32.onnx"
         export_graphs(net, condition_float, step_float)
         fp32_bytes = runtime.initializer_bytes(condition_float) + runtime.initializer_bytes(step_float)
-        step_float_ops = tuple(sorted(op_types(step_float) - set(STEP_INT8_OPS)))
+        # Each graph's share of --float-modules (the stem is the step graph's).
+        modules = {path: [m for m in config.float_modules if nodes_of(path, modules=(m,))]
+                   for path in (condition_float, step_float)}
         for name in runtime.ARTIFACTS:
-            graphs = {runtime.condition_name(name): (condition_float, conditions, config.float_ops),
-                      name: (step_float, StepSamples(net, samples), step_float_ops)}
-            for graph, (float_path, graph_samples, float_ops) in graphs.items():
-                quantize(float_path, config.weights_dir / f"{graph}.onnx", graph_samples, float_ops,
-                         config.float_modules, seven_bit=name == runtime.NAME_7BIT)
-            condition_path, step_path = (config.weights_dir / f"{graph}.onnx" for graph in graphs)
+            seven_bit = name == runtime.NAME_7BIT
+            condition_path, step_path = (config.weights_dir / f"{graph}.onnx"
+                                         for graph in (runtime.condition_name(name), name))
+            quantize(condition_float, condition_path, conditions, config.float_ops, modules[condition_float],
+                     seven_bit=seven_bit)
+            quantize(step_float, step_path, StepSamples(net, samples), (), modules[step_float], seven_bit=seven_bit,
+                     int8_ops=STEP_INT8_OPS)
             common = {
                 "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
                 "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
                 "for": CPUS[name],
-                "quantization": {
-                    "weights": WEIGHTS[name],
-                    "activations": ACTIVATIONS,
-                    "float_ops": list(config.float_ops),
-                    "float_modules": list(config.float_modules),
-                    "why_float": "measured with `semcom quantize --sensitivity`: see the README's Fast receiver section",
-                },
+                "quantization": {"weights": WEIGHTS[name], "activations": ACTIVATIONS},
                 "calibration": {
                     "command": command, "seed": config.seed, "scenes": config.scenes, "samples": len(samples),
                     "data": "synthetic train split scenes, drawn by the seed",
@@ -181,14 +178,18 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                 "model": condition_graph,
                 "architecture": "SemanticDiffusionUNet's condition encoder (diffusion.card.json): condition -> every "
                                 "SPADE's scale and shift, run once per frame; W8A8 post-training quantized",
-                "sha256": store.sha256_of(condition_path), **common}
+                "sha256": store.sha256_of(condition_path), **common,
+                "quantization": {**common["quantization"], "float_ops": list(config.float_ops),
+                                 "float_modules": modules[condition_float],
+                                 "why_float": "measured with `semcom quantize --sensitivity` on the one-graph UNet: "
+                                              "see the README's Fast receiver section"}}
             cards[name] = {
                 "model": name,
                 "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized: its step "
                                 f"graph, (x, t, modulations) -> prediction, the modulations from {condition_graph}",
                 "sha256": store.sha256_of(step_path), **common,
-                "quantization": {**common["quantization"], "float_ops": list(step_float_ops),
-                                 "int8_ops": list(STEP_INT8_OPS),
+                "quantization": {**common["quantization"], "int8_ops": list(STEP_INT8_OPS),
+                                 "float_modules": modules[step_float],
                                  "why_float": f"only {', '.join(STEP_INT8_OPS)} in int8: measured faster and closer "
                                               "to fp32 (tools/quantize.py, STEP_INT8_OPS)"},
                 "condition_graph": {"model": condition_graph, "sha256": cards[condition_graph]["sha256"]},
@@ -340,12 +341,6 @@ def export_unet(net, height: int, width: int, condition_channels: int, path: Pat
     export_onnx(net, example, runtime.INPUTS, path, any_size=True)
 
 
-def op_types(model_path: Path) -> set[str]:
-    import onnx
-
-    return {node.op_type for node in onnx.load(str(model_path)).graph.node}
-
-
 def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[str] = ()) -> list[str]:
     """ONNX node names of the given op types ("Mul", ...) or in the given torch modules ("out", "time_mlp", ...; of
     the UNet, also where a wrapper exported it: "/net/out/...")."""
@@ -357,11 +352,13 @@ def nodes_of(model_path: Path, op_types: Sequence[str] = (), modules: Sequence[s
 
 
 def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.ndarray]],
-             float_ops: Sequence[str] = (), float_modules: Sequence[str] = (), seven_bit: bool = False) -> None:
+             float_ops: Sequence[str] = (), float_modules: Sequence[str] = (), seven_bit: bool = False,
+             int8_ops: Sequence[str] | None = None) -> None:
     """W8 per channel / A8 per tensor QDQ model from `float_path`, activation ranges from `samples`.
 
     float_ops, float_modules: ONNX op types and torch modules that stay in float
     (a measured choice: FLOAT_OPS, FLOAT_MODULES and --sensitivity). seven_bit: weights in -64..64, for CPUs without VNNI.
+    int8_ops: if given, the only op types quantized (STEP_INT8_OPS), whatever else the graph holds.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static,
@@ -386,7 +383,7 @@ def quantize(float_path: Path, out_path: Path, samples: Iterable[dict[str, np.nd
         quantize_static(
             str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            reduce_range=seven_bit,
+            reduce_range=seven_bit, op_types_to_quantize=None if int8_ops is None else list(int8_ops),
             # Only per-tensor min/max scalars are kept per sample, so all samples fit in memory. (ORT's
             # CalibMaxIntermediateOutputs would discard, not merge, earlier samples: onnxruntime 1.32.)
             nodes_to_exclude=nodes_of(prepared, float_ops, float_modules),

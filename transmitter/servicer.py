@@ -16,8 +16,8 @@ from semcom.common.wire.pb import transmitter_pb2_grpc
 from . import pipeline
 from .metrics import TransmitterMetrics
 
-# TransmitRequest.scoring's values, as pipeline.SCORINGS.
-SCORINGS = {pb.SCORING_NONE: "none", pb.SCORING_PIXELS: "pixels", pb.SCORING_FULL: "full"}
+# TransmitRequest.scoring's values: SCORING_<NAME> for each of pipeline.SCORINGS.
+SCORINGS = {pb.Scoring.Value(f"SCORING_{name.upper()}"): name for name in pipeline.SCORINGS}
 
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):

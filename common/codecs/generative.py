@@ -67,8 +67,9 @@ class _GenerativeCodec(SemanticCodecBase):
 
     model_name = "diffusion"  # its frames are versioned by the diffusion decoder's weights
     version = 2  # 1: at the 64x128 preset, other sizes resized
-    # The UNet runs whole up to this many pixels (the largest measured within a receiver's memory:
-    # 1.3 GB at 512x768), in tiles beyond; the segmenter's 1.2 GB at 1024x1536 bounds the rest.
+    # The UNet runs whole up to this many pixels (the largest measured within a receiver's memory: 2.7 GB
+    # at 512x768, int8, its condition's maps cached: README, Condition caching), in tiles beyond; the
+    # segmenter's 1.2 GB at 1024x1536 bounds the rest.
     whole_pixels = SemanticCodecBase.max_pixels
     tile, tile_overlap = (384, 512), 64
     max_pixels, max_size_example = 1024 * 1536, "1024x1536"

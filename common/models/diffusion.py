@@ -74,7 +74,7 @@ class SPADE(nn.Module):
         return 1 + self.gamma(features), self.beta(features)
 
     def forward(self, x: torch.Tensor, modulations: Modulations) -> torch.Tensor:
-        scale, shift = modulations.next(self, x.shape[-2:])
+        scale, shift = modulations.next(self, x)
         return self.norm(x) * scale + shift
 
 
@@ -104,13 +104,21 @@ class Modulations:
         self._pyramid = None if condition is None else ConditionPyramid(condition)
         self._cached = iter(cached)
 
-    def next(self, spade: SPADE, size) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self, spade: SPADE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (scale, shift) of `spade`, the next SPADE of the pass, normalizing x."""
         if self._pyramid is not None:
-            return spade.modulation(self._pyramid.at(size))
+            return spade.modulation(self._pyramid.at(x.shape[-2:]))
         try:
-            return next(self._cached), next(self._cached)
+            scale, shift = next(self._cached), next(self._cached)
         except StopIteration:
             raise ValueError("fewer cached modulations than the network's SPADEs (2 each)") from None
+        if scale.shape[0] != x.shape[0]:  # a batch's cache is its own: broadcasting another's would be silent
+            raise ValueError(f"cached modulations of a batch of {scale.shape[0]} for a batch of {x.shape[0]}")
+        return scale, shift
+
+    def check_used_up(self) -> None:
+        if next(self._cached, None) is not None:
+            raise ValueError("more cached modulations than the network's SPADEs (2 each): another network's?")
 
 
 class SemanticDiffusionUNet(nn.Module):
@@ -176,7 +184,10 @@ class SemanticDiffusionUNet(nn.Module):
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, modulations: Sequence[torch.Tensor]) -> torch.Tensor:
         """forward() given the condition's modulations (`modulations(condition)`): the same output, exactly."""
-        return self._denoise(x, t, Modulations(cached=modulations))
+        cached = Modulations(cached=modulations)
+        output = self._denoise(x, t, cached)
+        cached.check_used_up()
+        return output
 
     def _denoise(self, x: torch.Tensor, t: torch.Tensor, modulations: Modulations) -> torch.Tensor:
         embedding = self.time_mlp(timestep_embedding(t, self.embedding_dim))

@@ -127,9 +127,10 @@ class DecoderRuntime:
 
     def torch_unet(self, net) -> Conditioned:
         """A SemanticDiffusionUNet as a Conditioned numpy predictor: its modulations once per binding, then its
-        denoising steps (the same output as its forward, diffusion.py)."""
-        return two_stage(self.torch_function(lambda condition: tuple(net.modulations(condition))),
-                         self.torch_function(lambda x, t, *modulations: net.denoise(x, t, modulations)))
+        denoising steps (the same output as its forward, diffusion.py); called with the condition, its forward."""
+        return two_stage(self.torch_function(lambda condition: tuple(net.modulations(condition)), tensors_out=True),
+                         self.torch_function(lambda x, t, *modulations: net.denoise(x, t, modulations)),
+                         whole=self.torch_function(net))
 
     def load(self, models: tuple[str, ...]) -> None:
         """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""
@@ -147,14 +148,17 @@ class DecoderRuntime:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def torch_function(self, module) -> NumpyFunction:
-        """A torch module as a numpy function: arrays in, float32 array (or a tuple of them) out; no grad, autocast
-        at this precision."""
+    def torch_function(self, module, tensors_out: bool = False) -> NumpyFunction:
+        """A torch module as a numpy function: arrays (or tensors) in, float32 array (or a tuple of them) out; no
+        grad, autocast at this precision. tensors_out: the output tensors as they are, in autocast's dtype (the
+        UNet's cached maps: a bf16 map widened to float32 would change the step's bf16 products)."""
         import torch
 
-        def run(*arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        def run(*arrays):
             with torch.no_grad(), self.autocast():
-                output = module(*(torch.from_numpy(array) for array in arrays))
+                output = module(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in arrays))
+            if tensors_out:
+                return output
             if isinstance(output, tuple):  # a network with several outputs (a mean and a log-variance)
                 return tuple(part.float().numpy() for part in output)
             return output.float().numpy()
@@ -242,7 +246,8 @@ def session_for(path: Path, threads: int | None = None):
 
 class OnnxUNet(Conditioned):
     """An int8 UNet artifact as its two ONNX graphs, a Conditioned predictor: the condition graph once per
-    binding, the step graph at every step. Its card and path are the step graph's."""
+    binding, the step graph at every step. Its card and path are the step graph's. Unlike the torch UNet it
+    has no one-pass graph: uncached, a call still holds all the condition's maps while its step runs."""
 
     def __init__(self, condition: OnnxModel, step: OnnxModel):
         super().__init__(two_stage(condition, step).bind)

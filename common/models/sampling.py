@@ -209,24 +209,26 @@ class DPMSolverSampler(DDIMSampler):
 
 class Conditioned:
     """A noise predictor whose condition-only work is done once for all of a sampler run's steps:
-    bind(condition) -> (x_t, t) -> noise. Called with the condition, as any NoisePredictor, it binds it
-    for that one call (the uncached network's work, and output)."""
+    bind(condition) -> (x_t, t) -> noise. Called with the condition, as any NoisePredictor, it runs
+    `whole`, the network in one pass (the same output), where it has one: the torch UNet's forward, which
+    holds one SPADE's maps at a time rather than all of them; else it binds the condition for that call."""
 
-    def __init__(self, bind: Callable[[np.ndarray], StepPredictor]):
-        self.bind = bind
+    def __init__(self, bind: Callable[[np.ndarray], StepPredictor], whole: NoisePredictor | None = None):
+        self.bind, self._whole = bind, whole
 
     def __call__(self, x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> np.ndarray:
-        return self.bind(condition)(x, t)
+        return self._whole(x, t, condition) if self._whole is not None else self.bind(condition)(x, t)
 
 
-def two_stage(encode: Callable[[np.ndarray], Sequence[np.ndarray]], step: Callable[..., np.ndarray]) -> Conditioned:
-    """The predictor of a network split in two: encode(condition) -> its cache (arrays), computed once per
-    binding, and step(x_t, t, *cache) -> its output."""
+def two_stage(encode: Callable[[np.ndarray], tuple[np.ndarray, ...]], step: Callable[..., np.ndarray],
+              whole: NoisePredictor | None = None) -> Conditioned:
+    """The predictor of a network split in two: encode(condition) -> its cache (a tuple of arrays), computed
+    once per binding, and step(x_t, t, *cache) -> its output; whole: the network in one pass, if it has one."""
     def bind(condition: np.ndarray) -> StepPredictor:
         cache = encode(condition)
         return lambda x, t: step(x, t, *cache)
 
-    return Conditioned(bind)
+    return Conditioned(bind, whole)
 
 
 def bound(predict: NoisePredictor, condition: np.ndarray) -> StepPredictor:
@@ -261,11 +263,14 @@ def predicting_noise(network: NoisePredictor, prediction: str, schedule: CosineS
     if prediction == "epsilon":
         return network
 
+    def to_noise(output: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return noise_from(prediction, output, x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
+
     def bind(condition: np.ndarray) -> StepPredictor:
         step = bound(network, condition)
-        return lambda x, t: noise_from(prediction, step(x, t), x, schedule.alpha_bar[t].reshape(-1, 1, 1, 1))
+        return lambda x, t: to_noise(step(x, t), x, t)
 
-    return Conditioned(bind)
+    return Conditioned(bind, lambda x, t, condition: to_noise(network(x, t, condition), x, t))
 
 
 def noise_from(prediction: str, output, x_t, alpha_bar_t):

@@ -93,6 +93,6 @@ def render(points: list[ChainPoint], image_count: int, peaks: dict[str, int]) ->
         full = by_key.get((p.codec, "full", p.concurrency))
         if p.scoring == "none" and full:
             lines.append(f"  {p.codec} at {p.concurrency} callers: scoring none / full "
-                         f"{p.images_per_second / full.images_per_second:.2f}x images/s")
+                         f"{p.images_per_second / full.images_per_second:.2f}x images/s (none: no PNGs either)")
     lines.append("peak RSS over the run: " + ", ".join(f"{name} {peak / 2**20:.0f} MiB" for name, peak in peaks.items()))
     return "\n".join(lines)

@@ -230,7 +230,7 @@ def _render(unet: UNetFigures, image_ms, serving, memory, quality, count, reques
     lines += ["", "condition caching (batch 1): the condition's modulations once per frame, then each step without "
                   "them; a 5-step frame's UNet time:",
               f"  {'':<6} {'condition':>9} {'step':>7} {'uncached':>9} {'5 steps cached':>15} {'uncached':>9} "
-              f"{'cached/uncached':>16}"]
+              f"{'speed-up':>16}"]
     for name in precisions:
         cached_frame = unet.condition_ms[name] + 5 * unet.cached_step_ms[name]
         lines.append(f"  {name:<6} {unet.condition_ms[name]:7.1f}ms {unet.cached_step_ms[name]:5.1f}ms "
@@ -378,10 +378,10 @@ def bench_sizes(sizes: tuple[tuple[int, int], ...] = SIZES, precisions: tuple[st
                     for _ in range(repeats))
             rows.append(((height, width), name, figures, cache_bytes, timing.peak_rss(os.getpid())))
     lines = [f"diffusion decoder by frame size, batch 1, {sampler.steps} DDIM steps, {torch.get_num_threads()} "
-             f"threads, medians of {repeats}; the cache: every SPADE's scale and shift maps, float32:",
-             f"  {'size':<9} {'':<5} {'step':>9} {'step':>9} {'frame':>9} {'frame':>9} {'cached /':>9} {'cache':>9} "
+             f"threads, medians of {repeats}; the cache: every SPADE's scale and shift maps, float32 (bf16's: half):",
+             f"  {'size':<9} {'':<5} {'step':>9} {'step':>9} {'frame':>9} {'frame':>9} {'speed-up':>9} {'cache':>9} "
              f"{'peak RSS':>9}",
-             f"  {'':<9} {'':<5} {'uncached':>9} {'cached':>9} {'uncached':>9} {'cached':>9} {'uncached':>9} "
+             f"  {'':<9} {'':<5} {'uncached':>9} {'cached':>9} {'uncached':>9} {'cached':>9} {'cached':>9} "
              f"{'MB':>9} {'so far':>9}"]
     for (height, width), name, figures, cache_bytes, peak in rows:
         lines.append(f"  {f'{height}x{width}':<9} {name:<5} {figures['step uncached']:8.3f}s "
