@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs
 from semcom.common.models import cpu
+from semcom.common.models import device as model_device
 from semcom.common.models import precision as model_precision
 from semcom.common.models import runtime as decoder_runtime
 from semcom.common.models.runtime import DecoderRuntime
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
     add_option(parser, "--precision", default="auto",
                help=f"learned decoders: {model_precision.CHOICES_HELP}. This CPU: {cpu.detect().describe()}")
+    add_option(parser, "--device", default="cpu", choices=model_device.CHOICES,
+               help="where the learned decoders run: cpu; cuda (torch on CUDA for fp32/bf16, ONNX Runtime's CUDA "
+                    "provider for int8: a CUDA torch build, onnxruntime-gpu); auto: cuda where the precision runs "
+                    "there. The GPU path is not measured (README)")
     add_option(parser, "--max-batch-size", type=int, default=8,
                help="dynamic batching: decode up to this many concurrent frames together (1: no batching)")
     add_option(parser, "--max-queue-delay-ms", type=float, default=0.0,
@@ -41,12 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"sampler": settings_from_args(SamplerSettings, args), "precision": args.precision,
+                                   "device": args.device,
                                    "max_batch_size": args.max_batch_size,
                                    "max_queue_delay": args.max_queue_delay_ms / 1000}
 
 
 async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
-                max_batch_size: int = 8, max_queue_delay: float = 0.0) -> ServiceServer:
+                max_batch_size: int = 8, max_queue_delay: float = 0.0, device: str = "cpu") -> ServiceServer:
     """precision: one of model_precision.CHOICES; "auto" and bf16 are resolved against this CPU. The default
     stays fp32 for callers in Python (the tests' fixture); the command line's is auto."""
     if not 1 <= sampler.steps <= 1000:
@@ -54,9 +60,11 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     capabilities = cpu.detect()
     requested, precision = precision, model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
+    requested_device, device = device, model_device.resolve(device, precision)
+    log.info("device %s (asked: %s)", device, requested_device)
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
-        unet = decoder_runtime.load_int8(capabilities=capabilities)
+        unet = decoder_runtime.load_int8(capabilities=capabilities, device=device)
         log.info("int8 diffusion decoder %s: %s", unet.path.name, unet.card["for"])
         calibration = unet.card["calibration"]
         calibrated = calibration["ddim_steps"], calibration.get("sampler", "ddim")
@@ -64,7 +72,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
             log.warning("the int8 decoder was calibrated on %d-step %s trajectories and this receiver runs %d %s "
                         "steps: `semcom quantize --ddim-steps %d --sampler %s` calibrates for it", *calibrated,
                         sampler.steps, sampler.method, sampler.steps, sampler.method)
-    runtime = DecoderRuntime(precision, sampler)
+    runtime = DecoderRuntime(precision, sampler, device=device)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..serving.errors import Unavailable
 from . import cpu
+from . import device as devices
 from . import precision as precisions
 from . import store
 from .sampling import Conditioned, CosineSchedule, SamplerSettings, predicting_noise, two_stage, uncached
@@ -79,19 +80,23 @@ class DecoderRuntime:
     """precision: one of precision.PRECISIONS (resolved: "auto" is the server's to settle).
     sampler: the diffusion decoder's sampling. weights_dir: where the decoders' weights and ONNX
     artifacts are read from (a test or benchmark may point it elsewhere; the encode side and the
-    codecs' model versions read the shipped folder)."""
+    codecs' model versions read the shipped folder). device: one of device.DEVICES (resolved: the
+    server settles "auto"), where the networks run; the sampler's numpy stays on the CPU."""
 
     precision: str = "fp32"
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     weights_dir: Path = WEIGHTS_DIR
+    device: str = "cpu"
 
     def __post_init__(self):
         precisions.check(self.precision)
+        if self.device not in devices.DEVICES:
+            raise ValueError(f"device {self.device!r}: expected one of {', '.join(devices.DEVICES)} (resolved)")
 
     def decoder(self, model: str) -> NumpyFunction:
         """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
         if self.precision == "int8":
-            return load_decoder(model, self.weights_dir)
+            return load_decoder(model, self.weights_dir, self.device)
         return self.network(model, "decoder")
 
     def network(self, model: str, part: str) -> NumpyFunction:
@@ -102,7 +107,7 @@ class DecoderRuntime:
             if (model, part) not in PHOTO_PARTS:
                 raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
             try:
-                return load_part(model, part, self.weights_dir)
+                return load_part(model, part, self.weights_dir, device=self.device)
             except (store.WeightsMissing, ValueError) as error:
                 # The photo codec's alone: the receiver serves the other codecs, and its frames get UNAVAILABLE.
                 raise Unavailable(f"codec latent_diffusion at int8: {error}") from error
@@ -118,7 +123,7 @@ class DecoderRuntime:
         share of the network once per frame (`diffusion` at every precision; `latent_diffusion` in torch: its
         int8 net is one graph, uncached)."""
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
-            network = load_artifact(artifact_name(), self.weights_dir)
+            network = load_artifact(artifact_name(), self.weights_dir, self.device)
         else:
             network = self.network(model, "net")
         prediction = store.card(model, self.weights_dir)["architecture"]["net"]["kwargs"].get("prediction", "epsilon")
@@ -128,6 +133,8 @@ class DecoderRuntime:
     def torch_unet(self, net) -> Conditioned:
         """A SemanticDiffusionUNet as a Conditioned numpy predictor: its modulations once per binding, then its
         denoising steps (the same output as its forward, diffusion.py); called with the condition, its forward."""
+        if self.device != "cpu":
+            net = _on_device(net, self.device)
         return two_stage(self.torch_function(lambda condition: tuple(net.modulations(condition)), tensors_out=True),
                          self.torch_function(lambda x, t, *modulations: net.denoise(x, t, modulations)),
                          whole=self.torch_function(net))
@@ -145,7 +152,7 @@ class DecoderRuntime:
         if self.precision == "bf16":
             import torch  # not before: an int8 receiver runs without torch
 
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def torch_function(self, module, tensors_out: bool = False) -> NumpyFunction:
@@ -154,16 +161,28 @@ class DecoderRuntime:
         UNet's cached maps: a bf16 map widened to float32 would change the step's bf16 products)."""
         import torch
 
+        if self.device != "cpu" and isinstance(module, torch.nn.Module):  # functions of one: torch_unet moves it
+            module = _on_device(module, self.device)
+
         def run(*arrays):
             with torch.no_grad(), self.autocast():
-                output = module(*(torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in arrays))
+                output = module(*(torch.from_numpy(a).to(self.device) if isinstance(a, np.ndarray) else a
+                                  for a in arrays))
             if tensors_out:
                 return output
             if isinstance(output, tuple):  # a network with several outputs (a mean and a log-variance)
-                return tuple(part.float().numpy() for part in output)
-            return output.float().numpy()
+                return tuple(part.float().cpu().numpy() for part in output)
+            return output.float().cpu().numpy()
 
         return run
+
+
+@cache
+def _on_device(module, device: str):
+    """A copy of a (shared, cached) torch module on `device`: the CPU one stays where the others use it."""
+    import copy
+
+    return copy.deepcopy(module).to(device)
 
 
 def decoder_name(model: str) -> str:
@@ -227,7 +246,7 @@ class OnnxModel:
         return initializer_bytes(self.path)
 
 
-def session_for(path: Path, threads: int | None = None):
+def session_for(path: Path, threads: int | None = None, device: str = "cpu"):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -241,7 +260,7 @@ def session_for(path: Path, threads: int | None = None):
     # come in every size from 1 to --max-batch-size. Measured on the int8 UNet, batches 1..8 in turn:
     # peak RSS 278 instead of 495 MiB, at the same speed (10.5 ms per image).
     options.enable_mem_pattern = False
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), options, providers=devices.onnx_providers(device))
 
 
 class OnnxUNet(Conditioned):
@@ -259,42 +278,44 @@ class OnnxUNet(Conditioned):
         return self.condition.weight_bytes + self.step.weight_bytes
 
 
-def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxUNet:
+def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu") -> OnnxUNet:
     """Int8 UNet artifact `name` (one of ARTIFACTS), both graphs; checks their sha256 and that they were made
     from the shipped fp32 weights. Cached per version of the cards (store.card_stamp)."""
     graphs = (condition_name(name), name)
-    return OnnxUNet(*(_session(graph, "diffusion", weights_dir, store.card_stamp((graph, "diffusion"), weights_dir))
-                      for graph in graphs))
+    return OnnxUNet(*(_session(graph, "diffusion", weights_dir, store.card_stamp((graph, "diffusion"), weights_dir),
+                               device=device) for graph in graphs))
 
 
-def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR) -> OnnxModel:
+def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu") -> OnnxModel:
     """Model `model`'s decoder (one of DECODED_MODELS) in float ONNX, checked like `load_artifact`."""
     name = decoder_name(model)
-    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir))
+    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir), device=device)
 
 
 def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
-              capabilities: cpu.CpuCapabilities | None = None) -> OnnxModel:
+              capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel:
     """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`."""
     name = part_name(model, part, capabilities)
     return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir),
-                    fix="semcom quantize --latent-diffusion-only")
+                    fix="semcom quantize --latent-diffusion-only", device=device)
 
 
-def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None) -> OnnxUNet:
+def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None,
+              device: str = "cpu") -> OnnxUNet:
     """Every ONNX model an int8 receiver needs on this CPU (or `capabilities`), checked now (a missing or
     stale one raises, naming the fix); returns the UNet. The photo codec's (PHOTO_PARTS) are not among them:
     without them that codec alone is unavailable (its load says why), as it is without its torch weights."""
     for model in DECODED_MODELS:
-        load_decoder(model, weights_dir)
-    return load_artifact(artifact_name(capabilities), weights_dir)
+        load_decoder(model, weights_dir, device)
+    return load_artifact(artifact_name(capabilities), weights_dir, device)
 
 
 @cache
-def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple, fix: str = "semcom quantize") -> OnnxModel:
+def _session(name: str, source_model: str, weights_dir: Path, stamp: tuple, fix: str = "semcom quantize",
+             device: str = "cpu") -> OnnxModel:
     description, path = store.checked_file(name, ".onnx", weights_dir, fix=fix)
     source = store.card(source_model, weights_dir)["sha256"]
     if description["source_sha256"] != source:
         raise ValueError(f"{path} was made from {source_model} weights {description['source_sha256'][:12]}, "
                          f"but the shipped ones are {source[:12]}: run `{fix}` again")
-    return OnnxModel(session_for(path), path, description)
+    return OnnxModel(session_for(path, device=device), path, description)
