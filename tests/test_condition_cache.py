@@ -66,6 +66,25 @@ def test_the_int8_predictor_bound_or_not_gives_the_same_numbers():
     assert np.array_equal(bound(predictor, CONDITION)(X, T), uncached(predictor)(X, T, CONDITION))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_photo_codecs_unet_caches_its_condition_too(precision):
+    """latent_diffusion's UNet (the same class, on the VAE latent): bound to its condition at every precision, and
+    at int8 its two graphs stay close to the fp32 network."""
+    net = store.load("latent_diffusion")["net"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, net.in_channels, 16, 24), dtype=np.float32)
+    condition = rng.standard_normal((1, net.condition_channels, 16, 24), dtype=np.float32)
+    t = np.array([600])
+    predictor = DecoderRuntime(precision).noise_predictor("latent_diffusion")
+    assert isinstance(predictor, Conditioned)
+    cached = bound(predictor, condition)(x, t)
+    if precision == "fp32":  # called with the condition, the torch UNet runs its one-pass forward
+        assert np.array_equal(cached, predictor(x, t, condition))
+    else:
+        fp32 = bound(DecoderRuntime().noise_predictor("latent_diffusion"), condition)(x, t)
+        assert float(np.mean((cached - fp32) ** 2) / np.mean(fp32**2)) < 0.05
+
+
 def real_step_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first (x_t, t, condition) the receiver's sampler feeds the UNet for a real received frame."""
     image = materialize(SyntheticScenes("val", 1))[0][0]

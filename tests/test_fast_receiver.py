@@ -190,11 +190,15 @@ def test_the_photo_codecs_calibration_is_reproducible_and_its_models_decode(tmp_
             for suffix in (".pt", ".card.json"):
                 shutil.copy(store.WEIGHTS_DIR / f"{model}{suffix}", folder / f"{model}{suffix}")
         cards = quantize_photo_codec(QuantizeConfig(seed=seed, weights_dir=folder), frames=2)
-        assert set(cards) == {name for model, part in runtime.PHOTO_PARTS for name in runtime.part_names(model, part)}
+        named = {name for model, part in runtime.PHOTO_PARTS for name in runtime.part_names(model, part)}
+        unets = {name for model, part in runtime.UNET_PARTS for name in runtime.part_names(model, part)}
+        assert set(cards) == named | {runtime.condition_name(name) for name in unets}  # a UNet: two graphs
         for name, card in cards.items():
-            if "calibration" in card:  # the UNet: 2 frames x 5 steps; the VAE decoder: one call a frame
+            if "weight_bytes" in card:  # the UNet: 2 frames x 5 steps; the VAE decoder: one call a frame
                 assert card["calibration"]["samples"] == (10 if name.startswith("latent_diffusion") else 2)
                 assert card["weight_bytes"]["ratio"] < 0.27  # int8 weights: a quarter, with their scales
+        unet = runtime.load_part(*runtime.UNET_PARTS[0], folder)  # both graphs, checked against their cards
+        assert unet.weight_bytes == cards[runtime.part_name(*runtime.UNET_PARTS[0])]["weight_bytes"]["int8"]
         made[run] = {name: card["sha256"] for name, card in cards.items()}
         assert cards["latent_diffusion_head"]["latent_scale"] == pytest.approx(
             float(store.load("latent_diffusion")["head"].latent_scale))

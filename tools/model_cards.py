@@ -79,8 +79,11 @@ def _photo_part_line(name: str) -> str:
     made = _made_from(card)
     if "calibration" not in card:
         return f"`{name}.onnx` in float32 {made}"
-    return (f"`{name}.onnx` W8A8 for {card['for'].split(':')[0]}, {card['weight_bytes']['ratio']:.1%} of fp32's "
-            f"weight bytes, calibrated on {card['calibration']['samples']} inputs from "
+    graphs = (f" with its condition graph `{card['condition_graph']['model']}.onnx` (condition caching; its step "
+              f"graph's {', '.join(card['quantization']['int8_ops'])} ops alone in int8)"
+              if "condition_graph" in card else "")
+    return (f"`{name}.onnx`{graphs} W8A8 for {card['for'].split(':')[0]}, {card['weight_bytes']['ratio']:.1%} of "
+            f"fp32's weight bytes, calibrated on {card['calibration']['samples']} inputs from "
             f"{card['calibration']['frames']} photo crops, {made}")
 
 

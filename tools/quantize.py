@@ -141,23 +141,12 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     net = store.load("diffusion", config.weights_dir)["net"]
     samples = calibration_samples(config.scenes, config.seed, config.ddim_steps, config.sampler)
     timesteps = sorted({int(s["t"][0]) for s in samples})
-    conditions = [{"condition": s["condition"]} for s in samples]
     cards = {}
     with tempfile.TemporaryDirectory() as folder:
-        condition_float, step_float = Path(folder) / "condition_fp32.onnx", Path(folder) / "step_fp32.onnx"
-        export_graphs(net, condition_float, step_float)
-        fp32_bytes = runtime.initializer_bytes(condition_float) + runtime.initializer_bytes(step_float)
-        # Each graph's share of --float-modules (the stem is the step graph's).
-        modules = {path: [m for m in config.float_modules if nodes_of(path, modules=(m,))]
-                   for path in (condition_float, step_float)}
+        quantized = quantize_unet(net, samples, runtime.ARTIFACTS, Path(folder), config)
         for name in runtime.ARTIFACTS:
-            seven_bit = name == runtime.NAME_7BIT
             condition_path, step_path = (config.weights_dir / f"{graph}.onnx"
                                          for graph in (runtime.condition_name(name), name))
-            quantize(condition_float, condition_path, conditions, config.float_ops, modules[condition_float],
-                     seven_bit=seven_bit)
-            quantize(step_float, step_path, StepSamples(net, samples), (), modules[step_float], seven_bit=seven_bit,
-                     int8_ops=STEP_INT8_OPS)
             common = {
                 "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
                 "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
@@ -180,7 +169,7 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                                 "SPADE's scale and shift, run once per frame; W8A8 post-training quantized",
                 "sha256": store.sha256_of(condition_path), **common,
                 "quantization": {**common["quantization"], "float_ops": list(config.float_ops),
-                                 "float_modules": modules[condition_float],
+                                 "float_modules": quantized.condition_modules,
                                  "why_float": "measured with `semcom quantize --sensitivity` on the one-graph UNet: "
                                               "see the README's Fast receiver section"}}
             cards[name] = {
@@ -189,17 +178,45 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                                 f"graph, (x, t, modulations) -> prediction, the modulations from {condition_graph}",
                 "sha256": store.sha256_of(step_path), **common,
                 "quantization": {**common["quantization"], "int8_ops": list(STEP_INT8_OPS),
-                                 "float_modules": modules[step_float],
+                                 "float_modules": quantized.step_modules,
                                  "why_float": f"only {', '.join(STEP_INT8_OPS)} in int8: measured faster and closer "
                                               "to fp32 (tools/quantize.py, STEP_INT8_OPS)"},
                 "condition_graph": {"model": condition_graph, "sha256": cards[condition_graph]["sha256"]},
                 # Of both graphs: what an int8 receiver holds of the UNet.
-                "weight_bytes": weight_bytes(fp32_bytes, condition_path, step_path),
+                "weight_bytes": weight_bytes(quantized.fp32_bytes, condition_path, step_path),
             }
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
         write_card(config.weights_dir, card)
     return {name: cards[name] for name in runtime.ARTIFACTS}
+
+
+@dataclass
+class QuantizedUNet:
+    fp32_bytes: int  # of both float graphs
+    condition_modules: list[str]  # each graph's share of --float-modules (the stem is the step graph's)
+    step_modules: list[str]
+
+
+def quantize_unet(net: torch.nn.Module, samples: Sequence[dict[str, np.ndarray]], names: Sequence[str], folder: Path,
+                  config: QuantizeConfig) -> QuantizedUNet:
+    """A UNet's two graphs (export_graphs) quantized for each ISA family, written into config.weights_dir:
+    names[i] (its step graph; its condition graph runtime.condition_name(names[i])) for runtime.ARTIFACTS[i],
+    calibrated on `samples`, the fp32 sampler's inputs {x, t, condition}. The condition graph under
+    config.float_ops, the step graph's STEP_INT8_OPS alone."""
+    condition_float, step_float = folder / f"{names[0]}_condition_fp32.onnx", folder / f"{names[0]}_fp32.onnx"
+    export_graphs(net, condition_float, step_float, samples[0]["x"].shape[-2:])
+    modules = {path: [m for m in config.float_modules if nodes_of(path, modules=(m,))]
+               for path in (condition_float, step_float)}
+    conditions = [{"condition": sample["condition"]} for sample in samples]
+    for name, family in zip(names, runtime.ARTIFACTS, strict=True):
+        seven_bit = family == runtime.NAME_7BIT
+        quantize(condition_float, config.weights_dir / f"{runtime.condition_name(name)}.onnx", conditions,
+                 config.float_ops, modules[condition_float], seven_bit=seven_bit)
+        quantize(step_float, config.weights_dir / f"{name}.onnx", StepSamples(net, samples), (), modules[step_float],
+                 seven_bit=seven_bit, int8_ops=STEP_INT8_OPS)
+    return QuantizedUNet(runtime.initializer_bytes(condition_float) + runtime.initializer_bytes(step_float),
+                         modules[condition_float], modules[step_float])
 
 
 class StepSamples:
@@ -307,16 +324,16 @@ def export_onnx(net, example: tuple, input_names: Sequence[str], path: Path, any
                           dynamo=False)
 
 
-def export_graphs(net, condition_path: Path, step_path: Path) -> None:
+def export_graphs(net, condition_path: Path, step_path: Path, size: tuple[int, int] = (CPU.height, CPU.width)) -> None:
     """The fp32 UNet as its two ONNX graphs (condition caching, diffusion.py): condition -> modulations, and
-    (x, t, modulations) -> its prediction; traced at the CPU preset's size, any size when run."""
-    condition = torch.zeros(1, net.num_classes + 3, CPU.height, CPU.width)
+    (x, t, modulations) -> its prediction; traced at `size`, any size when run."""
+    condition = torch.zeros(1, net.condition_channels, *size)
     with torch.no_grad():
         modulations = tuple(net.modulations(condition))
     names = runtime.modulation_names(len(modulations))
     export_onnx(_ConditionEncoder(net), (condition,), runtime.CONDITION_INPUTS, condition_path, any_size=True,
                 output_names=names)
-    example = (torch.zeros(1, 3, CPU.height, CPU.width), torch.zeros(1, dtype=torch.long), *modulations)
+    example = (torch.zeros(1, net.in_channels, *size), torch.zeros(1, dtype=torch.long), *modulations)
     export_onnx(_StepNetwork(net), example, ("x", "t", *names), step_path, any_size=True)
 
 

@@ -102,6 +102,10 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
         for (model, part), quantized in runtime.PHOTO_PARTS.items():
             net = store.load(model, config.weights_dir)[part]
             names, recorded = INPUTS[model, part], samples[model, part]
+            if (model, part) in runtime.UNET_PARTS:  # two graphs, as the diffusion decoder's (condition caching)
+                cards.update(_unet_cards(model, part, net, [dict(zip(names, s)) for s in recorded], folder, config,
+                                         frames, command))
+                continue
             float_path = folder / f"{model}_{part}.onnx"
             quantize.export_onnx(net, tuple(torch.from_numpy(array) for array in recorded[0]), names, float_path,
                                  any_size=True, output_names=OUTPUTS.get((model, part), ("output",)))
@@ -120,9 +124,31 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
     return cards
 
 
-def _card(name: str, model: str, part: str, path: Path, float_path: Path, family: str | None,
+def _unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]], folder: Path,
+                config: quantize.QuantizeConfig, frames: int, command: str) -> dict[str, dict]:
+    """A photo UNet's two graphs per ISA family (quantize.quantize_unet) and their cards."""
+    names = runtime.part_names(model, part)
+    quantized = quantize.quantize_unet(net, recorded, names, folder, config)
+    cards = {}
+    for name, family in zip(names, runtime.ARTIFACTS):
+        condition_name = runtime.condition_name(name)
+        condition_path, step_path = (config.weights_dir / f"{graph}.onnx" for graph in (condition_name, name))
+        condition = cards[condition_name] = _card(condition_name, model, part, condition_path, None, family, config,
+                                                  len(recorded), frames, command)
+        condition["quantization"]["float_modules"] = quantized.condition_modules
+        step = cards[name] = _card(name, model, part, step_path, None, family, config, len(recorded), frames, command)
+        step["quantization"] = {**step["quantization"], "float_ops": [], "int8_ops": list(quantize.STEP_INT8_OPS),
+                                "float_modules": quantized.step_modules}
+        step["condition_graph"] = {"model": condition_name, "sha256": condition["sha256"]}
+        # Of both graphs: what an int8 receiver holds of the UNet.
+        step["weight_bytes"] = quantize.weight_bytes(quantized.fp32_bytes, condition_path, step_path)
+    return cards
+
+
+def _card(name: str, model: str, part: str, path: Path, float_path: Path | None, family: str | None,
           config: quantize.QuantizeConfig, samples: int, frames: int, command: str) -> dict:
-    """family: the ISA family (runtime.ARTIFACTS) whose quantization the model has; None: in float."""
+    """family: the ISA family (runtime.ARTIFACTS) whose quantization the model has; None: in float. float_path: the
+    float model its weight bytes are compared with (None: the caller's to fill in)."""
     source, quantized = store.card(model, config.weights_dir), family is not None
     card = {
         "model": name,
@@ -149,7 +175,8 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path, family
             "channels": list(quantize.CALIBRATION_CHANNELS), "snr_db_uniform": list(quantize.CALIBRATION_SNR_DB),
             "ddim_steps": config.ddim_steps, "sampler": config.sampler,
         }
-        card["weight_bytes"] = quantize.weight_bytes(runtime.initializer_bytes(float_path), path)
+        if float_path is not None:
+            card["weight_bytes"] = quantize.weight_bytes(runtime.initializer_bytes(float_path), path)
     if (model, part) == ("latent_diffusion", "head"):
         # The receiver's latent scale, which an int8 receiver (without torch) cannot read from the .pt.
         card["latent_scale"] = float(store.load(model, config.weights_dir)[part].latent_scale)

@@ -73,6 +73,7 @@ def condition_name(name: str) -> str:
 DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 # The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
 PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
+UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two graphs each, as the UNet artifacts
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,7 @@ class DecoderRuntime:
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
         the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`).
         With the sampler's condition_cache, a Conditioned predictor: the samplers compute the condition's
-        share of the network once per frame (`diffusion` at every precision; `latent_diffusion` in torch: its
-        int8 net is one graph, uncached)."""
+        share of the network once per frame (both models, at every precision)."""
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir, self.device)
         else:
@@ -264,7 +264,8 @@ def session_for(path: Path, threads: int | None = None, device: str = "cpu"):
 
 
 class OnnxUNet(Conditioned):
-    """An int8 UNet artifact as its two ONNX graphs, a Conditioned predictor: the condition graph once per
+    """An int8 UNet (the diffusion decoder's artifact, or the photo codec's net) as its two ONNX graphs, a
+    Conditioned predictor: the condition graph once per
     binding, the step graph at every step. Its card and path are the step graph's. Unlike the torch UNet it
     has no one-pass graph: uncached, a call still holds all the condition's maps while its step runs."""
 
@@ -293,11 +294,14 @@ def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu
 
 
 def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
-              capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel:
-    """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`."""
+              capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel | OnnxUNet:
+    """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`; a UNet
+    (UNET_PARTS) as its two graphs."""
     name = part_name(model, part, capabilities)
-    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir),
-                    fix="semcom quantize --latent-diffusion-only", device=device)
+    graphs = (condition_name(name), name) if (model, part) in UNET_PARTS else (name,)
+    sessions = [_session(graph, model, weights_dir, store.card_stamp((graph, model), weights_dir),
+                         fix="semcom quantize --latent-diffusion-only", device=device) for graph in graphs]
+    return OnnxUNet(*sessions) if len(sessions) == 2 else sessions[0]
 
 
 def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None,
