@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry
@@ -81,7 +80,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
                        close=servicer.aclose)
 
     async def load_models() -> None:
-        for codec_id, codec in (await asyncio.to_thread(codecs.load_all, "decode", runtime)).items():
+        for codec_id, codec in (await servicer.on_decode_thread(codecs.load_all, "decode", runtime)).items():
             metrics.model_info.labels(codec_id, str(codec.version), precision, capabilities.isa,
                                       str(capabilities.native_bf16).lower()).set(1)
 

@@ -35,6 +35,10 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
             response.semantic_map.CopyFrom(tensors.to_proto(semantic_map))
         return response
 
+    async def on_decode_thread(self, function, *args):
+        """function(*args) where this receiver decodes (model loading: DynamicBatcher.__init__ says why)."""
+        return await self._batcher.on_decode_thread(function, *args)
+
     async def aclose(self) -> None:
         await self._batcher.aclose()
 
