@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from semcom.common.serving.rpc import aio_channel
 from semcom.common.wire.pb import transmitter_pb2, transmitter_pb2_grpc
-from semcom.transmitter.pipeline import SCORINGS
+from semcom.transmitter.pipeline import SCORING_VALUES
 
 MAX_DURATION_SECONDS = 24 * 3600
 MAX_REQUESTS = 10_000_000
@@ -86,10 +86,9 @@ def scoring_value(scoring: str) -> int:
     """TransmitRequest.scoring for a --scoring name ("" for the transmitter's default)."""
     if not scoring:
         return transmitter_pb2.SCORING_UNSPECIFIED
-    try:
-        return transmitter_pb2.Scoring.Value(f"SCORING_{scoring.upper()}")
-    except ValueError:
-        raise ValueError(f"--scoring: {scoring!r}, expected one of {', '.join(SCORINGS)}") from None
+    if scoring not in SCORING_VALUES:
+        raise ValueError(f"--scoring: {scoring!r}, expected one of {', '.join(SCORING_VALUES)}")
+    return SCORING_VALUES[scoring]
 
 
 async def _load(address, images, concurrency, duration, rate, max_requests, template, timeout,

@@ -145,8 +145,8 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
     with tempfile.TemporaryDirectory() as folder:
         quantized = quantize_unet(net, samples, runtime.ARTIFACTS, Path(folder), config)
         for name in runtime.ARTIFACTS:
-            condition_path, step_path = (config.weights_dir / f"{graph}.onnx"
-                                         for graph in (runtime.condition_name(name), name))
+            condition_path, step_path = quantized.paths(name)
+            shared = quantized.step_card(name)
             common = {
                 "format": "ONNX QDQ, run by onnxruntime (CPUExecutionProvider)",
                 "source_sha256": store.card("diffusion", config.weights_dir)["sha256"],
@@ -176,14 +176,10 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
                 "model": name,
                 "architecture": "SemanticDiffusionUNet (diffusion.card.json), W8A8 post-training quantized: its step "
                                 f"graph, (x, t, modulations) -> prediction, the modulations from {condition_graph}",
-                "sha256": store.sha256_of(step_path), **common,
-                "quantization": {**common["quantization"], "int8_ops": list(STEP_INT8_OPS),
-                                 "float_modules": quantized.step_modules,
+                "sha256": store.sha256_of(step_path), **common, **shared,
+                "quantization": {**common["quantization"], **shared["quantization"],
                                  "why_float": f"only {', '.join(STEP_INT8_OPS)} in int8: measured faster and closer "
                                               "to fp32 (tools/quantize.py, STEP_INT8_OPS)"},
-                "condition_graph": {"model": condition_graph, "sha256": cards[condition_graph]["sha256"]},
-                # Of both graphs: what an int8 receiver holds of the UNet.
-                "weight_bytes": weight_bytes(quantized.fp32_bytes, condition_path, step_path),
             }
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole command, both artifacts
@@ -193,9 +189,22 @@ def quantize_decoder(config: QuantizeConfig, command: str = "semcom quantize") -
 
 @dataclass
 class QuantizedUNet:
+    weights_dir: Path
     fp32_bytes: int  # of both float graphs
     condition_modules: list[str]  # each graph's share of --float-modules (the stem is the step graph's)
     step_modules: list[str]
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        """UNet `name`'s condition graph and step graph as written."""
+        return tuple(self.weights_dir / f"{graph}.onnx" for graph in (runtime.condition_name(name), name))
+
+    def step_card(self, name: str) -> dict:
+        """What UNet `name`'s card (its step graph's) says of the two graphs, whoever quantized them."""
+        condition_path, step_path = self.paths(name)
+        return {"quantization": {"int8_ops": list(STEP_INT8_OPS), "float_modules": self.step_modules},
+                "condition_graph": {"model": runtime.condition_name(name), "sha256": store.sha256_of(condition_path)},
+                # Of both graphs: what an int8 receiver holds of the UNet.
+                "weight_bytes": weight_bytes(self.fp32_bytes, condition_path, step_path)}
 
 
 def quantize_unet(net: torch.nn.Module, samples: Sequence[dict[str, np.ndarray]], names: Sequence[str], folder: Path,
@@ -215,8 +224,8 @@ def quantize_unet(net: torch.nn.Module, samples: Sequence[dict[str, np.ndarray]]
                  config.float_ops, modules[condition_float], seven_bit=seven_bit)
         quantize(step_float, config.weights_dir / f"{name}.onnx", StepSamples(net, samples), (), modules[step_float],
                  seven_bit=seven_bit, int8_ops=STEP_INT8_OPS)
-    return QuantizedUNet(runtime.initializer_bytes(condition_float) + runtime.initializer_bytes(step_float),
-                         modules[condition_float], modules[step_float])
+    return QuantizedUNet(config.weights_dir, runtime.initializer_bytes(condition_float)
+                         + runtime.initializer_bytes(step_float), modules[condition_float], modules[step_float])
 
 
 class StepSamples:

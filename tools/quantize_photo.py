@@ -132,16 +132,13 @@ def _unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]
     cards = {}
     for name, family in zip(names, runtime.ARTIFACTS):
         condition_name = runtime.condition_name(name)
-        condition_path, step_path = (config.weights_dir / f"{graph}.onnx" for graph in (condition_name, name))
+        condition_path, step_path = quantized.paths(name)
         condition = cards[condition_name] = _card(condition_name, model, part, condition_path, None, family, config,
                                                   len(recorded), frames, command)
         condition["quantization"]["float_modules"] = quantized.condition_modules
         step = cards[name] = _card(name, model, part, step_path, None, family, config, len(recorded), frames, command)
-        step["quantization"] = {**step["quantization"], "float_ops": [], "int8_ops": list(quantize.STEP_INT8_OPS),
-                                "float_modules": quantized.step_modules}
-        step["condition_graph"] = {"model": condition_name, "sha256": condition["sha256"]}
-        # Of both graphs: what an int8 receiver holds of the UNet.
-        step["weight_bytes"] = quantize.weight_bytes(quantized.fp32_bytes, condition_path, step_path)
+        shared = quantized.step_card(name)
+        step.update({**shared, "quantization": {**step["quantization"], "float_ops": [], **shared["quantization"]}})
     return cards
 
 

@@ -17,6 +17,7 @@ from semcom.common.phy.csi import insert_pilots
 from semcom.common.quality import confusion_matrix, mean_iou, psnr_db, ssim
 from semcom.common.serving.errors import FailedPrecondition, InvalidInput, ServiceError
 from semcom.common.wire.frames import Frame
+from semcom.common.wire.pb import transmitter_pb2
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Assessment:
 
 
 SCORINGS = ("none", "pixels", "full")  # how much of a reconstruction is scored: TransmitRequest.scoring
+SCORING_VALUES = {name: transmitter_pb2.Scoring.Value(f"SCORING_{name.upper()}") for name in SCORINGS}
 # The transmitter's --scoring. Measured with `semcom bench chain` (README, Serving throughput), a 64x128 call's
 # transmitter CPU: 2 ms with no scores and no PNGs, 6 ms with PSNR, SSIM and the PNGs, 47 ms with the mIoU too (two
 # segmenter passes). The clients that show the mIoU (semcom send and demo, the compose demo's load that feeds the

@@ -16,8 +16,7 @@ from semcom.common.wire.pb import transmitter_pb2_grpc
 from . import pipeline
 from .metrics import TransmitterMetrics
 
-# TransmitRequest.scoring's values: SCORING_<NAME> for each of pipeline.SCORINGS.
-SCORINGS = {pb.Scoring.Value(f"SCORING_{name.upper()}"): name for name in pipeline.SCORINGS}
+SCORINGS = {value: name for name, value in pipeline.SCORING_VALUES.items()}  # TransmitRequest.scoring's names
 
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):

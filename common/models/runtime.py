@@ -24,8 +24,8 @@ would cost the VNNI machines 0.2 dB (README, "Every x86 CPU"), hence two
 artifacts, not one. Each artifact is two graphs (condition caching, diffusion.py):
 `{name}_condition.onnx`, the condition to every SPADE's modulation, run once per
 frame, and `{name}.onnx`, a step given them (OnnxUNet). Each card names the torch
-weights it was made from, and a stale artifact is refused rather than silently used. Making them (export,
-calibration, quantization) is the quantize command's: tools/quantize.py.
+weights it was made from, and a stale artifact is refused rather than silently used.
+Making them (export, calibration, quantization) is the quantize command's: tools/quantize.py.
 
 The photo codec's networks (`latent_diffusion`, PHOTO_PARTS) follow the same
 rules, one ONNX file per part named `{model}_{part}[_int8|_int8_7bit]`: its UNet
@@ -60,6 +60,10 @@ INPUTS = ("x", "t", "condition")  # of the whole UNet (forward)
 # Each artifact is the UNet in two graphs (condition caching, diffusion.py): `{name}_condition.onnx`, condition ->
 # the SPADEs' modulations (run once per frame), and `{name}.onnx`, (x, t, modulations) -> its prediction (each step).
 CONDITION_INPUTS = ("condition",)
+DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
+# The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
+PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
+UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two graphs each, as the UNet artifacts
 
 
 def modulation_names(count: int) -> tuple[str, ...]:
@@ -70,10 +74,6 @@ def modulation_names(count: int) -> tuple[str, ...]:
 def condition_name(name: str) -> str:
     """The condition graph of UNet artifact `name`."""
     return f"{name}_condition"
-DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
-# The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
-PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
-UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two graphs each, as the UNet artifacts
 
 
 @dataclass(frozen=True)
@@ -179,9 +179,12 @@ class DecoderRuntime:
 
 @cache
 def _on_device(module, device: str):
-    """A copy of a (shared, cached) torch module on `device`: the CPU one stays where the others use it."""
+    """A copy of a (shared, cached) torch module on `device`: the CPU one stays where the others use it. A module
+    already there is itself (torch_unet's, whose forward torch_function runs too)."""
     import copy
 
+    if all(parameter.device.type == device for parameter in module.parameters()):
+        return module
     return copy.deepcopy(module).to(device)
 
 
@@ -265,9 +268,9 @@ def session_for(path: Path, threads: int | None = None, device: str = "cpu"):
 
 class OnnxUNet(Conditioned):
     """An int8 UNet (the diffusion decoder's artifact, or the photo codec's net) as its two ONNX graphs, a
-    Conditioned predictor: the condition graph once per
-    binding, the step graph at every step. Its card and path are the step graph's. Unlike the torch UNet it
-    has no one-pass graph: uncached, a call still holds all the condition's maps while its step runs."""
+    Conditioned predictor: the condition graph once per binding, the step graph at every step. Its card and
+    path are the step graph's. Unlike the torch UNet it has no one-pass graph: uncached, a call still holds all
+    the condition's maps while its step runs."""
 
     def __init__(self, condition: OnnxModel, step: OnnxModel):
         super().__init__(two_stage(condition, step).bind)
@@ -282,9 +285,7 @@ class OnnxUNet(Conditioned):
 def load_artifact(name: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu") -> OnnxUNet:
     """Int8 UNet artifact `name` (one of ARTIFACTS), both graphs; checks their sha256 and that they were made
     from the shipped fp32 weights. Cached per version of the cards (store.card_stamp)."""
-    graphs = (condition_name(name), name)
-    return OnnxUNet(*(_session(graph, "diffusion", weights_dir, store.card_stamp((graph, "diffusion"), weights_dir),
-                               device=device) for graph in graphs))
+    return _load_unet(name, "diffusion", weights_dir, device)
 
 
 def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu") -> OnnxModel:
@@ -297,11 +298,10 @@ def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
               capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel | OnnxUNet:
     """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`; a UNet
     (UNET_PARTS) as its two graphs."""
-    name = part_name(model, part, capabilities)
-    graphs = (condition_name(name), name) if (model, part) in UNET_PARTS else (name,)
-    sessions = [_session(graph, model, weights_dir, store.card_stamp((graph, model), weights_dir),
-                         fix="semcom quantize --latent-diffusion-only", device=device) for graph in graphs]
-    return OnnxUNet(*sessions) if len(sessions) == 2 else sessions[0]
+    name, fix = part_name(model, part, capabilities), "semcom quantize --latent-diffusion-only"
+    if (model, part) in UNET_PARTS:
+        return _load_unet(name, model, weights_dir, device, fix)
+    return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir), fix, device)
 
 
 def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities | None = None,
@@ -312,6 +312,12 @@ def load_int8(weights_dir: Path = WEIGHTS_DIR, capabilities: cpu.CpuCapabilities
     for model in DECODED_MODELS:
         load_decoder(model, weights_dir, device)
     return load_artifact(artifact_name(capabilities), weights_dir, device)
+
+
+def _load_unet(name: str, source_model: str, weights_dir: Path, device: str, fix: str = "semcom quantize") -> OnnxUNet:
+    """UNet `name`'s two graphs (its condition graph, then itself), each checked as _session checks."""
+    return OnnxUNet(*(_session(graph, source_model, weights_dir, store.card_stamp((graph, source_model), weights_dir),
+                               fix, device) for graph in (condition_name(name), name)))
 
 
 @cache

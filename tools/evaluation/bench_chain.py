@@ -19,13 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from semcom.transmitter import pipeline
+
 from ..load import run_load
 from ..services import start_processes
 from .timing import peak_rss
 
 CODECS = ("linear_analog", "semantic")
 CONCURRENCY = (1, 4, 16)
-SCORINGS = ("full", "pixels", "none")
+SCORINGS = tuple(reversed(pipeline.SCORINGS))  # full first: the ratios are to it
 CLIENT = "load client"
 
 

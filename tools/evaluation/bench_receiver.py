@@ -90,10 +90,7 @@ def bench_receiver(count: int = 8, requests: int = 24, quality_count: int = 8, r
 
 def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UNetFigures:
     """Per-step figures on the sampler's real inputs for one received frame."""
-    inputs = []
-    fp32 = DecoderRuntime()
-    codec.generate([codec.prepare(Chain.equalize(frame), fp32)], fp32, observe=lambda x, t, c: inputs.append((x, t, c)))
-    x, t, condition = inputs[0]
+    x, t, condition = _first_step_inputs(codec, frame)
     batch8 = tuple(np.concatenate([v] * 8) for v in (x, t, condition))
     net = store.load("diffusion")["net"]
     single, eight, cached, encode = {}, {}, {}, {}
@@ -125,6 +122,14 @@ def _unet_figures(codec, frame, repeats: int, precisions: tuple[str, ...]) -> UN
         bops={"fp32": macs * 32 * 32, "bf16": macs * 16 * 16,
               "int8": (macs - float_macs) * 8 * 8 + float_macs * 32 * 32},
     )
+
+
+def _first_step_inputs(codec, frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first (x_t, t, condition) the fp32 sampler feeds the UNet decoding a received frame."""
+    inputs = []
+    fp32 = DecoderRuntime()
+    codec.generate([codec.prepare(Chain.equalize(frame), fp32)], fp32, observe=lambda *step: inputs.append(step))
+    return inputs[0]
 
 
 def _multiply_adds(net: nn.Module, inputs: tuple, float_modules: tuple[str, ...]) -> tuple[int, int]:
@@ -347,11 +352,9 @@ def bench_sizes(sizes: tuple[tuple[int, int], ...] = SIZES, precisions: tuple[st
     precisions = precisions or precision.runnable()
     image = materialize(SyntheticScenes("val", 1))[0][0]
     codec = codecs.get("semantic")
-    frame = Chain.equalize(Chain(ChannelConfig(snr_db=10.0, seed=0)).transmit(
-        codec.encode(image, codec.default_bandwidth_ratio, "bench-sizes")))
-    inputs = []
-    codec.generate([codec.prepare(frame, DecoderRuntime())], DecoderRuntime(), observe=lambda *i: inputs.append(i))
-    _, _, condition = inputs[0]
+    frame = Chain(ChannelConfig(snr_db=10.0, seed=0)).transmit(
+        codec.encode(image, codec.default_bandwidth_ratio, "bench-sizes"))
+    _, _, condition = _first_step_inputs(codec, frame)
     net = store.load("diffusion")["net"]
     sampler = SamplerSettings().sampler(codec.schedule)
     rows = []
