@@ -7,7 +7,7 @@ import numpy as np
 
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import InvalidInput, LimitExceeded, ServiceError
-from semcom.common.serving.rpc import call_downstream
+from semcom.common.serving.rpc import Downstream
 from semcom.common.wire import frames
 from semcom.common.wire.pb import channel_emulator_pb2 as pb
 from semcom.common.wire.pb import channel_emulator_pb2_grpc, frame_pb2, receiver_pb2, receiver_pb2_grpc
@@ -19,12 +19,12 @@ from .metrics import ChannelMetrics
 
 class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer):
     def __init__(self, settings: ServerSettings, emulator: ChannelEmulator, metrics: ChannelMetrics,
-                 receiver: receiver_pb2_grpc.ReceiverStub, receiver_address: str):
+                 receivers: Downstream):
         self._settings = settings
         self._emulator = emulator
         self._metrics = metrics
-        self._receiver = receiver
-        self._receiver_address = receiver_address
+        self._receivers = receivers
+        self._receiver = receiver_pb2_grpc.ReceiverStub(receivers.channel)
         metrics.show_config(emulator.config)
 
     async def Forward(self, request: pb.ForwardRequest, context) -> pb.ForwardResponse:
@@ -52,10 +52,8 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
             noisy = frame_pb2.Frame(header=noisy.header, channel=noisy.channel)
             noisy.channel.erased = True
         start = time.perf_counter()
-        decoded = await call_downstream(
-            "receiver", self._receiver_address,
-            self._receiver.Decode(receiver_pb2.DecodeRequest(frame=noisy), timeout=context.time_remaining()),
-        )
+        decoded = await self._receivers.call(
+            self._receiver.Decode(receiver_pb2.DecodeRequest(frame=noisy), timeout=context.time_remaining()))
         return pb.ForwardResponse(
             decoded=decoded, channel=noisy.channel, channel_seconds=channel_seconds,
             receiver_call_seconds=time.perf_counter() - start,

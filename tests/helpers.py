@@ -29,6 +29,16 @@ def decode_frame(frame, runtime: DecoderRuntime | None = None) -> np.ndarray:
     return Chain(runtime=runtime or DecoderRuntime()).decode(frame)[0]
 
 
+def encoded_frame(image: np.ndarray | None = None):
+    """A linear_analog frame of `image` (the sample scene by default), as the transmitter sends it."""
+    from semcom.common import codecs
+    from semcom.common.data.images import decode_image
+    from semcom.common.wire import frames
+
+    image = image if image is not None else decode_image(sample_png())
+    return frames.to_proto(codecs.get("linear_analog").encode(image, 0.5, "test-frame"))
+
+
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array, mode=mode).save(buffer, format="PNG")

@@ -83,6 +83,8 @@ def test_grafana_provisioning_uses_the_fixed_datasource_uid():
 def test_the_dashboard_json_is_generated_from_make_dashboard():
     committed = (DEPLOY / "grafana" / "dashboards" / "semcom.json").read_text()
     assert committed == dashboard_module().render(), "run python deploy/grafana/make_dashboard.py"
+    configmap = (DEPLOY / "kubernetes" / "base" / "grafana-dashboard.yaml").read_text()
+    assert configmap == dashboard_module().render_configmap(), "run python deploy/grafana/make_dashboard.py"
 
 
 # --- a real Prometheus on the services -----------------------------------------------------------------------

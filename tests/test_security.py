@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import EventLoopThread, settings_for_tests
-from helpers import assert_rpc_error, sample_png
+from helpers import assert_rpc_error, encoded_frame, sample_png
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common.serving import rpc
 from semcom.common.serving.rpc import sync_channel
 from semcom.common.serving.tls import TlsFiles
 from semcom.common.wire.pb import channel_emulator_pb2 as pb
-from semcom.common.wire.pb import channel_emulator_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc
+from semcom.common.wire.pb import (
+    channel_emulator_pb2_grpc, receiver_pb2, receiver_pb2_grpc, transmitter_pb2, transmitter_pb2_grpc,
+)
 from semcom.receiver import server as receiver_server
 from semcom.tools import cli
 from semcom.tools.certs import make_certificates
@@ -107,3 +110,42 @@ def test_a_half_given_key_pair_is_a_clear_error(tmp_path):
         TlsFiles(cert=str(tmp_path / "x.pem")).server_credentials()
     with pytest.raises(FileNotFoundError, match="semcom certs"):
         TlsFiles(ca=str(tmp_path / "missing.pem")).channel_credentials()
+
+
+def test_a_pool_of_receivers_listed_by_ip_runs_over_mutual_tls(certificates):
+    # No one address names a list: its receivers' certificates are checked against the name 'receiver'.
+    loop = EventLoopThread()
+    receivers = [loop.run(receiver_server.start(settings_for_tests(**files(certificates, "receiver"))))
+                 for _ in range(2)]
+    channel = loop.run(channel_server.start(settings_for_tests(**files(certificates, "channel")),
+                                            receiver=",".join(f"127.0.0.1:{r.port}" for r in receivers)))
+    try:
+        with sync_channel(f"localhost:{channel.port}", tls=client(certificates)) as secure:
+            frame = encoded_frame()
+            stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(secure)
+            for _ in range(4):
+                assert stub.Forward(pb.ForwardRequest(frame=frame), timeout=30).decoded.image.shape
+    finally:
+        for server in (channel, *receivers):
+            loop.run(server.stop(0))
+        loop.close()
+
+
+def test_the_health_port_answers_health_alone_in_plaintext(certificates):
+    # Kubernetes' gRPC probes cannot do TLS: --health-port serves grpc.health.v1 and nothing else, in plaintext.
+    loop = EventLoopThread()
+    receiver = loop.run(receiver_server.start(settings_for_tests(**files(certificates, "receiver"), health_port=0)))
+    try:
+        assert receiver.health_port > 0
+        with sync_channel(f"127.0.0.1:{receiver.health_port}", tls=TlsFiles()) as plaintext:
+            status = health_pb2_grpc.HealthStub(plaintext).Check(
+                health_pb2.HealthCheckRequest(service="semcom.v1.Receiver"), timeout=5)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            decode = receiver_pb2_grpc.ReceiverStub(plaintext).Decode
+            assert_rpc_error(lambda: decode(receiver_pb2.DecodeRequest(), timeout=5), grpc.StatusCode.UNIMPLEMENTED)
+        with sync_channel(f"127.0.0.1:{receiver.port}", tls=TlsFiles()) as plaintext:  # the gRPC port: mTLS only
+            assert_rpc_error(lambda: health_pb2_grpc.HealthStub(plaintext).Check(
+                health_pb2.HealthCheckRequest(), timeout=3), grpc.StatusCode.UNAVAILABLE)
+    finally:
+        loop.run(receiver.stop(0))
+        loop.close()

@@ -16,16 +16,17 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from prometheus_client import CollectorRegistry
 
 from conftest import settings_for_tests
-from helpers import assert_rpc_error, free_port, metric, png_bytes, png_header_only, sample_png, scrape
+from helpers import (
+    assert_rpc_error, encoded_frame, free_port, metric, png_bytes, png_header_only, sample_png, scrape,
+)
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.awgn import measured_snr_db
-from semcom.common import codecs
 from semcom.common.data import sample_images
 from semcom.common.data.images import decode_image
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.quality import psnr_db
 from semcom.common.serving.server import ServiceServer
-from semcom.common.wire import frames, tensors
+from semcom.common.wire import tensors
 from semcom.common.wire.pb import (
     channel_emulator_pb2, receiver_pb2, receiver_pb2_grpc, tensor_pb2, transmitter_pb2, transmitter_pb2_grpc,
 )
@@ -53,11 +54,6 @@ def transmit(stub, image: bytes, **fields) -> transmitter_pb2.TransmitResponse:
 def assert_chain_still_serves(transmitter) -> None:
     response = transmit(transmitter, sample_png())
     assert response.quality.psnr_db > 10
-
-
-def encoded_frame(image: np.ndarray | None = None):
-    image = image if image is not None else decode_image(sample_png())
-    return frames.to_proto(codecs.get("linear_analog").encode(image, 0.5, "test-frame"))
 
 
 # --- the round trip ---------------------------------------------------------------------------------------------
@@ -297,7 +293,7 @@ def test_a_dead_channel_emulator_gives_unavailable_naming_it(services, channel_t
     try:
         stub = transmitter_pb2_grpc.TransmitterStub(channel_to(lonely))
         assert_rpc_error(lambda: transmit(stub, sample_png()), grpc.StatusCode.UNAVAILABLE,
-                         f"channel emulator at {dead}: failed to connect")
+                         f"channel emulator at {dead}: connections to all backends failing")
         assert_rpc_error(lambda: transmit(stub, sample_png()), grpc.StatusCode.UNAVAILABLE)  # and again: still up
     finally:
         services.loop.run(lonely.stop(0))
@@ -310,7 +306,7 @@ def test_a_dead_receiver_gives_unavailable_naming_it_through_the_chain(services,
     try:
         stub = transmitter_pb2_grpc.TransmitterStub(channel_to(transmitter))
         assert_rpc_error(lambda: transmit(stub, sample_png()), grpc.StatusCode.UNAVAILABLE,
-                         f"channel emulator at {services.address(channel)}: receiver at {dead}: failed to connect")
+                         f"channel emulator at {services.address(channel)}: receiver at {dead}: connections to all backends failing")
     finally:
         for server in (transmitter, channel):
             services.loop.run(server.stop(0))

@@ -9,9 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs
 from semcom.common.serving.config import ServerSettings, add_option, add_server_options, server_settings
-from semcom.common.serving.rpc import aio_channel
+from semcom.common.serving.metrics import backend_calls
+from semcom.common.serving.rpc import Downstream
 from semcom.common.serving.server import ServiceServer
-from semcom.common.wire.pb import channel_emulator_pb2_grpc, transmitter_pb2_grpc
+from semcom.common.wire.pb import transmitter_pb2_grpc
 
 from . import pipeline
 from .metrics import TransmitterMetrics
@@ -23,7 +24,9 @@ DEFAULT_CODEC = "linear_analog"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, port=DEFAULT_PORT, metrics_port=DEFAULT_METRICS_PORT)
-    add_option(parser, "--channel", default="127.0.0.1:50052", help="channel emulator address HOST:PORT")
+    add_option(parser, "--channel", default="127.0.0.1:50052",
+               help="the channel emulator: HOST:PORT, or a pool as the channel emulator's --receiver (round-robin "
+                    "over those SERVING; Forward is not retried: each emulator is its own link)")
     add_option(parser, "--default-codec", default=DEFAULT_CODEC,
                help=f"codec for requests that name none ({', '.join(codecs.available())})")
     add_option(parser, "--pilot-spacing", type=int, default=0,
@@ -59,12 +62,14 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
     if scoring not in pipeline.SCORINGS:
         raise ValueError(f"--scoring: {scoring!r}, expected one of {', '.join(pipeline.SCORINGS)}")
     registry = CollectorRegistry()
+    channels = Downstream("channel emulator", channel, "semcom.v1.ChannelEmulator", "--channel",
+                          backend_calls(registry, "transmitter", "channel emulator"),
+                          max_message_bytes=settings.max_message_bytes, tls=settings.tls, tls_name="channel")
     server = ServiceServer("transmitter", settings, registry)
-    channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(
-        aio_channel(channel, settings.max_message_bytes, tls=settings.tls))
-    servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channel_stub, channel,
+    servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channels,
                                    pilot_spacing, design_snr_db, scoring, domain)
-    server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer)
+    server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer,
+                       close=channels.close)
 
     async def load_models() -> None:
         await asyncio.to_thread(codecs.load_all, "encode")

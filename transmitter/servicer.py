@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import FailedPrecondition, InvalidInput, ServiceError
-from semcom.common.serving.rpc import call_downstream
+from semcom.common.serving.rpc import Downstream
 from semcom.common.wire import frames, tensors
 from semcom.common.wire.pb import channel_emulator_pb2, channel_emulator_pb2_grpc, frame_pb2, tensor_pb2
 from semcom.common.wire.pb import transmitter_pb2 as pb
@@ -21,7 +21,7 @@ SCORINGS = {value: name for name, value in pipeline.SCORING_VALUES.items()}  # T
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
-                 channel: channel_emulator_pb2_grpc.ChannelEmulatorStub, channel_address: str,
+                 channel: Downstream,
                  pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
                  domain: pipeline.DomainPolicy = pipeline.DomainPolicy()):
         self._settings = settings
@@ -32,7 +32,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         self._metrics = metrics
         self._default_codec = default_codec
         self._channel = channel
-        self._channel_address = channel_address
+        self._channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(channel.channel)
 
     async def Transmit(self, request: pb.TransmitRequest, context) -> pb.TransmitResponse:
         return await self._transmit(request, context)
@@ -56,11 +56,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         scoring = self._scoring_of(request)
         encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id)
 
-        forwarded = await call_downstream(
-            "channel emulator", self._channel_address,
-            self._channel.Forward(channel_emulator_pb2.ForwardRequest(frame=frame_message),
-                                  timeout=context.time_remaining()),
-        )
+        forwarded = await self._channel.call(self._channel_stub.Forward(
+            channel_emulator_pb2.ForwardRequest(frame=frame_message), timeout=context.time_remaining()))
         assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded, scoring,
                                                               not request.omit_images)
         link = forwarded.link

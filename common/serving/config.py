@@ -97,6 +97,10 @@ class ServerSettings:
                               "downstream service's certificate against it")
     admin_token: str = setting("", "require this bearer token for state-changing calls (Configure); "
                                    "empty: none")
+    node_name: str = setting("", "this service's name in its replies (trailing metadata semcom-node) and in the "
+                                 "calling service's per-backend metrics; empty: HOSTNAME:PORT")
+    health_port: int = setting(-1, "also answer grpc.health.v1, alone and in plaintext, on this port, for probes that "
+                                   "cannot do TLS (Kubernetes' gRPC probes); -1: no such port, 0: a free one")
 
     @property
     def tls(self) -> TlsFiles:

@@ -1,11 +1,13 @@
 """The server interceptor every service runs.
 
-It does three things on every RPC, in one wrapper so they agree on the
+It does four things on every RPC, in one wrapper so they agree on the
 outcome: maps ServiceError (and unexpected exceptions) to gRPC status codes
 with clear messages (request bytes that do not parse included: INVALID_ARGUMENT,
 where grpcio would answer UNKNOWN and log a traceback), records the go-grpc-prometheus server metrics with the
-final code, and counts calls in flight so shutdown can drain them (while
-draining, new calls other than health checks get UNAVAILABLE).
+final code, counts calls in flight so shutdown can drain them (while
+draining, new calls other than health checks get UNAVAILABLE), and names this
+node in the trailing metadata (`semcom-node`), so that a caller balancing over
+a pool knows which backend answered, errors included.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from .errors import InvalidInput, ServiceError, quoted
+from .errors import InvalidInput, ServiceError, Unavailable, quoted
 from .metrics import GrpcServerMetrics
+from .rpc import NODE_METADATA
 from .tls import check_admin
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self._idle = asyncio.Event()
         self._idle.set()
         self._draining = False
+        self.node_name = ""  # set once the server has bound its port (ServiceServer.start)
 
     async def drain(self, timeout: float) -> bool:
         """Refuses new calls (but health checks) and waits for those in flight; False on timeout."""
@@ -48,15 +52,22 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         except TimeoutError:
             return False
 
-    def _enter(self, service: str, method: str) -> bool:
-        """Admits a call unless draining; the caller must _leave() an admitted one."""
-        if self._draining and service != HEALTH_SERVICE:
+    def _enter(self, service: str, method: str, context) -> bool:
+        """Admits a call unless draining; the caller must _leave() an admitted one. Health checks are
+        always admitted and never counted: a pool's health Watch stays open for the connection's life."""
+        if self.node_name:
+            context.set_trailing_metadata(((NODE_METADATA, self.node_name),))
+        if service == HEALTH_SERVICE:
+            return True
+        if self._draining:
             return False
         self._in_flight += 1
         self._idle.clear()
         return True
 
-    def _leave(self) -> None:
+    def _leave(self, service: str) -> None:
+        if service == HEALTH_SERVICE:
+            return
         self._in_flight -= 1
         if self._in_flight == 0:
             self._idle.set()
@@ -93,9 +104,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_unary(self, behavior, rpc_type: str, service: str, method: str):
         async def wrapped(request, context: grpc.aio.ServicerContext):
-            if not self._enter(service, method):
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
+            if not self._enter(service, method, context):
+                await call.refuse()
             try:
                 check_admin(self._admin_token, f"/{service}/{method}", context.invocation_metadata())
                 return await behavior(_parsed(request), context)
@@ -103,7 +114,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await call.fail(error)
             finally:
                 call.finish()
-                self._leave()
+                self._leave(service)
                 _trim_soon()  # once the response is out, large requests' memory goes back
 
         return wrapped
@@ -114,9 +125,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return self._wrap_unary(behavior, rpc_type, service, method)
 
         async def wrapped(request, context: grpc.aio.ServicerContext) -> AsyncIterator:
-            if not self._enter(service, method):
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
             call = _Call(self._metrics, rpc_type, service, method, context)
+            if not self._enter(service, method, context):
+                await call.refuse()
             try:
                 check_admin(self._admin_token, f"/{service}/{method}", context.invocation_metadata())
                 requests = _parsed_stream(request) if streamed_requests else _parsed(request)
@@ -126,7 +137,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 await call.fail(error)
             finally:
                 call.finish()
-                self._leave()
+                self._leave(service)
                 _trim_soon()
 
         return wrapped
@@ -243,6 +254,13 @@ class _Call:
         self._code = grpc.StatusCode.INTERNAL
         await self._context.abort(grpc.StatusCode.INTERNAL,
                                   quoted(f"internal error: {type(error).__name__}: {error}", MESSAGE_LIMIT))
+
+    async def refuse(self) -> None:
+        """A call that arrived while the server drains: UNAVAILABLE (a pool retries it elsewhere), counted."""
+        try:
+            await self.fail(Unavailable("server is shutting down"))
+        finally:
+            self.finish()
 
     def finish(self) -> None:
         code = self._code or _code_of(self._context) or grpc.StatusCode.OK

@@ -41,6 +41,13 @@ class GrpcServerMetrics:
         )
 
 
+def backend_calls(registry: CollectorRegistry, service: str, downstream: str) -> Counter:
+    """semcom_<service>_backend_calls_total: this service's calls to its downstream pool, by the backend
+    that answered (its node name; "unanswered" where none did) and the final code."""
+    return Counter(f"semcom_{service}_backend_calls", f"Calls to the {downstream} pool, by the backend that "
+                   "answered (its --node-name) and final gRPC code.", ["backend", "grpc_code"], registry=registry)
+
+
 def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> tuple[object, int]:
     """Serves /metrics on a background thread; returns (server, bound port) (port 0 picks one)."""
     httpd, _thread = start_http_server(port, addr=host, registry=registry)

@@ -11,21 +11,35 @@ half their failures in a row have spent the token bucket, they stop retrying
 until calls succeed again. The services' own hops (transmitter -> channel ->
 receiver) do not retry: each hop passing UNAVAILABLE straight back is what keeps
 one client call to one attempt per hop (with every hop retrying, a dead
-receiver saw 3.5 Forward attempts per client call).
+receiver saw 3.5 Forward attempts per client call). The one exception is a
+pool's idempotent call (the receivers' Decode: the same frame gives the same
+image on any receiver), retried once, on another backend, within the same
+retry throttling.
+
+A service's hop is a pool (`Downstream`): one address, a DNS name that
+resolves to several (a Kubernetes headless Service), or a comma-separated list
+of IP addresses. gRPC balances round-robin over the backends and watches each
+one's grpc.health.v1 status, so a backend that reports NOT_SERVING (loading,
+draining) or dies leaves the rotation at once and rejoins when it serves again.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import grpc
+from prometheus_client import Counter
 
 from .errors import ServiceError
 from .tls import TlsFiles
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 KEEPALIVE_TIME_MS = 30_000
+NODE_METADATA = "semcom-node"  # trailing metadata: the node that answered (ServerSettings.node_name)
+UNANSWERED = "unanswered"  # the backend label of a call no backend answered (none reachable, deadline)
 
+_RETRY_THROTTLING = {"maxTokens": 10, "tokenRatio": 0.1}
 _RETRY_SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -41,7 +55,7 @@ _RETRY_SERVICE_CONFIG = json.dumps(
             }
         ],
         # A failure takes a token, a success gives back 0.1; below half of the 10, no more retries.
-        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+        "retryThrottling": _RETRY_THROTTLING,
     }
 )
 
@@ -56,8 +70,50 @@ def server_options(max_message_bytes: int) -> list[tuple[str, object]]:
     ]
 
 
-def channel_options(max_message_bytes: int, retries: bool = True) -> list[tuple[str, object]]:
-    """retries: the edge's policy (retry UNAVAILABLE, throttled); False for a service's own hops."""
+def pool_service_config(service: str, idempotent_methods: tuple[str, ...] = ()) -> str:
+    """Round-robin over the backends that report `service` SERVING; `idempotent_methods` are retried
+    once on UNAVAILABLE (the pick after a failure lands on another backend), throttled as the edge's."""
+    config: dict = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": service}}
+    if idempotent_methods:
+        config["methodConfig"] = [{
+            "name": [{"service": service, "method": method} for method in idempotent_methods],
+            "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+        }]
+        config["retryThrottling"] = _RETRY_THROTTLING
+    return json.dumps(config)
+
+
+def pool_target(addresses: str, flag: str) -> tuple[str, bool]:
+    """The gRPC target of `addresses` and whether it is a list. One address passes as it is (a DNS name is
+    resolved to all its addresses by gRPC, again on reconnection); a list must hold IP addresses."""
+    entries = [entry.strip() for entry in addresses.split(",")]
+    if not all(entries):
+        raise ValueError(f"{flag}: {addresses!r} has an empty address")
+    if len(entries) == 1:
+        return entries[0], False
+    hosts = []
+    for entry in entries:
+        host, separator, port = entry.rpartition(":")
+        try:
+            if not separator or not port.isdigit():
+                raise ValueError
+            hosts.append(ipaddress.ip_address(host.strip("[]")))
+        except ValueError:
+            raise ValueError(f"{flag}: {entry!r} in a list must be IP:PORT ([IPv6]:PORT); for names, give one DNS "
+                             "name that resolves to every backend (a Kubernetes headless Service, a compose service "
+                             "with replicas) as the only address") from None
+    versions = {host.version for host in hosts}
+    if len(versions) > 1:
+        raise ValueError(f"{flag}: {addresses!r} mixes IPv4 and IPv6 addresses; use one family")
+    return f"ipv{versions.pop()}:{','.join(entries)}", True
+
+
+def channel_options(max_message_bytes: int, retries: bool = True,
+                    service_config: str | None = None) -> list[tuple[str, object]]:
+    """retries: the edge's policy (retry UNAVAILABLE, throttled); False for a service's own hops, which
+    may give a pool's `service_config` instead."""
+    service_config = service_config or (_RETRY_SERVICE_CONFIG if retries else None)
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -65,7 +121,7 @@ def channel_options(max_message_bytes: int, retries: bool = True) -> list[tuple[
         ("grpc.keepalive_permit_without_calls", 1),
         # Without the policy gRPC still retries, transparently, a call that never left this client.
         ("grpc.enable_retries", 1),
-        *([("grpc.service_config", _RETRY_SERVICE_CONFIG)] if retries else []),
+        *([("grpc.service_config", service_config)] if service_config else []),
         # A restarted peer is found again within about a second (gRPC's default backoff grows to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 1000),
@@ -96,16 +152,44 @@ def sync_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTE
     return grpc.insecure_channel(address, options=options)
 
 
-async def call_downstream(hop: str, address: str, call):
-    """Awaits a downstream call; failures keep their code and name the hop.
+class Downstream:
+    """A service's hop to the next one: a pool of one or more backends serving `service`.
 
-    `call` is the awaitable of a stub call made with the caller's remaining
-    deadline. A dead receiver behind the channel emulator reaches the client
-    as UNAVAILABLE "channel emulator at 127.0.0.1:50052: receiver at
-    127.0.0.1:50053: failed to connect to all addresses; ...".
+    `call` awaits a stub call made on `channel` with the caller's remaining deadline; failures keep
+    their code and name the hop (a dead receiver behind the channel emulator reaches the client as
+    UNAVAILABLE "channel emulator at 127.0.0.1:50052: receiver at 127.0.0.1:50053: ..."), and
+    every call is counted by the backend that answered. Over TLS, a list of IP addresses is checked
+    against `tls_name` (the name `semcom certs` puts in that service's certificate), since no one
+    address names the pool. Create it inside the running event loop.
     """
-    try:
-        return await call
-    except grpc.aio.AioRpcError as error:
-        raise ServiceError(f"{hop} at {address}: {error.details()}", status=error.code().name) from None
+
+    def __init__(self, hop: str, addresses: str, service: str, flag: str, calls: Counter, *,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, tls: TlsFiles | None = None, tls_name: str = "",
+                 idempotent_methods: tuple[str, ...] = ()):
+        self.hop, self.address, self._calls = hop, addresses, calls
+        target, is_list = pool_target(addresses, flag)
+        options = channel_options(max_message_bytes, service_config=pool_service_config(service, idempotent_methods))
+        tls = tls or client_tls
+        if tls.enabled:
+            if is_list and tls_name:
+                options.append(("grpc.ssl_target_name_override", tls_name))
+            self.channel = grpc.aio.secure_channel(target, tls.channel_credentials(), options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(target, options=options)
+
+    async def call(self, call):
+        try:
+            response = await call
+        except grpc.aio.AioRpcError as error:
+            self._count(error.trailing_metadata(), error.code().name)
+            raise ServiceError(f"{self.hop} at {self.address}: {error.details()}", status=error.code().name) from None
+        self._count(await call.trailing_metadata(), "OK")
+        return response
+
+    def _count(self, metadata, code: str) -> None:
+        node = next((value for key, value in metadata or () if key == NODE_METADATA), UNANSWERED)
+        self._calls.labels(node, code).inc()
+
+    async def close(self) -> None:
+        await self.channel.close()
 

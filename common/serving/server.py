@@ -3,7 +3,9 @@
 A ServiceServer wraps one grpc.aio server with the service's servicers, the
 ServiceInterceptor, grpc.health.v1 (NOT_SERVING until the service's models
 are loaded, NOT_SERVING again on shutdown), server reflection and a
-Prometheus endpoint on its own port. `run_until_signal` serves until SIGTERM
+Prometheus endpoint on its own port; with --health-port, a second, plaintext
+server that answers grpc.health.v1 alone (the same status), for probes that
+cannot do TLS. `run_until_signal` serves until SIGTERM
 or SIGINT, then stops gracefully: calls in flight get `grace_seconds`.
 
 Create it inside the running event loop (gRPC aio objects bind to the loop).
@@ -16,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -48,8 +51,10 @@ class ServiceServer:
         self._service_names: list[str] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._metrics_httpd = None
+        self._health_server: grpc.aio.Server | None = None
         self.port = 0
         self.metrics_port = 0
+        self.health_port = -1
 
     def add_service(self, service_name: str, add_to_server: Callable, servicer: object,
                     close: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -74,6 +79,9 @@ class ServiceServer:
                      else self.server.add_insecure_port(address))
         if self.port == 0:
             raise OSError(f"{self.name}: could not bind {self.settings.host}:{self.settings.port}")
+        self.interceptor.node_name = self.settings.node_name or f"{socket.gethostname()}:{self.port}"
+        if self.settings.health_port >= 0:
+            await self._start_health_server()
         await self.server.start()
         self._metrics_httpd, self.metrics_port = start_metrics_server(
             self.registry, self.settings.metrics_host, self.settings.metrics_port
@@ -84,12 +92,22 @@ class ServiceServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._announce_ready()
 
+    async def _start_health_server(self) -> None:
+        self._health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+        self.health_port = self._health_server.add_insecure_port(f"{self.settings.host}:{self.settings.health_port}")
+        if self.health_port == 0:
+            raise OSError(f"{self.name}: could not bind --health-port {self.settings.host}:{self.settings.health_port}")
+        await self._health_server.start()
+
     def _announce_ready(self) -> None:
         ready = {
             "service": self.name,
             "address": f"{self.settings.host}:{self.port}",
             "port": self.port,
             "metrics_port": self.metrics_port,
+            "health_port": self.health_port,
+            "node_name": self.interceptor.node_name,
             "pid": os.getpid(),
         }
         security = ("mutual TLS" if self.settings.tls_ca else "TLS") if self.settings.tls.enabled else "plaintext"
@@ -120,6 +138,8 @@ class ServiceServer:
                 log.warning("%s: calls still in flight after %.1f s; cancelling them", self.name, grace)
             grace = max(0.0, grace - (asyncio.get_running_loop().time() - start))
         await self.server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         for close in self._closers:
             await close()
         if self._metrics_httpd is not None:
