@@ -6,7 +6,8 @@ is the only one on both links, so traffic between transmitter and receiver
 must cross it; clients run inside the transmitter's namespace.
 
 The pool: one channel node (with a transmitter and the load client on its
-loopback) and three receiver nodes, each on its own link; under load, one
+loopback) and three receiver nodes, each on its own link, found through one
+DNS name that resolves to all three (a headless Service's way); under load, one
 receiver is killed and later restarted: no frame is lost, the live receivers
 share the load, the restarted one rejoins.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,8 +51,10 @@ def in_namespace(host: str, *command: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def network(hosts: tuple[str, ...], links: list[tuple[tuple[str, str], tuple[str, str]]]):
-    """Namespaces `hosts`, a veth pair per link ((host, address), (host, address)) in a /24; removed after."""
+def network(hosts: tuple[str, ...], links: list[tuple[tuple[str, str], tuple[str, str]]],
+            names: dict[str, dict[str, list[str]]] | None = None):
+    """Namespaces `hosts`, a veth pair per link ((host, address), (host, address)) in a /24; removed after.
+    names: {host: {name: addresses}}, that host's /etc/hosts (`ip netns exec` mounts /etc/netns/NS/hosts)."""
     try:
         sh("ip", "netns", "add", NAMESPACES[hosts[0]])
     except (OSError, subprocess.CalledProcessError) as error:
@@ -68,10 +72,16 @@ def network(hosts: tuple[str, ...], links: list[tuple[tuple[str, str], tuple[str
                 sh(*in_namespace(host, "ip", "link", "set", interface, "up"))
         for host in hosts:
             sh(*in_namespace(host, "ip", "link", "set", "lo", "up"))
+        for host, table in (names or {}).items():
+            folder = Path("/etc/netns") / NAMESPACES[host]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "hosts").write_text("127.0.0.1 localhost\n" + "".join(
+                f"{address} {name}\n" for name, addresses in table.items() for address in addresses))
         yield
     finally:
         for host in hosts:
             subprocess.run(["ip", "netns", "del", NAMESPACES[host]], capture_output=True, timeout=30)
+            shutil.rmtree(Path("/etc/netns") / NAMESPACES[host], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -210,15 +220,17 @@ def test_a_stopped_channel_node_gives_unavailable_quickly_and_its_restart_recove
 
 @pytest.fixture(scope="module")
 def pool(certificates, tmp_path_factory):
-    """Three receiver nodes behind one channel node; the transmitter and the load client on the channel node."""
+    """Three receiver nodes behind one channel node; the transmitter and the load client on the channel node.
+    The channel finds the receivers as a Kubernetes headless Service gives them: one name, `receiver`, that
+    resolves to every receiver's address (the channel node's /etc/hosts here, cluster DNS there)."""
     links = [(("pool", channel_side), (name, address)) for name, (channel_side, address) in POOL_RECEIVERS.items()]
-    with network(("pool", *POOL_RECEIVERS), links):
+    receiver_addresses = [address for _, address in POOL_RECEIVERS.values()]
+    with network(("pool", *POOL_RECEIVERS), links, names={"pool": {"receiver": receiver_addresses}}):
         folder = tmp_path_factory.mktemp("pool")
         receivers = {name: Service(name, "receiver", address, 50053, ("--node-name", name, *tls("receiver")), folder,
                                    label=name) for name, (_, address) in POOL_RECEIVERS.items()}
-        addresses = ",".join(f"{address}:50053" for _, address in POOL_RECEIVERS.values())
         channel = Service("pool", "channel", "127.0.0.1", 50052,
-                          ("--receiver", addresses, "--seed", "1", *tls("channel")), folder)
+                          ("--receiver", "receiver:50053", "--seed", "1", *tls("channel")), folder)
         transmitter = Service("pool", "transmitter", "127.0.0.1", 50051,
                               ("--channel", "127.0.0.1:50052", *tls("transmitter")), folder)
         for receiver in receivers.values():
