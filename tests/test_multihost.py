@@ -253,13 +253,13 @@ def test_a_receiver_killed_under_load_loses_no_frame_and_rejoins_after_restart(p
     receivers, channel = pool
     load = subprocess.Popen(
         in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051", "--codec",
-                     "linear_analog", "--concurrency", "4", "--rate", "12", "--duration", "20", "--max-requests",
+                     "linear_analog", "--concurrency", "4", "--rate", "12", "--duration", "15", "--max-requests",
                      "100000", "--scoring", "none", "--omit-images"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    time.sleep(3)
     at_kill = decoded_by(channel)
     receivers["r2"].process.kill()  # no drain, no goodbye: calls in flight to it fail and are retried elsewhere
-    time.sleep(3)
+    time.sleep(2)
     while_dead = decoded_by(channel)
     receivers["r2"].start()
     rejoined = decoded_by(channel)
@@ -292,12 +292,12 @@ def test_receivers_stopped_under_load_drain_and_one_receiver_serves_the_rest(poo
     # Runs after the kill test (the pool has its three receivers again). On 2 cores the three receivers share the
     # CPUs with everything else: this shows distribution and a clean scale-in, not a speed-up.
     receivers, channel = pool
-    three = run_load(4)
+    three = run_load(3)
     load = subprocess.Popen(in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051",
-                                         "--codec", "linear_analog", "--concurrency", "6", "--duration", "6",
+                                         "--codec", "linear_analog", "--concurrency", "6", "--duration", "5",
                                          "--max-requests", "100000", "--scoring", "none", "--omit-images"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2)
+    time.sleep(1.5)
     stopped_at = time.monotonic()
     receivers["r2"].process.send_signal(signal.SIGTERM)  # health NOT_SERVING first, then the drain
     last_change, last = stopped_at, decoded_by(channel).get("r2", 0)
@@ -309,7 +309,7 @@ def test_receivers_stopped_under_load_drain_and_one_receiver_serves_the_rest(poo
     assert receivers["r2"].process.wait(30) == 0
     receivers["r3"].stop()
     before = decoded_by(channel)
-    one = run_load(4)
+    one = run_load(3)
     after = decoded_by(channel)
     print(f"\nthree receivers: {three}\nleft rotation {last_change - stopped_at:.2f} s after SIGTERM (scrape "
           f"resolution about 0.1 s)\none receiver: {one}")

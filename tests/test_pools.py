@@ -161,6 +161,26 @@ def test_a_receiver_stopped_under_load_drains_and_no_frame_is_lost(pool, service
     assert answered["leaving"] > 0 and answered["staying"] > answered["leaving"]
 
 
+def test_the_transmitter_balances_over_a_pool_of_channel_emulators(pool, services):
+    receivers, _, _, _ = pool
+    channels = [services.loop.run(channel_server.start(settings_for_tests(node_name=f"ch{i}"),
+                                                       receiver=f"127.0.0.1:{receivers[0].port}")) for i in range(2)]
+    front = services.start(transmitter_server, channel=",".join(f"127.0.0.1:{c.port}" for c in channels))
+    try:
+        with sync_channel(services.address(front)) as client:
+            send(transmitter_pb2_grpc.TransmitterStub(client), 10)
+        samples = scrape(front)
+        counts = [metric(samples, "semcom_transmitter_backend_calls_total", backend=f"ch{i}", grpc_code="OK")
+                  for i in range(2)]
+        assert sum(counts) == 10 and min(counts) >= 3, counts
+        forwards = [metric(scrape(c), "grpc_server_handled_total", grpc_method="Forward", grpc_code="OK")
+                    for c in channels]
+        assert forwards == counts  # each emulator saw exactly the frames counted for it
+    finally:
+        for server in (front, *channels):
+            services.loop.run(server.stop(0))
+
+
 @pytest.mark.parametrize("addresses, target", [
     ("receiver:50053", "receiver:50053"),
     ("10.0.0.2:50053,10.0.0.3:50053", "ipv4:10.0.0.2:50053,10.0.0.3:50053"),

@@ -16,9 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from prometheus_client import CollectorRegistry
 
 from conftest import settings_for_tests
-from helpers import (
-    assert_rpc_error, encoded_frame, free_port, metric, png_bytes, png_header_only, sample_png, scrape,
-)
+from helpers import assert_rpc_error, encoded_frame, free_port, metric, png_bytes, png_header_only, sample_png, scrape
 from semcom.channel_emulator import server as channel_server
 from semcom.channel_emulator.awgn import measured_snr_db
 from semcom.common.data import sample_images
@@ -306,7 +304,8 @@ def test_a_dead_receiver_gives_unavailable_naming_it_through_the_chain(services,
     try:
         stub = transmitter_pb2_grpc.TransmitterStub(channel_to(transmitter))
         assert_rpc_error(lambda: transmit(stub, sample_png()), grpc.StatusCode.UNAVAILABLE,
-                         f"channel emulator at {services.address(channel)}: receiver at {dead}: connections to all backends failing")
+                         f"channel emulator at {services.address(channel)}: receiver at {dead}: "
+                         "connections to all backends failing")
     finally:
         for server in (transmitter, channel):
             services.loop.run(server.stop(0))
