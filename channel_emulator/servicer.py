@@ -24,7 +24,7 @@ class ChannelEmulatorServicer(channel_emulator_pb2_grpc.ChannelEmulatorServicer)
         self._emulator = emulator
         self._metrics = metrics
         self._receivers = receivers
-        self._receiver = receiver_pb2_grpc.ReceiverStub(receivers.channel)
+        self._receiver = receiver_pb2_grpc.ReceiverStub(receivers.grpc_channel)
         metrics.show_config(emulator.config)
 
     async def Forward(self, request: pb.ForwardRequest, context) -> pb.ForwardResponse:

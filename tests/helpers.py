@@ -77,6 +77,18 @@ def metric(samples: dict, name: str, **labels) -> float:
     return sum(v for (n, l), v in samples.items() if n == name and wanted <= set(l))
 
 
+def answered_by(samples: dict, service: str = "channel") -> dict[str, float]:
+    """A service's calls to its pool answered OK, by backend node (semcom_<service>_backend_calls_total)."""
+    return {dict(labels)["backend"]: value for (name, labels), value in samples.items()
+            if name == f"semcom_{service}_backend_calls_total" and dict(labels)["grpc_code"] == "OK"}
+
+
+def failed_calls(samples: dict, method: str) -> float:
+    """Calls of `method` the service answered with any code but OK."""
+    return sum(value for (name, labels), value in samples.items() if name == "grpc_server_handled_total"
+               and dict(labels)["grpc_method"] == method and dict(labels)["grpc_code"] != "OK")
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then released)."""
     with socket.socket() as s:

@@ -25,12 +25,17 @@ SERVICES = {"transmitter": 50051, "channel": 50052, "receiver": 50053}
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> list[dict]:
-    """The demo overlay, rendered from a copy that holds certificates made by `semcom certs`."""
+def overlays(tmp_path_factory) -> Path:
+    """A copy of the overlays whose demo holds certificates made by `semcom certs`."""
     copy = tmp_path_factory.mktemp("kubernetes") / "kubernetes"
     shutil.copytree(KUBERNETES, copy, ignore=shutil.ignore_patterns("certs"))
-    make_certificates(copy / "overlays" / "demo" / "certs", hosts=("receiver.semcom-demo.svc",))
-    return kubernetes.render(copy / "overlays" / "demo")
+    make_certificates(copy / "overlays" / "demo" / "certs")
+    return copy / "overlays"
+
+
+@pytest.fixture(scope="module")
+def rendered(overlays) -> list[dict]:
+    return kubernetes.render(overlays / "demo")
 
 
 def find(objects: list[dict], kind: str, name: str) -> dict:
@@ -42,8 +47,9 @@ def env(container: dict) -> dict[str, object]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-def test_every_rendered_object_validates_against_the_kubernetes_schemas(rendered):
+def test_every_rendered_object_validates_against_the_kubernetes_schemas(rendered, overlays):
     assert kubernetes.validate(rendered) == []
+    assert kubernetes.validate(kubernetes.render(overlays / "queue-autoscaling")) == []
     kinds = sorted({item["kind"] for item in rendered})
     assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Namespace", "Secret", "Service"]
 
@@ -57,12 +63,17 @@ def test_the_validator_is_not_a_rubber_stamp(rendered):
     assert kubernetes.validate([typo])  # strict: an unknown field is an error
 
 
-def test_the_overlay_sets_namespace_replicas_and_image(rendered):
+def test_the_overlay_sets_namespace_the_receivers_floor_and_image(rendered):
     for item in rendered:
         if item["kind"] != "Namespace":  # the overlay's own objects: outside the base's labels
             assert item["metadata"]["namespace"] == "semcom-demo", item["metadata"]["name"]
             assert item["kind"] == "Secret" or item["metadata"]["labels"]["app.kubernetes.io/part-of"] == "semcom"
-    assert find(rendered, "Deployment", "receiver")["spec"]["replicas"] == 3
+    assert "replicas" not in find(rendered, "Deployment", "receiver")["spec"]  # the autoscaler owns the count
+    assert find(rendered, "HorizontalPodAutoscaler", "receiver")["spec"]["minReplicas"] == 3
+    for container in (item["spec"]["template"]["spec"]["containers"][0] for item in rendered
+                      if item["kind"] == "Deployment"):
+        assert container["image"] == "semcom:latest" and container["imagePullPolicy"] == "IfNotPresent"
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     channel = find(rendered, "Deployment", "channel")["spec"]["template"]["spec"]["containers"][0]
     assert env(channel)["SEMCOM_DELAY_SECONDS"] == "0.005" and env(channel)["SEMCOM_SNR_DB"] == "10"  # patched, kept
 
@@ -87,23 +98,27 @@ def test_each_service_has_grpc_probes_tls_and_scrape_annotations(rendered, name)
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
-def test_the_tls_secret_holds_the_certificates_semcom_certs_made_and_no_ca_key(rendered):
+def test_the_tls_secret_holds_the_services_certificates_and_no_other_key(rendered):
     secret = find(rendered, "Secret", "semcom-tls")
-    assert "ca-key.pem" not in secret["data"]
+    assert sorted(secret["data"]) == sorted(["ca.pem", *(f"{name}{part}.pem" for name in SERVICES
+                                                           for part in ("", "-key"))])  # no CA or client key
     certificate = base64.b64decode(secret["data"]["receiver.pem"])
     assert certificate.startswith(b"-----BEGIN CERTIFICATE-----")
 
 
-def test_the_receivers_are_a_headless_pool_with_an_autoscaler(rendered):
+def test_the_receivers_are_a_headless_pool_with_an_autoscaler(rendered, overlays):
     service = find(rendered, "Service", "receiver")
     assert service["spec"]["clusterIP"] == "None"
     channel = find(rendered, "Deployment", "channel")["spec"]["template"]["spec"]["containers"][0]
     assert env(channel)["SEMCOM_RECEIVER"] == f"receiver:{SERVICES['receiver']}"  # the headless name: every pod
     autoscaler = find(rendered, "HorizontalPodAutoscaler", "receiver")
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "receiver"
-    metrics = {item["type"]: item for item in autoscaler["spec"]["metrics"]}
+    assert [item["resource"]["name"] for item in autoscaler["spec"]["metrics"]] == ["cpu"]  # readable everywhere
+    queued = find(kubernetes.render(overlays / "queue-autoscaling"), "HorizontalPodAutoscaler", "receiver")
+    metrics = {item["type"]: item for item in queued["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
     assert metrics["Pods"]["pods"]["metric"]["name"] == "semcom_receiver_queue_seconds_mean"
+    assert queued["spec"]["minReplicas"] == 3  # the demo's, kept
     rules = (KUBERNETES / "prometheus-adapter-rules.yaml").read_text()
     assert "semcom_receiver_queue_seconds_mean" in rules
     receiver = find(rendered, "Deployment", "receiver")["spec"]["template"]["spec"]
@@ -128,6 +143,23 @@ def test_an_unsupported_kustomize_field_is_refused_by_name(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: x-\n")
     with pytest.raises(kubernetes.ManifestError, match="namePrefix not supported"):
         kubernetes.render(tmp_path)
+
+
+def test_an_unsupported_field_inside_an_entry_is_refused_too(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("images:\n  - name: semcom\n    digest: sha256:00\n")
+    with pytest.raises(kubernetes.ManifestError, match="images: digest not supported"):
+        kubernetes.render(tmp_path)
+
+
+@pytest.mark.parametrize("image, expected", [("semcom", "r.example/semcom:v2"), ("semcom:1.0", "r.example/semcom:v2"),
+                                             ("other:1", "other:1"), ("host:5000/semcom:1", "host:5000/semcom:1")])
+def test_the_images_transformer_matches_by_name_with_registries_ports(tmp_path, image, expected):
+    (tmp_path / "pod.yaml").write_text(f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: x}}\nspec:\n"
+                                       f"  template:\n    spec:\n      containers: [{{name: x, image: '{image}'}}]\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [pod.yaml]\nimages:\n  - name: semcom\n"
+                                                 "    newName: r.example/semcom\n    newTag: v2\n")
+    (rendered,) = kubernetes.render(tmp_path)
+    assert rendered["spec"]["template"]["spec"]["containers"][0]["image"] == expected
 
 
 def test_strategic_merge_merges_named_lists_and_replaces_others():

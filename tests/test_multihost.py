@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers import answered_by, failed_calls
 from semcom.common.data import sample_images
 from semcom.tools.certs import make_certificates
 
@@ -217,18 +218,23 @@ def test_a_stopped_channel_node_gives_unavailable_quickly_and_its_restart_recove
 
 # --- the receiver pool --------------------------------------------------------------------------------------------
 
+HOSTS_FILE = Path("/etc/netns") / NAMESPACES["pool"] / "hosts"  # the channel node's, as `ip netns exec` mounts it
+
 
 @pytest.fixture(scope="module")
 def pool(certificates, tmp_path_factory):
     """Three receiver nodes behind one channel node; the transmitter and the load client on the channel node.
     The channel finds the receivers as a Kubernetes headless Service gives them: one name, `receiver`, that
-    resolves to every receiver's address (the channel node's /etc/hosts here, cluster DNS there)."""
+    resolves to every receiver's address (the channel node's /etc/hosts here, cluster DNS there). At first the
+    name holds r1 and r2; a test adds r3, as a scale-out would. Receivers close connections after 2 s (instead
+    of 30), so that the channel resolves the name again within the test."""
     links = [(("pool", channel_side), (name, address)) for name, (channel_side, address) in POOL_RECEIVERS.items()]
-    receiver_addresses = [address for _, address in POOL_RECEIVERS.values()]
-    with network(("pool", *POOL_RECEIVERS), links, names={"pool": {"receiver": receiver_addresses}}):
+    with network(("pool", *POOL_RECEIVERS), links,
+                 names={"pool": {"receiver": [POOL_RECEIVERS[name][1] for name in ("r1", "r2")]}}):
         folder = tmp_path_factory.mktemp("pool")
-        receivers = {name: Service(name, "receiver", address, 50053, ("--node-name", name, *tls("receiver")), folder,
-                                   label=name) for name, (_, address) in POOL_RECEIVERS.items()}
+        receivers = {name: Service(name, "receiver", address, 50053, ("--node-name", name, "--max-connection-age-"
+                                   "seconds", "2", *tls("receiver")), folder, label=name)
+                     for name, (_, address) in POOL_RECEIVERS.items()}
         channel = Service("pool", "channel", "127.0.0.1", 50052,
                           ("--receiver", "receiver:50053", "--seed", "1", *tls("channel")), folder)
         transmitter = Service("pool", "transmitter", "127.0.0.1", 50051,
@@ -245,17 +251,28 @@ def pool(certificates, tmp_path_factory):
 
 def decoded_by(channel: Service) -> dict[str, float]:
     """The channel's Decode calls answered OK, by receiver node."""
-    return {dict(labels)["backend"]: value for (name, labels), value in channel.metrics().items()
-            if name == "semcom_channel_backend_calls_total" and dict(labels)["grpc_code"] == "OK"}
+    return answered_by(channel.metrics())
+
+
+def load(seconds: float, *pacing: str) -> subprocess.Popen:
+    """`semcom load` of linear_analog frames (no scoring) from the channel node, started."""
+    return subprocess.Popen(
+        in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051", "--codec",
+                     "linear_analog", "--duration", str(seconds), "--max-requests", "100000", "--scoring", "none",
+                     "--omit-images", *(pacing or ("--concurrency", "6"))),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(running: subprocess.Popen) -> str:
+    """The load's report, once it has finished without an error."""
+    out, err = running.communicate(timeout=120)
+    assert running.returncode == 0 and "errors: none" in out, out + err
+    return out
 
 
 def test_a_receiver_killed_under_load_loses_no_frame_and_rejoins_after_restart(pool):
     receivers, channel = pool
-    load = subprocess.Popen(
-        in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051", "--codec",
-                     "linear_analog", "--concurrency", "4", "--rate", "12", "--duration", "15", "--max-requests",
-                     "100000", "--scoring", "none", "--omit-images"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = load(15, "--concurrency", "4", "--rate", "12")
     time.sleep(3)
     at_kill = decoded_by(channel)
     receivers["r2"].process.kill()  # no drain, no goodbye: calls in flight to it fail and are retried elsewhere
@@ -263,40 +280,37 @@ def test_a_receiver_killed_under_load_loses_no_frame_and_rejoins_after_restart(p
     while_dead = decoded_by(channel)
     receivers["r2"].start()
     rejoined = decoded_by(channel)
-    out, err = load.communicate(timeout=120)
+    print(finished(running))  # the load report (pytest -s shows it)
     final = decoded_by(channel)
-    print(out)  # the load report: throughput and latency with the pool (pytest -s shows it)
 
-    assert load.returncode == 0, err
-    assert "errors: none" in out, out
-    forwards = channel.metrics()
-    failed = sum(value for (name, labels), value in forwards.items() if name == "grpc_server_handled_total"
-                 and dict(labels)["grpc_method"] == "Forward" and dict(labels)["grpc_code"] != "OK")
-    assert failed == 0  # no Forward failed at the channel either: the pool's retry, not the client's, kept them
-    assert all(while_dead[name] > at_kill[name] for name in ("r1", "r3"))  # the live receivers took the load
+    assert failed_calls(channel.metrics(), "Forward") == 0  # the pool's retry, not the client's, kept every frame
+    assert while_dead["r1"] > at_kill["r1"]  # the live receiver took the load
     assert while_dead.get("r2", 0) == at_kill.get("r2", 0)
     assert final.get("r2", 0) > rejoined.get("r2", 0)  # the restarted receiver is back in rotation
-    assert all(final[name] > 0 for name in POOL_RECEIVERS)
+    assert final.get("r3", 0) == 0  # not in the name yet
 
 
-def run_load(seconds: float) -> str:
-    result = subprocess.run(
-        in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051", "--codec",
-                     "linear_analog", "--concurrency", "6", "--duration", str(seconds), "--max-requests", "100000",
-                     "--scoring", "none", "--omit-images"), capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "errors: none" in result.stdout, result.stdout + result.stderr
-    return result.stdout
+def test_a_receiver_added_to_the_name_gets_frames_within_seconds(pool):
+    receivers, channel = pool
+    running = load(8, "--concurrency", "4", "--rate", "20")
+    time.sleep(1)
+    with HOSTS_FILE.open("a") as hosts:  # in place: the channel node's mount shows it at once
+        hosts.write(f"{POOL_RECEIVERS['r3'][1]} receiver\n")
+    added = time.monotonic()
+    while not decoded_by(channel).get("r3"):
+        assert time.monotonic() - added < 6, "r3 got no frame within 6 s of joining the name"
+        time.sleep(0.2)
+    print(f"\nr3 got its first frame {time.monotonic() - added:.1f} s after joining the name")
+    finished(running)
+    assert failed_calls(channel.metrics(), "Forward") == 0
 
 
 def test_receivers_stopped_under_load_drain_and_one_receiver_serves_the_rest(pool):
-    # Runs after the kill test (the pool has its three receivers again). On 2 cores the three receivers share the
-    # CPUs with everything else: this shows distribution and a clean scale-in, not a speed-up.
+    # Runs after the tests above (r1, r2, r3 all in the name). On 2 cores the three receivers share the CPUs with
+    # everything else: this shows distribution and a clean scale-in, not a speed-up.
     receivers, channel = pool
-    three = run_load(3)
-    load = subprocess.Popen(in_namespace("pool", *SEMCOM, *tls("client"), "load", "--transmitter", "127.0.0.1:50051",
-                                         "--codec", "linear_analog", "--concurrency", "6", "--duration", "5",
-                                         "--max-requests", "100000", "--scoring", "none", "--omit-images"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    three = finished(load(3))
+    running = load(5)
     time.sleep(1.5)
     stopped_at = time.monotonic()
     receivers["r2"].process.send_signal(signal.SIGTERM)  # health NOT_SERVING first, then the drain
@@ -304,14 +318,14 @@ def test_receivers_stopped_under_load_drain_and_one_receiver_serves_the_rest(poo
     while time.monotonic() - stopped_at < 3:
         if (now := decoded_by(channel).get("r2", 0)) != last:
             last_change, last = time.monotonic(), now
-    out, err = load.communicate(timeout=120)
-    assert load.returncode == 0 and "errors: none" in out, out + err
+    finished(running)
     assert receivers["r2"].process.wait(30) == 0
     receivers["r3"].stop()
     before = decoded_by(channel)
-    one = run_load(3)
+    one = finished(load(3))
     after = decoded_by(channel)
     print(f"\nthree receivers: {three}\nleft rotation {last_change - stopped_at:.2f} s after SIGTERM (scrape "
           f"resolution about 0.1 s)\none receiver: {one}")
     assert last_change - stopped_at < 1.5  # out of rotation within about a second (scrapes included)
     assert after["r1"] - before["r1"] == sum(after.values()) - sum(before.values())  # r1 alone served them
+    assert failed_calls(channel.metrics(), "Forward") == 0

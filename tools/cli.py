@@ -25,6 +25,7 @@ from .client import (
     RESULT_COLUMNS, configure_channel, describe_channel, describe_rpc_error, format_table, get_channel_config,
     read_images, result_row, transmit_all,
 )
+from .kubernetes import DEFAULT_KUBERNETES_VERSION
 from .training.specs import MODELS
 
 DESCRIPTION = """\
@@ -309,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "kustomization that cannot be built.")
     kube.add_argument("action", choices=["render", "validate"])
     kube.add_argument("folder", type=Path, help="a folder holding kustomization.yaml")
-    kube.add_argument("--kubernetes-version", default="1.33", help="the schemas' Kubernetes version [%(default)s]")
+    kube.add_argument("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION,
+                      help="the schemas' Kubernetes version [%(default)s]")
 
     data = commands.add_parser("data", help="datasets")
     data_which = data.add_subparsers(dest="dataset", required=True, metavar="WHAT")

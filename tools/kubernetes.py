@@ -2,8 +2,8 @@
 
 `render` builds a kustomization as `kubectl apply -k` would, for the subset of kustomize the
 project's manifests use: resources (files and kustomization folders), namespace, labels,
-images, replicas, secret and config-map generators (without name hashes) and strategic-merge
-patches with a kind/name target. Anything else in a kustomization is refused by name, so a
+images, secret and config-map generators (without name hashes) and strategic-merge patches with
+a kind/name target. Any other field, at the top or inside an entry, is refused by name, so a
 manifest never means something here that it would not mean to kustomize. `validate` checks
 every rendered object against the Kubernetes OpenAPI schemas that the kubernetes-validate
 package ships (no cluster, no network).
@@ -16,11 +16,16 @@ import copy
 from pathlib import Path
 
 KUSTOMIZATION = "kustomization.yaml"
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "secretGenerator",
+SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "secretGenerator",
              "configMapGenerator", "patches"}
+# The fields this renderer understands inside each entry of a list field.
+ENTRY_FIELDS = {"labels": {"pairs", "includeTemplates"}, "images": {"name", "newName", "newTag"},
+                "secretGenerator": {"name", "files", "literals", "type", "options"},
+                "configMapGenerator": {"name", "files", "literals", "options"}, "patches": {"path", "patch", "target"}}
 # Objects that have no namespace (the rest get the kustomization's).
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
-                  "StorageClass", "APIService"}
+                  "StorageClass", "APIService", "PriorityClass", "IngressClass", "RuntimeClass",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 DEFAULT_KUBERNETES_VERSION = "1.33"
 
 
@@ -58,6 +63,12 @@ def render(folder: Path) -> list[dict]:
     if unknown:
         raise ManifestError(f"{path}: {', '.join(sorted(unknown))} not supported by this renderer "
                             f"(supported: {', '.join(sorted(SUPPORTED))})")
+    for field, allowed in ENTRY_FIELDS.items():
+        for entry in spec.get(field, []):
+            if unknown := set(entry) - allowed:
+                raise ManifestError(f"{path}: {field}: {', '.join(sorted(unknown))} not supported by this renderer")
+            if set(entry.get("target", {})) - {"kind", "name"}:
+                raise ManifestError(f"{path}: patches: a target by kind and name only")
     objects: list[dict] = []
     for resource in spec.get("resources", []):
         target = folder / resource
@@ -71,23 +82,23 @@ def render(folder: Path) -> list[dict]:
             item.setdefault("metadata", {}).setdefault("labels", {}).update(label["pairs"])
             if label.get("includeTemplates") and "template" in item.get("spec", {}):
                 item["spec"]["template"].setdefault("metadata", {}).setdefault("labels", {}).update(label["pairs"])
-    for replica in spec.get("replicas", []):
-        matches = [item for item in objects if item["metadata"]["name"] == replica["name"] and "replicas" in
-                   item.get("spec", {})]
-        if not matches:
-            raise ManifestError(f"{path}: replicas: no object named {replica['name']!r} has replicas")
-        for item in matches:
-            item["spec"]["replicas"] = int(replica["count"])
     for image in spec.get("images", []):
         for container in _containers(objects):
-            name, _, tag = container["image"].partition(":")
+            name, tag = _split_image(container["image"])
             if name == image["name"]:
-                container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag or 'latest')}"
+                tag = image.get("newTag", tag)
+                container["image"] = image.get("newName", name) + (f":{tag}" if tag else "")
     if "namespace" in spec:
         for item in objects:
             if item["kind"] not in CLUSTER_SCOPED:
                 item["metadata"]["namespace"] = spec["namespace"]
     return objects
+
+
+def _split_image(image: str) -> tuple[str, str]:
+    """(name, tag) of an image reference; a registry's port (host:5000/name) is part of the name."""
+    name, separator, tag = image.rpartition(":")
+    return (name, tag) if separator and "/" not in tag else (image, "")
 
 
 def _containers(objects: list[dict]) -> list[dict]:

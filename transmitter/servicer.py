@@ -21,7 +21,7 @@ SCORINGS = {value: name for name, value in pipeline.SCORING_VALUES.items()}  # T
 
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
-                 channel: Downstream,
+                 channels: Downstream,
                  pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
                  domain: pipeline.DomainPolicy = pipeline.DomainPolicy()):
         self._settings = settings
@@ -31,8 +31,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         self._design_snr_db = design_snr_db
         self._metrics = metrics
         self._default_codec = default_codec
-        self._channel = channel
-        self._channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(channel.channel)
+        self._channels = channels
+        self._channel_stub = channel_emulator_pb2_grpc.ChannelEmulatorStub(channels.grpc_channel)
 
     async def Transmit(self, request: pb.TransmitRequest, context) -> pb.TransmitResponse:
         return await self._transmit(request, context)
@@ -56,7 +56,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
         scoring = self._scoring_of(request)
         encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id)
 
-        forwarded = await self._channel.call(self._channel_stub.Forward(
+        forwarded = await self._channels.call(self._channel_stub.Forward(
             channel_emulator_pb2.ForwardRequest(frame=frame_message), timeout=context.time_remaining()))
         assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded, scoring,
                                                               not request.omit_images)

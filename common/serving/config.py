@@ -99,6 +99,8 @@ class ServerSettings:
                                    "empty: none")
     node_name: str = setting("", "this service's name in its replies (trailing metadata semcom-node) and in the "
                                  "calling service's per-backend metrics; empty: HOSTNAME:PORT")
+    max_connection_age_seconds: float = setting(30.0, "close each client connection this old (gracefully), so that "
+                                                      "pools resolve their DNS name again and find new backends")
     health_port: int = setting(-1, "also answer grpc.health.v1, alone and in plaintext, on this port, for probes that "
                                    "cannot do TLS (Kubernetes' gRPC probes); -1: no such port, 0: a free one")
 

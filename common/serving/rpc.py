@@ -36,6 +36,10 @@ from .tls import TlsFiles
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 KEEPALIVE_TIME_MS = 30_000
+# A server closes (gracefully: calls in flight finish within the grace) each connection this old, so that
+# a pool's clients reconnect and resolve their DNS name again: receivers a headless Service gains (scale-out,
+# a rolling update's new IPs) get traffic within about this long. Long calls get the grace.
+MAX_CONNECTION_AGE_MS, MAX_CONNECTION_AGE_GRACE_MS = 30_000, 120_000
 NODE_METADATA = "semcom-node"  # trailing metadata: the node that answered (ServerSettings.node_name)
 UNANSWERED = "unanswered"  # the backend label of a call no backend answered (none reachable, deadline)
 
@@ -60,8 +64,10 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def server_options(max_message_bytes: int) -> list[tuple[str, object]]:
+def server_options(max_message_bytes: int, max_connection_age_ms: int = MAX_CONNECTION_AGE_MS) -> list[tuple[str, object]]:
     return [
+        ("grpc.max_connection_age_ms", max_connection_age_ms),
+        ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -109,11 +115,8 @@ def pool_target(addresses: str, flag: str) -> tuple[str, bool]:
     return f"ipv{versions.pop()}:{','.join(entries)}", True
 
 
-def channel_options(max_message_bytes: int, retries: bool = True,
-                    service_config: str | None = None) -> list[tuple[str, object]]:
-    """retries: the edge's policy (retry UNAVAILABLE, throttled); False for a service's own hops, which
-    may give a pool's `service_config` instead."""
-    service_config = service_config or (_RETRY_SERVICE_CONFIG if retries else None)
+def channel_options(max_message_bytes: int, retries: bool = True) -> list[tuple[str, object]]:
+    """retries: the edge's policy (retry UNAVAILABLE, throttled); False for a service's own hops."""
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -121,7 +124,7 @@ def channel_options(max_message_bytes: int, retries: bool = True,
         ("grpc.keepalive_permit_without_calls", 1),
         # Without the policy gRPC still retries, transparently, a call that never left this client.
         ("grpc.enable_retries", 1),
-        *([("grpc.service_config", service_config)] if service_config else []),
+        *([("grpc.service_config", _RETRY_SERVICE_CONFIG)] if retries else []),
         # A restarted peer is found again within about a second (gRPC's default backoff grows to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 1000),
@@ -134,10 +137,10 @@ client_tls = TlsFiles()
 
 
 def aio_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, retries: bool = False,
-                tls: TlsFiles | None = None) -> grpc.aio.Channel:
-    """An asyncio channel (create it inside the running loop); a service's hop by default, which does
-    not retry (retries=True: a client's, as sync_channel). TLS with `tls` (default: client_tls)."""
-    options, tls = channel_options(max_message_bytes, retries), tls or client_tls
+                tls: TlsFiles | None = None, options: list[tuple[str, object]] | None = None) -> grpc.aio.Channel:
+    """An asyncio channel (create it inside the running loop); a client's, which retries (retries=True, as
+    sync_channel), or with `options` (a Downstream's). TLS with `tls` (default: client_tls)."""
+    options, tls = options or channel_options(max_message_bytes, retries), tls or client_tls
     if tls.enabled:
         return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
     return grpc.aio.insecure_channel(address, options=options)
@@ -168,14 +171,17 @@ class Downstream:
                  idempotent_methods: tuple[str, ...] = ()):
         self.hop, self.address, self._calls = hop, addresses, calls
         target, is_list = pool_target(addresses, flag)
-        options = channel_options(max_message_bytes, service_config=pool_service_config(service, idempotent_methods))
-        tls = tls or client_tls
-        if tls.enabled:
-            if is_list and tls_name:
-                options.append(("grpc.ssl_target_name_override", tls_name))
-            self.channel = grpc.aio.secure_channel(target, tls.channel_credentials(), options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
+        options = [*channel_options(max_message_bytes, retries=False),
+                   ("grpc.service_config", pool_service_config(service, idempotent_methods)),
+                   # gRPC's default: a DNS name resolved again at most every 30 s, whatever asks it to.
+                   ("grpc.dns_min_time_between_resolutions_ms", 1000)]
+        if idempotent_methods:
+            # A request over the retry buffer (256 KiB by default) is never retried: frames reach 64 MiB.
+            options += [("grpc.per_rpc_retry_buffer_size", max_message_bytes),
+                        ("grpc.retry_buffer_size", 2 * max_message_bytes)]
+        if is_list and tls_name and (tls or client_tls).enabled:
+            options.append(("grpc.ssl_target_name_override", tls_name))
+        self.grpc_channel = aio_channel(target, tls=tls, options=options)
 
     async def call(self, call):
         try:
@@ -191,5 +197,5 @@ class Downstream:
         self._calls.labels(node, code).inc()
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.grpc_channel.close()
 

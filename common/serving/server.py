@@ -44,7 +44,7 @@ class ServiceServer:
         self.interceptor = ServiceInterceptor(GrpcServerMetrics(registry), settings.admin_token)
         self.server = grpc.aio.server(
             interceptors=[self.interceptor],
-            options=server_options(settings.max_message_bytes),
+            options=server_options(settings.max_message_bytes, int(settings.max_connection_age_seconds * 1000)),
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -131,13 +131,13 @@ class ServiceServer:
         log.info("%s stopping (grace %.1f s)", self.name, grace)
         await self.health.enter_graceful_shutdown()
         if grace > 0:
-            start = asyncio.get_running_loop().time()
             if await self.interceptor.drain(grace):
                 await asyncio.sleep(min(_LINGER_SECONDS, grace))
             else:
                 log.warning("%s: calls still in flight after %.1f s; cancelling them", self.name, grace)
-            grace = max(0.0, grace - (asyncio.get_running_loop().time() - start))
-        await self.server.stop(grace)
+        # Only health Watch streams (a pool's clients keep them open) can be left after the drain: waiting
+        # out the rest of the grace for them would only delay the exit.
+        await self.server.stop(0)
         if self._health_server is not None:
             await self._health_server.stop(0)
         for close in self._closers:
