@@ -64,7 +64,8 @@ _RETRY_SERVICE_CONFIG = json.dumps(
 )
 
 
-def server_options(max_message_bytes: int, max_connection_age_ms: int = MAX_CONNECTION_AGE_MS) -> list[tuple[str, object]]:
+def server_options(max_message_bytes: int,
+                   max_connection_age_ms: int = MAX_CONNECTION_AGE_MS) -> list[tuple[str, object]]:
     return [
         ("grpc.max_connection_age_ms", max_connection_age_ms),
         ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
