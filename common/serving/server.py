@@ -82,7 +82,12 @@ class ServiceServer:
         self.interceptor.node_name = self.settings.node_name or f"{socket.gethostname()}:{self.port}"
         if self.settings.health_port >= 0:
             await self._start_health_server()
-        await self.server.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            if self._health_server is not None:
+                await self._health_server.stop(0)  # no probe may see a server that never started
+            raise
         self._metrics_httpd, self.metrics_port = start_metrics_server(
             self.registry, self.settings.metrics_host, self.settings.metrics_port
         )
