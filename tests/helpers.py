@@ -63,7 +63,11 @@ def png_header_only(width: int, height: int) -> bytes:
 def scrape(server: ServiceServer) -> dict[tuple[str, tuple], float]:
     """The service's /metrics as {(sample name, sorted labels): value}."""
     with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+        return parse_metrics(response.read().decode())
+
+
+def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text as {(sample name, sorted labels): value}."""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

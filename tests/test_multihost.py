@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import answered_by, failed_calls
+from helpers import answered_by, failed_calls, parse_metrics
 from semcom.common.data import sample_images
 from semcom.tools.certs import make_certificates
 
@@ -132,8 +131,7 @@ class Service:
         text = subprocess.run(in_namespace(self.host, sys.executable, "-c",
                                            f"import urllib.request; print(urllib.request.urlopen({url!r}).read()"
                                            ".decode())"), capture_output=True, text=True, check=True, timeout=30).stdout
-        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(text) for sample in family.samples}
+        return parse_metrics(text)
 
     @property
     def _ready_file(self) -> Path:

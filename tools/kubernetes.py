@@ -110,6 +110,8 @@ def _generate(folder: Path, path: Path, kind: str, entry: dict) -> dict:
     if not entry.get("options", {}).get("disableNameSuffixHash"):
         raise ManifestError(f"{path}: {entry['name']}: name suffix hashes are not supported by this renderer; "
                             "set options.disableNameSuffixHash: true")
+    # A Secret's values are base64, a ConfigMap's the text itself.
+    encode = (lambda content: base64.b64encode(content).decode()) if kind == "Secret" else bytes.decode
     data: dict[str, str] = {}
     for file in entry.get("files", []):
         key, _, relative = file.rpartition("=")
@@ -118,12 +120,10 @@ def _generate(folder: Path, path: Path, kind: str, entry: dict) -> dict:
             raise ManifestError(f"{path}: {entry['name']}: {source} does not exist"
                                 + (" (make it with `semcom certs`, see the kustomization's comment)"
                                    if kind == "Secret" else ""))
-        content = source.read_bytes()
-        data[key or source.name] = (base64.b64encode(content).decode() if kind == "Secret"
-                                    else content.decode())
+        data[key or source.name] = encode(source.read_bytes())
     for literal in entry.get("literals", []):
         key, _, value = literal.partition("=")
-        data[key] = base64.b64encode(value.encode()).decode() if kind == "Secret" else value
+        data[key] = encode(value.encode())
     generated = {"apiVersion": "v1", "kind": kind, "metadata": {"name": entry["name"]}, "data": data}
     if kind == "Secret":
         generated["type"] = entry.get("type", "Opaque")

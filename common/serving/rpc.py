@@ -79,7 +79,8 @@ def server_options(max_message_bytes: int,
 
 def pool_service_config(service: str, idempotent_methods: tuple[str, ...] = ()) -> str:
     """Round-robin over the backends that report `service` SERVING; `idempotent_methods` are retried
-    once on UNAVAILABLE (the pick after a failure lands on another backend), throttled as the edge's."""
+    once on UNAVAILABLE (round-robin's next pick: another backend while several are in rotation),
+    throttled as the edge's."""
     config: dict = {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": service}}
     if idempotent_methods:
         config["methodConfig"] = [{
@@ -159,7 +160,7 @@ def sync_channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTE
 class Downstream:
     """A service's hop to the next one: a pool of one or more backends serving `service`.
 
-    `call` awaits a stub call made on `channel` with the caller's remaining deadline; failures keep
+    `call` awaits a stub call made on `grpc_channel` with the caller's remaining deadline; failures keep
     their code and name the hop (a dead receiver behind the channel emulator reaches the client as
     UNAVAILABLE "channel emulator at 127.0.0.1:50052: receiver at 127.0.0.1:50053: ..."), and
     every call is counted by the backend that answered. Over TLS, a list of IP addresses is checked
