@@ -79,12 +79,13 @@ class SPADE(nn.Module):
 
 
 class SPADEResBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, condition_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, condition_channels: int,
+                 spade_hidden: int = 32):
         super().__init__()
-        self.norm1 = SPADE(in_channels, condition_channels)
+        self.norm1 = SPADE(in_channels, condition_channels, spade_hidden)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.time = nn.Linear(embedding_dim, out_channels)
-        self.norm2 = SPADE(out_channels, condition_channels)
+        self.norm2 = SPADE(out_channels, condition_channels, spade_hidden)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
@@ -131,7 +132,8 @@ class SemanticDiffusionUNet(nn.Module):
     """
 
     def __init__(self, num_classes: int = 19, widths: tuple[int, ...] = (32, 64, 96), embedding_dim: int = 128,
-                 prediction: str = "epsilon", in_channels: int = 3, condition_channels: int | None = None):
+                 prediction: str = "epsilon", in_channels: int = 3, condition_channels: int | None = None,
+                 spade_hidden: int = 32):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
@@ -147,16 +149,16 @@ class SemanticDiffusionUNet(nn.Module):
         self.downsamples = nn.ModuleList()
         previous = widths[0]
         for i, width in enumerate(widths):
-            self.down_blocks.append(SPADEResBlock(previous, width, embedding_dim, condition_channels))
+            self.down_blocks.append(SPADEResBlock(previous, width, embedding_dim, condition_channels, spade_hidden))
             previous = width
             if i < len(widths) - 1:
                 self.downsamples.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
-        self.middle = SPADEResBlock(previous, previous, embedding_dim, condition_channels)
+        self.middle = SPADEResBlock(previous, previous, embedding_dim, condition_channels, spade_hidden)
         self.up_blocks = nn.ModuleList()
         for width in reversed(widths):
-            self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels))
+            self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels, spade_hidden))
             previous = width
-        self.out_norm = SPADE(previous, condition_channels)
+        self.out_norm = SPADE(previous, condition_channels, spade_hidden)
         self.out = nn.Conv2d(previous, in_channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

@@ -119,9 +119,21 @@ class DDIMSampler:
         `rng`: one for the batch, or one per batch item, so that an item's noise (and so its
         sample) does not depend on what it is batched with.
         """
+        return self.sample_from(predict_noise, condition, self.start_point(shape, rng, initial, start), start, rng)
+
+    def start_point(self, shape: tuple[int, ...], rng=None, initial: np.ndarray | None = None,
+                    start: int | None = None) -> np.ndarray:
+        """Where `sample` begins, at its first timestep: pure noise, or `initial` noised to `start`."""
+        noise = _randn(shape, rng)
+        if initial is None:
+            return noise
+        return self.schedule.add_noise(initial, noise, np.full(shape[0], self.timesteps(start)[0]))
+
+    def sample_from(self, predict_noise: NoisePredictor, condition: np.ndarray, x: np.ndarray, start: int | None = None,
+                    rng=None) -> np.ndarray:
+        """x0 from x, the sample at timesteps(start)[0] (start_point's); rng: eta's noise, as for `sample`."""
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
-        x = self._start(shape, rng, initial, steps[0])
         predict = self._conditioned(predict_noise, condition)
         for i, t in enumerate(steps):
             # Python floats: numpy keeps the float32 arrays float32 when it scales them by these.
@@ -132,12 +144,8 @@ class DDIMSampler:
             sigma = self.eta * math.sqrt(max((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev), 0))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0)) * eps
             if self.eta > 0 and i + 1 < len(steps):
-                x = x + sigma * _randn(shape, rng)
+                x = x + sigma * _randn(x.shape, rng)
         return x.astype(np.float32, copy=False)
-
-    def _start(self, shape, rng, initial, first_timestep: int) -> np.ndarray:
-        noise = _randn(shape, rng)
-        return noise if initial is None else self.schedule.add_noise(initial, noise, np.full(shape[0], first_timestep))
 
     def _clipped_x0(self, predict, x, t: int, ab: float) -> np.ndarray:
         eps = predict(x, np.full(x.shape[0], t, dtype=np.int64))
@@ -180,13 +188,11 @@ class DPMSolverSampler(DDIMSampler):
         targets = np.linspace(log_snr[top], log_snr[0], min(self.steps, top + 1))
         return sorted({int(np.argmin(np.abs(log_snr[:top + 1] - target))) for target in targets}, reverse=True)
 
-    def sample(self, predict_noise: NoisePredictor, condition: np.ndarray, shape: tuple[int, ...],
-               rng: np.random.Generator | Sequence[np.random.Generator] | None = None,
-               initial: np.ndarray | None = None, start: int | None = None) -> np.ndarray:
-        """As DDIMSampler.sample."""
+    def sample_from(self, predict_noise: NoisePredictor, condition: np.ndarray, x: np.ndarray, start: int | None = None,
+                    rng=None) -> np.ndarray:
+        """As DDIMSampler.sample_from (deterministic: rng unused)."""
         alpha_bar = self.schedule.alpha_bar
         steps = self.timesteps(start)
-        x = self._start(shape, rng, initial, steps[0])
         predict = self._conditioned(predict_noise, condition)
         previous = None  # (D_(i-1), h_(i-1))
         for i, t in enumerate(steps):
