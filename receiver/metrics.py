@@ -25,7 +25,8 @@ class ReceiverMetrics:
         )
         self.model_info = Gauge(
             "semcom_receiver_model_info",
-            "Loaded codecs and models (value 1): version, precision, and the CPU's ISA and native bf16 "
-            "(the precision auto chooses by).",
-            ["codec", "codec_version", "precision", "cpu_isa", "native_bf16"], registry=registry,
+            "Loaded codecs and models (value 1): version, precision, the CPU's ISA and native bf16 "
+            "(the precision auto chooses by), and the diffusion decoder a generative codec runs (--decoder: "
+            "diffusion, or its distilled student diffusion_student; empty for the others).",
+            ["codec", "codec_version", "precision", "cpu_isa", "native_bf16", "decoder"], registry=registry,
         )

@@ -12,6 +12,7 @@ from semcom.common.models import cpu
 from semcom.common.models import device as model_device
 from semcom.common.models import precision as model_precision
 from semcom.common.models import runtime as decoder_runtime
+from semcom.common.models import store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 from semcom.common.serving.config import (
@@ -40,24 +41,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--max-queue-delay-ms", type=float, default=0.0,
                help="dynamic batching: wait this long after a frame arrives for more to batch with it "
                     "(0: batch only frames already waiting)")
+    add_option(parser, "--decoder", default="diffusion", choices=list(decoder_runtime.DIFFUSION_DECODERS),
+               help="the semantic and gesco codecs' diffusion decoder: diffusion (the shipped UNet, --ddim-steps "
+                    "steps) or student (its distilled one-step student, `semcom train diffusion_student`: one "
+                    "network call per frame; fp32 or bf16)")
     add_settings(parser, SamplerSettings)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"sampler": settings_from_args(SamplerSettings, args), "precision": args.precision,
-                                   "device": args.device,
+                                   "device": args.device, "decoder": args.decoder,
                                    "max_batch_size": args.max_batch_size,
                                    "max_queue_delay": args.max_queue_delay_ms / 1000}
 
 
+def _sampler_changed(sampler: SamplerSettings) -> bool:
+    """Whether the sampler's steps, method or guidance differ from the defaults (which a student ignores)."""
+    default = SamplerSettings()
+    return (sampler.steps, sampler.method, sampler.guidance_scale) != (default.steps, default.method,
+                                                                       default.guidance_scale)
+
+
 async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
-                max_batch_size: int = 8, max_queue_delay: float = 0.0, device: str = "cpu") -> ServiceServer:
+                max_batch_size: int = 8, max_queue_delay: float = 0.0, device: str = "cpu",
+                decoder: str = "diffusion") -> ServiceServer:
     """precision: one of model_precision.CHOICES; "auto" and bf16 are resolved against this CPU. The default
     stays fp32 for callers in Python (the tests' fixture); the command line's is auto."""
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     capabilities = cpu.detect()
-    requested, precision = precision, model_precision.resolve(precision, capabilities)
+    requested = precision
+    if decoder != "diffusion":
+        if precision == "int8":
+            raise ValueError(f"--decoder {decoder} runs at fp32 or bf16 (no int8 artifact yet): pass --precision fp32")
+        store.check_trained_on(decoder_runtime.DIFFUSION_DECODERS[decoder])  # distilled from the shipped teacher?
+        if _sampler_changed(sampler):
+            log.warning("--decoder %s decodes in %d step, unguided: --ddim-steps, --sampler and --guidance-scale "
+                        "apply to --decoder diffusion only", decoder, decoder_runtime.STUDENT_STEPS)
+        precision = "fp32" if precision == "auto" else precision  # auto's int8 is not the student's
+    precision = model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     requested_device, device = device, model_device.resolve(device, precision)
     log.info("device %s (asked: %s)", device, requested_device)
@@ -71,7 +93,7 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
             log.warning("the int8 decoder was calibrated on %d-step %s trajectories and this receiver runs %d %s "
                         "steps: `semcom quantize --ddim-steps %d --sampler %s` calibrates for it", *calibrated,
                         sampler.steps, sampler.method, sampler.steps, sampler.method)
-    runtime = DecoderRuntime(precision, sampler, device=device)
+    runtime = DecoderRuntime(precision, sampler, device=device, diffusion_decoder=decoder)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)
@@ -81,8 +103,10 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
 
     async def load_models() -> None:
         for codec_id, codec in (await servicer.on_decode_thread(codecs.load_all, "decode", runtime)).items():
+            generative = "diffusion" in codec.capabilities.decoder_models
             metrics.model_info.labels(codec_id, str(codec.version), precision, capabilities.isa,
-                                      str(capabilities.native_bf16).lower()).set(1)
+                                      str(capabilities.native_bf16).lower(),
+                                      runtime.diffusion_model if generative else "").set(1)
 
     await server.start(load=load_models)
     return server

@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     diffusion.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
     diffusion.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=["ddim"],
                            help="samplers to compare at each step count")
+    student = bench_which.add_parser(
+        "student", help="the distilled one-step student (receiver --decoder student) against the 5-step decoder "
+                        "and its teacher: frame decode time and quality over the sweep (several minutes)")
+    student.add_argument("--count", type=int, default=8, help="validation scenes for latency [%(default)s]")
+    student.add_argument("--quality-count", type=int, default=16,
+                         help="validation scenes per sweep point [%(default)s]")
+    student.add_argument("--repeats", type=int, default=3, help="latency repeats (medians) [%(default)s]")
+    student.add_argument("--precisions", default="", help="comma-separated: fp32 and bf16 (default: those this CPU "
+                                                          "runs natively; the student has no int8 yet)")
     receiver = bench_which.add_parser(
         "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
                          "FLOPs/BOPs, quality over the sweep (several minutes)")
@@ -191,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", type=Path, metavar="WEIGHTS_PT",
                        help="start from these weights (e.g. the shipped common/weights/<model>.pt) with a fresh "
                             "optimizer: more training where no checkpoint is left to --resume")
+    train.add_argument("--teacher-store", type=Path, default=Path("checkpoints/teacher_store"),
+                       help="diffusion_student: the teacher store it learns from (`semcom distill store`) "
+                            "[%(default)s]")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
 
@@ -313,6 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--kubernetes-version", default=DEFAULT_KUBERNETES_VERSION,
                       help="the schemas' Kubernetes version [%(default)s]")
 
+    distill = commands.add_parser("distill", help="distillation: the teacher store students train from")
+    distill_which = distill.add_subparsers(dest="distill", required=True, metavar="WHAT")
+    teacher = distill_which.add_parser(
+        "store", help="run the diffusion teacher once over training scenes and channel draws, and store its outputs",
+        description="Runs the shipped diffusion decoder as a teacher (--steps DDIM steps, classifier-free guidance "
+                    "--guidance-scale) on training scenes, each through a channel draw (AWGN or Rayleigh, -5..20 dB) "
+                    "in one of the receiver's modes (semantic; map-only; gesco), and stores, in float16 shards with a "
+                    "card, the condition, the exact start sample and timestep and the teacher's output: what "
+                    "`semcom train diffusion_student` learns from without calling the teacher.")
+    teacher.add_argument("--count", type=int, default=1024, help="items (teacher decodes) [%(default)s]")
+    teacher.add_argument("--out", type=Path, default=Path("checkpoints/teacher_store"), help="[%(default)s]")
+    teacher.add_argument("--steps", type=int, default=10, help="the teacher's DDIM steps [%(default)s]")
+    teacher.add_argument("--guidance-scale", type=float, default=1.5,
+                         help="the teacher's classifier-free guidance (1: none) [%(default)s]")
+    teacher.add_argument("--shard-size", type=int, default=256, help="items per shard file [%(default)s]")
+    teacher.add_argument("--train-count", type=int, default=4000, help="training scenes drawn from [%(default)s]")
+    teacher.add_argument("--seed", type=int, default=0)
+    teacher.add_argument("--resume", action="store_true", help="keep the shards built and make the rest")
+
     data = commands.add_parser("data", help="datasets")
     data_which = data.add_subparsers(dest="dataset", required=True, metavar="WHAT")
     samples = data_which.add_parser("samples", help="write the demo sample images")
@@ -429,6 +460,14 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
             print(bench_runtimes(args.scenes, args.repeats))
             return 0
+        if args.benchmark == "student":
+            from .evaluation.bench_student import bench_student
+
+            for name in ("count", "quality_count", "repeats"):
+                if getattr(args, name) < 1:
+                    raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+            print(bench_student(args.count, args.quality_count, args.repeats, _precisions(args.precisions)))
+            return 0
         if args.benchmark == "receiver" and args.codec == "latent_diffusion":
             from .evaluation.bench_photo_receiver import bench_photo_receiver
 
@@ -462,7 +501,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate, seed=args.seed, train_count=args.train_count, val_count=args.val_count,
             checkpoint_every=args.checkpoint_every, checkpoint_dir=args.checkpoint_dir,
             weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume, init_from=args.init_from,
-            device=args.device, bf16=args.bf16,
+            teacher_store=args.teacher_store, device=args.device, bf16=args.bf16,
             preset=PRESETS[args.preset],
         )
         card = train(args.model, torch_config, command=main_command(sys.argv[1:] if argv is None else argv))
@@ -557,6 +596,15 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         print(this_cpu())
         if args.write:
             (WEIGHTS_DIR / "README.md").write_text(text)
+        return 0
+    if args.command == "distill":
+        import json
+
+        from .training.teacher_store import StoreConfig, build
+
+        config = StoreConfig(args.count, args.out, args.seed, args.steps, args.guidance_scale, args.shard_size,
+                             args.train_count, args.resume)  # checks the flags (exit 2 with the message)
+        print(json.dumps(build(config), indent=2))
         return 0
     if args.command == "data" and args.dataset == "synth":
         from semcom.common.data.datasets import SyntheticScenes, write_split

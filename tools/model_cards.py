@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from semcom.common.models import store
 
-MODELS = ("segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion", "photo_vae", "latent_diffusion")
+MODELS = ("segmenter", "map_codec", "latent_codec", "deep_jscc", "diffusion", "diffusion_student", "photo_vae",
+          "latent_diffusion")
 HEADLINE_METRICS = {
     "segmenter": ("miou", "pixel_accuracy"),
     "map_codec": ("pixel_accuracy_awgn_10db", "miou_awgn_10db", "pixel_accuracy_rayleigh_10db"),
@@ -17,6 +18,9 @@ HEADLINE_METRICS = {
     # from pure noise (10 steps): the map codec's map, and gesco's pooled one-hot map.
     "diffusion": ("psnr_db_semantic_awgn_10db", "miou_semantic_awgn_10db", "miou_map_awgn_10db",
                   "psnr_db_gesco_awgn_10db", "miou_gesco_awgn_10db"),
+    # The same evaluation in one step (receiver --decoder student), and the teacher calls made in its training.
+    "diffusion_student": ("psnr_db_semantic_awgn_10db", "miou_semantic_awgn_10db", "miou_map_awgn_10db",
+                          "psnr_db_gesco_awgn_10db", "miou_gesco_awgn_10db", "teacher_network_calls_in_training"),
     # The class-free photo codec (Kodak, own size): its VAE alone, then the codec at k/n 1/48 (the head's
     # mean decoded, and 5 DDIM steps from the matched timestep).
     "photo_vae": ("psnr_db_mean_latent", "latent_std"),
@@ -54,9 +58,18 @@ def render() -> str:
             minutes = f"{(earlier['wall_seconds'] + training['wall_seconds']) / 60:.1f} min in all"
         lines.append(f"| {name} | {params:,} | {flops:,.0f} | {steps} | {minutes}"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
-    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
+    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", _student_line(), "",
+              "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
     return "\n".join(lines) + "\n"
+
+
+def _student_line() -> str:
+    """What the distilled student learned from: its card's data, the teacher store."""
+    try:
+        return "diffusion_student: " + store.card("diffusion_student")["training"]["data"]
+    except store.WeightsMissing:
+        return "diffusion_student: not trained (`semcom distill store`, then `semcom train diffusion_student`)."
 
 
 def _quantized_lines() -> list[str]:

@@ -81,7 +81,7 @@ class _GenerativeCodec(SemanticCodecBase):
     def prepare(self, frame: Frame, runtime: DecoderRuntime) -> Prepared:
         """Validates one received frame and decodes what conditions its sampling (cheap, per frame)."""
         soft_map, guide = self._condition_inputs(frame, runtime)  # checks the frame, at the padded size
-        settings = runtime.sampler
+        settings = runtime.diffusion_sampler
         initial = start = None
         if settings.start_from_channel and guide is not None and frame.channel is not None:
             start = settings.channel_start(self.schedule, frame.channel.snr_db)
@@ -96,7 +96,7 @@ class _GenerativeCodec(SemanticCodecBase):
         Each frame's noise comes from its own seed, so its image does not depend on its batch.
         observe(x_t, t, condition), if given, sees every input the sampler feeds the model (calibration).
         """
-        settings = runtime.sampler
+        settings = runtime.diffusion_sampler
         sampler = settings.sampler(self.schedule)
         predict = runtime.noise_predictor()
         if observe is not None:

@@ -24,7 +24,6 @@ from ..models import runtime as runtimes
 from ..models import store
 from ..models.runtime import DecoderRuntime, NumpyFunction
 from ..models.sampling import CosineSchedule, DDIMSampler
-from ..models.store import WeightsMissing
 from ..wire.frames import Frame
 from .base import Decoded, to_uint8
 from .generative import frame_seed
@@ -66,12 +65,7 @@ class LatentDiffusionCodec(FeatureMapCodec):
     def check_models(self) -> None:
         super().check_models()
         # Its networks work in the photo VAE's latent space: another VAE's latents are not that space.
-        trained_on = store.card(MODEL)["training"].get("trained_on", {}).get(VAE)
-        shipped = store.card(VAE)["sha256"]
-        if trained_on is not None and trained_on != shipped:
-            raise WeightsMissing(f"latent_diffusion was trained on photo_vae {trained_on[:12]}, but the shipped "
-                                 f"photo_vae is {shipped[:12]}: run `semcom train latent_diffusion` (and `semcom "
-                                 "quantize --latent-diffusion-only`) again")
+        store.check_trained_on(MODEL, fix="semcom train latent_diffusion` and `semcom quantize --latent-diffusion-only")
 
     def features(self, padded: np.ndarray):
         latent = store.load(VAE)["encoder"](image_tensor(padded))[0]  # the mean: the transmitter does not sample

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -64,6 +64,10 @@ DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders th
 # The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
 PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
 UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two graphs each, as the UNet artifacts
+# The scene codecs' (semantic, gesco) diffusion decoder, `--decoder`: the shipped UNet at the sampler's steps, or
+# its distilled student (tools/training/specs/diffusion_student.py), trained for one DDIM step from the same start.
+DIFFUSION_DECODERS = {"diffusion": "diffusion", "student": "diffusion_student"}
+STUDENT_STEPS = 1
 
 
 def modulation_names(count: int) -> tuple[str, ...]:
@@ -88,11 +92,29 @@ class DecoderRuntime:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     weights_dir: Path = WEIGHTS_DIR
     device: str = "cpu"
+    diffusion_decoder: str = "diffusion"  # one of DIFFUSION_DECODERS: the scene codecs' (--decoder)
 
     def __post_init__(self):
         precisions.check(self.precision)
         if self.device not in devices.DEVICES:
             raise ValueError(f"device {self.device!r}: expected one of {', '.join(devices.DEVICES)} (resolved)")
+        if self.diffusion_decoder not in DIFFUSION_DECODERS:
+            raise ValueError(f"--decoder {self.diffusion_decoder!r}: expected one of {', '.join(DIFFUSION_DECODERS)}")
+        if self.diffusion_decoder == "student" and self.precision == "int8":
+            raise ValueError("--decoder student runs at fp32 or bf16: it has no int8 artifact yet")
+
+    @property
+    def diffusion_model(self) -> str:
+        """The trained model the scene codecs' diffusion decoder is."""
+        return DIFFUSION_DECODERS[self.diffusion_decoder]
+
+    @property
+    def diffusion_sampler(self) -> SamplerSettings:
+        """How the scene codecs sample: the receiver's settings; for the student, one deterministic unguided step
+        (what it was distilled for: its teacher's steps and guidance are in it), from the same start."""
+        if self.diffusion_decoder == "diffusion":
+            return self.sampler
+        return replace(self.sampler, steps=STUDENT_STEPS, method="ddim", eta=0.0, guidance_scale=1.0)
 
     def decoder(self, model: str) -> NumpyFunction:
         """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
@@ -116,12 +138,14 @@ class DecoderRuntime:
         # A diffusion UNet (diffusion.py) can cache its condition's work across a sampler's steps.
         return self.torch_unet(module) if hasattr(module, "modulations") else self.torch_function(module)
 
-    def noise_predictor(self, model: str = "diffusion") -> NumpyFunction:
-        """Model `model`'s diffusion UNet (its part "net"): (x_t [B, C, H, W] float32, t [B] int64, condition)
+    def noise_predictor(self, model: str | None = None) -> NumpyFunction:
+        """Model `model`'s diffusion UNet (its part "net"; default the scene codecs', diffusion_model):
+        (x_t [B, C, H, W] float32, t [B] int64, condition)
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
         the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`).
         With the sampler's condition_cache, a Conditioned predictor: the samplers compute the condition's
         share of the network once per frame (both models, at every precision)."""
+        model = model or self.diffusion_model
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir, self.device)
         else:
@@ -142,7 +166,7 @@ class DecoderRuntime:
     def load(self, models: tuple[str, ...]) -> None:
         """Loads what decoder() and noise_predictor() will run, ahead of the first frame."""
         for model in models:
-            if model == "diffusion":
+            if model == "diffusion":  # the scene codecs' diffusion decoder: this runtime's (the student's too)
                 self.noise_predictor()
             else:
                 self.decoder(model)

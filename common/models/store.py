@@ -50,6 +50,16 @@ def card(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> 
     return json.loads(path.read_text())
 
 
+def check_trained_on(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> None:
+    """Raises WeightsMissing when a shipped model `name` was trained on top of (its card's training.trained_on:
+    frozen inputs, a teacher) is not the version it was trained on: its inputs are no longer what it learned."""
+    for model, digest in card(name, weights_dir)["training"].get("trained_on", {}).items():
+        shipped = card(model, weights_dir)["sha256"]
+        if digest != shipped:
+            raise WeightsMissing(f"{name} was trained on {model} {digest[:12]}, but the shipped {model} is "
+                                 f"{shipped[:12]}: run `{fix or f'semcom train {name}'}` again")
+
+
 def checked_file(name: str, suffix: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> tuple[dict, Path]:
     """(card, path) of model `name`'s file <name><suffix>, once it is there and matches the card's sha256."""
     description = card(name, weights_dir, fix)

@@ -18,7 +18,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # images float [B, 3, H, W] in [0, 1]
 
 @dataclass
 class TrainData:
-    sample: Callable[[np.random.Generator, int], Batch]  # a training batch, drawn from the generator
+    sample: Callable[[np.random.Generator, int], tuple]  # a training batch (Batch mostly), drawn from the generator
     validation: tuple  # what `evaluate` gets: (images, labels), or (images of their own sizes, None)
     description: str  # of the training data, for the model card
     validation_description: str

@@ -51,6 +51,7 @@ class TrainConfig:
     weights_dir: Path = store.WEIGHTS_DIR
     resume: bool = False
     init_from: Path | None = None  # a shipped <model>.pt to start from (a warm start: fresh optimizer, new schedule)
+    teacher_store: Path = Path("checkpoints/teacher_store")  # a distilled student's data (teacher_store.py)
     device: str = "auto"
     bf16: bool = True
     preset: Preset = CPU
@@ -109,9 +110,9 @@ def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
     try:
         with tqdm(total=config.steps, initial=step, desc=f"train {name}", unit="step") as progress:
             while step < config.steps:
-                images, labels = (tensor.to(device) for tensor in data.sample(rng, config.batch_size))
+                batch = [tensor.to(device) for tensor in data.sample(rng, config.batch_size)]
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = spec.loss(parts, images, labels, channel)
+                    loss = spec.loss(parts, *batch, channel)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

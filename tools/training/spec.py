@@ -22,7 +22,7 @@ class Spec:
     """What differs between models: parts, the loss of a batch, the evaluation, the FLOP count."""
 
     architecture: dict[str, dict]
-    loss: Callable  # (parts, images, labels, channel) -> loss tensor
+    loss: Callable  # (parts, *batch, channel) -> loss tensor; a batch is data.sample's: (images, labels) mostly
     evaluate: Callable  # (parts, images, labels, seed) -> {metric: value}
     flops: Callable  # (parts, example image [1, 3, H, W]) -> {part: FLOPs per image}
     default_steps: int
