@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry
 
@@ -12,7 +13,6 @@ from semcom.common.models import cpu
 from semcom.common.models import device as model_device
 from semcom.common.models import precision as model_precision
 from semcom.common.models import runtime as decoder_runtime
-from semcom.common.models import store
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.models.sampling import SamplerSettings
 from semcom.common.serving.config import (
@@ -56,10 +56,8 @@ def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
 
 
 def _sampler_changed(sampler: SamplerSettings) -> bool:
-    """Whether the sampler's steps, method or guidance differ from the defaults (which a student ignores)."""
-    default = SamplerSettings()
-    return (sampler.steps, sampler.method, sampler.guidance_scale) != (default.steps, default.method,
-                                                                       default.guidance_scale)
+    """Whether a sampler flag other than the condition cache is not its default (a student ignores them)."""
+    return replace(sampler, condition_cache=SamplerSettings.condition_cache) != SamplerSettings()
 
 
 async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSettings(), precision: str = "fp32",
@@ -72,17 +70,19 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     capabilities = cpu.detect()
     requested = precision
     if decoder != "diffusion":
-        if precision == "int8":
-            raise ValueError(f"--decoder {decoder} runs at fp32 or bf16 (no int8 artifact yet): pass --precision fp32")
-        store.check_trained_on(decoder_runtime.DIFFUSION_DECODERS[decoder])  # distilled from the shipped teacher?
         if _sampler_changed(sampler):
-            log.warning("--decoder %s decodes in %d step, unguided: --ddim-steps, --sampler and --guidance-scale "
-                        "apply to --decoder diffusion only", decoder, decoder_runtime.STUDENT_STEPS)
-        precision = "fp32" if precision == "auto" else precision  # auto's int8 is not the student's
+            log.warning("--decoder %s samples as it was distilled (%s): the sampler flags (--ddim-steps, --sampler, "
+                        "--guidance-scale, --start-from-channel ...) apply to latent_diffusion alone", decoder,
+                        decoder_runtime.STUDENT_SAMPLER)
+        if precision == "auto":  # auto's int8 is not the student's: the fastest precision it runs at instead
+            precision = "bf16" if capabilities.native_bf16 else "fp32"
     precision = model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     requested_device, device = device, model_device.resolve(device, precision)
     log.info("device %s (asked: %s)", device, requested_device)
+    runtime = DecoderRuntime(precision, sampler, device=device, diffusion_decoder=decoder)  # checks the pair
+    if decoder != "diffusion":
+        runtime.noise_predictor()  # loaded now: fail at start when it is missing or its teacher changed
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
         unet = decoder_runtime.load_int8(capabilities=capabilities, device=device)
@@ -93,7 +93,6 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
             log.warning("the int8 decoder was calibrated on %d-step %s trajectories and this receiver runs %d %s "
                         "steps: `semcom quantize --ddim-steps %d --sampler %s` calibrates for it", *calibrated,
                         sampler.steps, sampler.method, sampler.steps, sampler.method)
-    runtime = DecoderRuntime(precision, sampler, device=device, diffusion_decoder=decoder)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry)
     server = ServiceServer("receiver", settings, registry)

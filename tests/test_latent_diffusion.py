@@ -117,5 +117,5 @@ def test_a_photo_vae_it_was_not_trained_on_is_refused_with_the_fix(monkeypatch):
         return {**card, "sha256": "f" * 64} if name == "photo_vae" else card
 
     monkeypatch.setattr(store, "card", retrained_vae)
-    with pytest.raises(WeightsMissing, match="trained on photo_vae .* `semcom train latent_diffusion`"):
+    with pytest.raises(WeightsMissing, match="made with photo_vae .* `semcom train latent_diffusion`"):
         LatentDiffusionCodec().check_models()

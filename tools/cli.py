@@ -14,6 +14,7 @@ from semcom.channel_emulator.server import CHANNEL_FLAGS
 from semcom.common import codecs
 from semcom.common.data.photos import PhotosMissing
 from semcom.common.models import cpu, precision
+from semcom.common.models.runtime import DIFFUSION_DECODERS, DecoderRuntime
 from semcom.common.models.sampling import PREDICTIONS, SAMPLERS, SamplerSettings
 from semcom.common.serving import rpc
 from semcom.common.serving.config import add_option
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--kid", action="store_true",
                        help="KID and FID on the photos' 128x128 patches (the scenes': 64x64), with the standard FID "
                             "Inception network (`semcom data inception`; about 10 s a point on two cores)")
+    sweep.add_argument("--decoder", choices=list(DIFFUSION_DECODERS), default="diffusion",
+                       help="in-process receiver: the semantic and gesco codecs' diffusion decoder, as the receiver's "
+                            "--decoder (student: the distilled one-step student) [%(default)s]")
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--out", type=Path, default=Path("sweep-output"))
     sweep.add_argument("--via-grpc", metavar="TRANSMITTER", help="send through a running transmitter HOST:PORT")
@@ -466,7 +470,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             for name in ("count", "quality_count", "repeats"):
                 if getattr(args, name) < 1:
                     raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-            print(bench_student(args.count, args.quality_count, args.repeats, _precisions(args.precisions)))
+            print(bench_student(args.count, args.quality_count, args.repeats,
+                                _precisions(args.precisions) if args.precisions else None))
             return 0
         if args.benchmark == "receiver" and args.codec == "latent_diffusion":
             from .evaluation.bench_photo_receiver import bench_photo_receiver
@@ -548,6 +553,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         from .evaluation import sweep
 
+        if args.via_grpc and args.decoder != "diffusion":
+            raise ValueError("--decoder chooses the in-process receiver's decoder: with --via-grpc, start the "
+                             "receiver with it (`semcom serve receiver --decoder student`)")
         codec_ids = args.codecs or sweep.default_codecs()
         default_ratios = sweep.PHOTO_BANDWIDTH_RATIOS if args.data == "kodak" else [sweep.EQUAL_BANDWIDTH_RATIO]
         samples = sweep.Samples()
@@ -555,7 +563,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             points = sweep.run_sweep(codec_ids, args.channels, args.snr_db, args.count,
                                      args.bandwidth_ratio or default_ratios, args.seed, args.via_grpc,
                                      args.channel_address, args.generative_count, data=args.data, kid=args.kid,
-                                     samples=samples)
+                                     samples=samples, runtime=DecoderRuntime(diffusion_decoder=args.decoder))
         except PhotosMissing as error:
             print(f"semcom sweep: {error}", file=sys.stderr)
             return 1
@@ -602,8 +610,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         from .training.teacher_store import StoreConfig, build
 
-        config = StoreConfig(args.count, args.out, args.seed, args.steps, args.guidance_scale, args.shard_size,
-                             args.train_count, args.resume)  # checks the flags (exit 2 with the message)
+        config = StoreConfig(count=args.count, out=args.out, seed=args.seed, steps=args.steps,  # checks the flags
+                             guidance_scale=args.guidance_scale, shard_size=args.shard_size,
+                             train_count=args.train_count, resume=args.resume)
         print(json.dumps(build(config), indent=2))
         return 0
     if args.command == "data" and args.dataset == "synth":

@@ -50,7 +50,8 @@ def render() -> str:
         training, metrics = card["training"], card["evaluation"]["metrics"]
         params = sum(card["parameters"].values())
         flops = sum(card["flops_per_image"].values()) / 1e6
-        shown = ", ".join(f"{key} {metrics[key]:.3f}" for key in HEADLINE_METRICS[name] if key in metrics)
+        shown = ", ".join(f"{key} {metrics[key]}" if isinstance(metrics[key], int) else f"{key} {metrics[key]:.3f}"
+                          for key in HEADLINE_METRICS[name] if key in metrics)
         steps, minutes = f"{training['steps']}", f"{training['wall_seconds'] / 60:.1f} min"
         earlier = training.get("initialized_from")
         if earlier and earlier.get("steps"):  # a warm start: the earlier run's steps and time come first

@@ -67,7 +67,9 @@ UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two gr
 # The scene codecs' (semantic, gesco) diffusion decoder, `--decoder`: the shipped UNet at the sampler's steps, or
 # its distilled student (tools/training/specs/diffusion_student.py), trained for one DDIM step from the same start.
 DIFFUSION_DECODERS = {"diffusion": "diffusion", "student": "diffusion_student"}
-STUDENT_STEPS = 1
+# The student's sampling, whatever the receiver's sampler flags: one deterministic unguided step (its teacher's
+# steps and guidance are distilled into it) from the start it was trained at (the defaults': the channel's, t >= 800).
+STUDENT_SAMPLER = SamplerSettings(steps=1)
 
 
 def modulation_names(count: int) -> tuple[str, ...]:
@@ -101,20 +103,21 @@ class DecoderRuntime:
         if self.diffusion_decoder not in DIFFUSION_DECODERS:
             raise ValueError(f"--decoder {self.diffusion_decoder!r}: expected one of {', '.join(DIFFUSION_DECODERS)}")
         if self.diffusion_decoder == "student" and self.precision == "int8":
-            raise ValueError("--decoder student runs at fp32 or bf16: it has no int8 artifact yet")
+            raise ValueError("--decoder student runs at fp32 or bf16 (it has no int8 artifact yet): pass --precision "
+                             "fp32 or bf16")
 
     @property
     def diffusion_model(self) -> str:
         """The trained model the scene codecs' diffusion decoder is."""
         return DIFFUSION_DECODERS[self.diffusion_decoder]
 
-    @property
+    @cached_property
     def diffusion_sampler(self) -> SamplerSettings:
-        """How the scene codecs sample: the receiver's settings; for the student, one deterministic unguided step
-        (what it was distilled for: its teacher's steps and guidance are in it), from the same start."""
+        """How the scene codecs sample: the receiver's settings, or the student's (STUDENT_SAMPLER; the condition
+        cache as the receiver's)."""
         if self.diffusion_decoder == "diffusion":
             return self.sampler
-        return replace(self.sampler, steps=STUDENT_STEPS, method="ddim", eta=0.0, guidance_scale=1.0)
+        return replace(STUDENT_SAMPLER, condition_cache=self.sampler.condition_cache)
 
     def decoder(self, model: str) -> NumpyFunction:
         """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
@@ -146,6 +149,8 @@ class DecoderRuntime:
         With the sampler's condition_cache, a Conditioned predictor: the samplers compute the condition's
         share of the network once per frame (both models, at every precision)."""
         model = model or self.diffusion_model
+        if model != "diffusion" and model in DIFFUSION_DECODERS.values():  # a student of the shipped teacher?
+            store.check_trained_on(model, self.weights_dir)
         if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir, self.device)
         else:

@@ -53,11 +53,18 @@ def card(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> 
 def check_trained_on(name: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> None:
     """Raises WeightsMissing when a shipped model `name` was trained on top of (its card's training.trained_on:
     frozen inputs, a teacher) is not the version it was trained on: its inputs are no longer what it learned."""
-    for model, digest in card(name, weights_dir)["training"].get("trained_on", {}).items():
+    check_versions(name, card(name, weights_dir)["training"].get("trained_on", {}), fix or f"semcom train {name}",
+                   weights_dir)
+
+
+def check_versions(what: str, digests: dict[str, str], fix: str, weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Raises WeightsMissing unless each model in `digests` (name -> sha256) is the shipped version; `what` (a
+    model, a store) was made from them, `fix` makes it again."""
+    for model, digest in digests.items():
         shipped = card(model, weights_dir)["sha256"]
         if digest != shipped:
-            raise WeightsMissing(f"{name} was trained on {model} {digest[:12]}, but the shipped {model} is "
-                                 f"{shipped[:12]}: run `{fix or f'semcom train {name}'}` again")
+            raise WeightsMissing(f"{what} was made with {model} {digest[:12]}, but the shipped {model} is "
+                                 f"{shipped[:12]}: run `{fix}` again")
 
 
 def checked_file(name: str, suffix: str, weights_dir: Path = WEIGHTS_DIR, fix: str | None = None) -> tuple[dict, Path]:

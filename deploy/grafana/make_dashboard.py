@@ -76,7 +76,7 @@ PANELS = [
     panel("Receiver batch size and precision", [
         ("sum(rate(semcom_receiver_batch_size_sum[1m])) / sum(rate(semcom_receiver_batch_size_count[1m]))",
          "mean batch size"),
-        ("semcom_receiver_model_info", "{{codec}} v{{codec_version}} {{precision}} on {{cpu_isa}}"),
+        ("semcom_receiver_model_info", "{{codec}} v{{codec_version}} {{precision}} on {{cpu_isa}} {{decoder}}"),
     ], "short", 12, 32),
     panel("Receiver pool: decode calls per receiver", [
         ("sum by (backend, grpc_code) (rate(semcom_channel_backend_calls_total[1m]))", "{{backend}} {{grpc_code}}"),

@@ -60,7 +60,9 @@ class StoreConfig:
         for name in ("count", "steps", "shard_size", "train_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.guidance_scale < 1:
+        if self.seed < 0:
+            raise ValueError(f"--seed must be at least 0, got {self.seed}")
+        if not self.guidance_scale >= 1:  # nan too
             raise ValueError(f"--guidance-scale must be at least 1 (1: no guidance), got {self.guidance_scale}")
 
 
@@ -92,7 +94,8 @@ def teacher_calls() -> NetworkCalls:
 
 
 def build(config: StoreConfig) -> dict:
-    """Writes the store's shards and card under config.out; returns the card."""
+    """Writes the store's shards and card under config.out; returns the card. With config.resume, the shards a
+    stopped build (of the same recipe) finished are kept, and only the missing or short ones are made."""
     config.out.mkdir(parents=True, exist_ok=True)
     card_path = config.out / "card.json"
     previous = json.loads(card_path.read_text()) if config.resume and card_path.is_file() else None
@@ -103,37 +106,54 @@ def build(config: StoreConfig) -> dict:
     if previous is not None and previous["recipe"] != recipe:
         raise ValueError(f"--resume: {card_path} was built with {previous['recipe']}, not {recipe}: "
                          "resume with the same flags and weights, or use another --out")
-    if previous is None:
-        for stale in config.out.glob("shard_*.npz"):  # a fresh store never mixes in another build's shards
+    counts = [min(config.shard_size, config.count - first) for first in range(0, config.count, config.shard_size)]
+    wanted = [_shard_path(config.out, shard) for shard in range(len(counts))]
+    for stale in config.out.glob(f"{SHARD_PREFIX}*.npz"):  # a fresh build's, or past a resumed build's count
+        if previous is None or stale not in wanted:
             stale.unlink()
+    if previous is None:
+        card_path.unlink(missing_ok=True)  # nor another build's times and calls
     size = (CPU.height, CPU.width)
     print(f"generating {config.train_count} training scenes at {size[0]}x{size[1]} ...", file=sys.stderr)
     images, labels = as_tensors(*materialize(SyntheticScenes("train", config.train_count, size)))
     predict = DecoderRuntime(sampler=settings).noise_predictor()
     calls = teacher_calls()
-    shards = (config.count + config.shard_size - 1) // config.shard_size
     wall_seconds = previous["wall_seconds"] if previous else 0.0
     teacher_network_calls = previous["teacher_network_calls"] if previous else 0
     try:
         with tqdm(total=config.count, desc="teacher store", unit="item") as progress:
-            for shard in range(shards):
-                path = config.out / f"shard_{shard:05d}.npz"
-                count = min(config.shard_size, config.count - shard * config.shard_size)
-                if path.is_file():  # built by the run this one resumes
+            for shard, (path, count) in enumerate(zip(wanted, counts)):
+                if _items_in(path) == count:  # built by the run this one resumes
                     progress.update(count)
                     continue
                 started, calls.count = time.monotonic(), 0
                 items = teacher_items(images, labels, settings, predict, count,
-                                       np.random.default_rng([config.seed, shard]), progress)
-                temporary = path.with_suffix(".tmp.npz")
+                                      np.random.default_rng([config.seed, shard]), progress)
+                temporary = path.with_name("." + path.name)  # outside the shards' glob until it is whole
                 np.savez(temporary, **items)
                 temporary.replace(path)  # a stopped build never leaves half a shard
                 wall_seconds += time.monotonic() - started
                 teacher_network_calls += calls.count
-                _write_card(card_path, config, recipe, wall_seconds, teacher_network_calls)
+                _write_card(card_path, config, recipe, wanted[:shard + 1], wall_seconds, teacher_network_calls)
     finally:
         calls.close()
-    return _write_card(card_path, config, recipe, wall_seconds, teacher_network_calls)
+    return _write_card(card_path, config, recipe, wanted, wall_seconds, teacher_network_calls)
+
+
+SHARD_PREFIX = "shard_"
+
+
+def _shard_path(directory: Path, shard: int) -> Path:
+    return directory / f"{SHARD_PREFIX}{shard:05d}.npz"
+
+
+def _items_in(path: Path) -> int | None:
+    """Items in a shard file (None: no readable shard there)."""
+    try:
+        with np.load(path) as shard:
+            return int(shard["mode"].size)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def teacher_items(images, labels, settings: SamplerSettings, predict, count: int, rng: np.random.Generator,
@@ -169,13 +189,13 @@ def teacher_items(images, labels, settings: SamplerSettings, predict, count: int
             "mode": np.array(columns["mode"], np.uint8), "snr_db": np.array(columns["snr_db"], np.float32)}
 
 
-def _write_card(path: Path, config: StoreConfig, recipe: dict, wall_seconds: float, teacher_network_calls: int) -> dict:
-    shards = sorted(path.parent.glob("shard_*.npz"))
-    count = sum(int(np.load(shard)["mode"].size) for shard in shards)
+def _write_card(path: Path, config: StoreConfig, recipe: dict, shards: list[Path], wall_seconds: float,
+                teacher_network_calls: int) -> dict:
     card = {"what": "teacher store: diffusion teacher outputs for distillation (tools/training/teacher_store.py)",
-            "recipe": recipe, "count": count, "requested_count": config.count, "shards": len(shards),
-            "bytes": sum(shard.stat().st_size for shard in shards), "wall_seconds": round(wall_seconds, 1),
-            "teacher_network_calls": teacher_network_calls, "modes": dict(zip(MODES, MODE_SHARES)),
+            "recipe": recipe, "count": sum(_items_in(shard) for shard in shards), "requested_count": config.count,
+            "shard_files": [shard.name for shard in shards], "bytes": sum(shard.stat().st_size for shard in shards),
+            "wall_seconds": round(wall_seconds, 1), "teacher_network_calls": teacher_network_calls,
+            "modes": dict(zip(MODES, MODE_SHARES)),
             "channel": f"awgn or rayleigh (block per frame, perfect CSI, MMSE), SNR uniform in {list(SNR_RANGE_DB)} dB",
             "precision": "float16 (inputs, conditions, outputs); the teacher ran in fp32"}
     path.write_text(json.dumps(card, indent=2) + "\n")
@@ -191,13 +211,12 @@ class TeacherStore:
         if not card_path.is_file():
             raise FileNotFoundError(f"no teacher store at {directory}: run `semcom distill store --out {directory}`")
         self.card = json.loads(card_path.read_text())
-        for model, digest in self.card["recipe"]["frozen_models"].items():
-            if store.card(model)["sha256"] != digest:
-                raise ValueError(f"the teacher store at {directory} was built with {model} {digest[:12]}, the shipped "
-                                 f"one is {store.card(model)['sha256'][:12]}: build it again (`semcom distill store`)")
-        shards = [np.load(path) for path in sorted(directory.glob("shard_*.npz"))]
-        if not shards:
-            raise FileNotFoundError(f"the teacher store at {directory} has no shards: build it again")
+        store.check_versions(f"the teacher store at {directory}", self.card["recipe"]["frozen_models"],
+                             "semcom distill store")
+        if self.card["count"] != self.card["requested_count"]:
+            raise ValueError(f"the teacher store at {directory} holds {self.card['count']} of its "
+                             f"{self.card['requested_count']} items: finish it (`semcom distill store --resume`)")
+        shards = [np.load(directory / name) for name in self.card["shard_files"]]  # a missing one raises, named
         self.arrays = {name: np.concatenate([shard[name] for shard in shards]) for name in shards[0].files}
 
     def __len__(self) -> int:

@@ -17,15 +17,15 @@ import torch
 
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models.layers import count_flops
-from semcom.common.models.sampling import CosineSchedule, SamplerSettings
+from semcom.common.models.runtime import STUDENT_SAMPLER
+from semcom.common.models.sampling import CosineSchedule
 
 from ..data import TrainData, as_tensors
 from ..spec import Spec
-from ..teacher_store import TeacherStore, teacher_calls
+from ..teacher_store import FROZEN_MODELS, TeacherStore, teacher_calls
 from . import diffusion
 
-STUDENT_SAMPLER = SamplerSettings(steps=1)  # what the receiver runs it with
-_calls = None  # the teacher's network calls since the training data was loaded (evaluate reports them)
+_calls = None  # the teacher's network calls since this run loaded its data (its evaluation reports them)
 
 
 def data(config) -> TrainData:
@@ -33,6 +33,8 @@ def data(config) -> TrainData:
     teacher = TeacherStore(config.teacher_store)
     size = (config.preset.height, config.preset.width)
     validation = as_tensors(*materialize(SyntheticScenes("val", config.val_count, size)))
+    if _calls is not None:  # an earlier run in this process that stopped before its evaluation
+        _calls.close()
     _calls = teacher_calls()
     card = teacher.card
     return TrainData(teacher.sample, validation,
@@ -58,11 +60,11 @@ def loss(parts, x_start, t_start, condition, teacher, channel):
 
 def evaluate(parts, images, labels, seed):
     """The teacher's evaluation (diffusion.evaluate: the same modes, channel and seeds) with the student's one
-    step; and the count of teacher calls made while it trained (0 is the point of the store)."""
+    step; and the count of teacher calls made while it trained in this run (0 is the point of the store)."""
+    global _calls
     calls = None
     if _calls is not None:
-        calls = _calls.count
-        _calls.close()
+        calls, _calls = _calls.count, _calls.close()
     metrics = diffusion.evaluate(parts, images, labels, seed, sampler=STUDENT_SAMPLER)
     return metrics if calls is None else {**metrics, "teacher_network_calls_in_training": calls}
 
@@ -76,4 +78,4 @@ def flops(parts, image):
 SPEC = Spec({"net": {"class": "SemanticDiffusionUNet",
                      "kwargs": {"num_classes": 19, "widths": [16, 32, 48], "prediction": "v", "spade_hidden": 16}}},
             loss, evaluate, flops, default_steps=3000, uses_channel=False, ema_decay=0.999, batch_size=16,
-            data=data, trained_on=("diffusion", "map_codec", "latent_codec"))
+            data=data, trained_on=FROZEN_MODELS)
