@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--decoder", default="diffusion", choices=list(decoder_runtime.DIFFUSION_DECODERS),
                help="the semantic and gesco codecs' diffusion decoder: diffusion (the shipped UNet, --ddim-steps "
                     "steps) or student (its distilled one-step student, `semcom train diffusion_student`: one "
-                    "network call per frame; fp32 or bf16)")
+                    "network call per frame, at every precision; its int8 graphs by `semcom quantize`)")
     add_settings(parser, SamplerSettings)
 
 
@@ -74,15 +74,13 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
             log.warning("--decoder %s samples as it was distilled (%s): the sampler flags (--ddim-steps, --sampler, "
                         "--guidance-scale, --start-from-channel ...) apply to latent_diffusion alone", decoder,
                         decoder_runtime.STUDENT_SAMPLER)
-        if precision == "auto":  # auto's int8 is not the student's: the fastest precision it runs at instead
-            precision = "bf16" if capabilities.native_bf16 else "fp32"
     precision = model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     requested_device, device = device, model_device.resolve(device, precision)
     log.info("device %s (asked: %s)", device, requested_device)
     runtime = DecoderRuntime(precision, sampler, device=device, diffusion_decoder=decoder)  # checks the pair
     if decoder != "diffusion":
-        runtime.noise_predictor()  # loaded now: fail at start when it is missing or its teacher changed
+        runtime.noise_predictor()  # loaded now: fail at start when it (or its int8) is missing or its teacher changed
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.
         unet = decoder_runtime.load_int8(capabilities=capabilities, device=device)

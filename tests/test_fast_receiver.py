@@ -88,6 +88,10 @@ def test_int8_decodes_a_real_frame_close_to_fp32():
     ("photo_vae", (runtime.part_name("photo_vae", "decoder"),),
      lambda folder: DecoderRuntime("int8", weights_dir=folder).network("photo_vae", "decoder"),
      Unavailable, Unavailable, "semcom quantize --latent-diffusion-only"),
+    ("diffusion_student", (runtime.condition_name(runtime.part_name("diffusion_student", "net")),
+                           runtime.part_name("diffusion_student", "net")),
+     lambda folder: DecoderRuntime("int8", weights_dir=folder).network("diffusion_student", "net"),
+     Unavailable, Unavailable, "semcom quantize --student-only"),
 ])
 def test_a_missing_or_stale_onnx_artifact_is_refused_with_the_fix(tmp_path, source, artifacts, load, missing, stale,
                                                                    fix):
@@ -191,7 +195,8 @@ def test_the_photo_codecs_calibration_is_reproducible_and_its_models_decode(tmp_
                 shutil.copy(store.WEIGHTS_DIR / f"{model}{suffix}", folder / f"{model}{suffix}")
         cards = quantize_photo_codec(QuantizeConfig(seed=seed, weights_dir=folder), frames=2)
         named = {name for model, part in runtime.PHOTO_PARTS for name in runtime.part_names(model, part)}
-        unets = {name for model, part in runtime.UNET_PARTS for name in runtime.part_names(model, part)}
+        unets = {name for model, part in runtime.UNET_PARTS if (model, part) in runtime.PHOTO_PARTS
+                 for name in runtime.part_names(model, part)}
         assert set(cards) == named | {runtime.condition_name(name) for name in unets}  # a UNet: two graphs
         for name, card in cards.items():
             if "weight_bytes" in card:  # the UNet: 2 frames x 5 steps; the VAE decoder: one call a frame

@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--quality-count", type=int, default=16,
                          help="validation scenes per sweep point [%(default)s]")
     student.add_argument("--repeats", type=int, default=3, help="latency repeats (medians) [%(default)s]")
-    student.add_argument("--precisions", default="", help="comma-separated: fp32 and bf16 (default: those this CPU "
-                                                          "runs natively; the student has no int8 yet)")
+    student.add_argument("--precisions", default="", help="comma-separated, as for `bench receiver` (default: those "
+                                                          "this CPU runs natively)")
     receiver = bench_which.add_parser(
         "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
                          "FLOPs/BOPs, quality over the sweep (several minutes)")
@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--latent-diffusion-only", action="store_true",
                       help="only make the photo codec's ONNX models (after retraining latent_diffusion or "
                            "photo_vae; about a minute)")
+    only.add_argument("--student-only", action="store_true",
+                      help="only make the distilled student's int8 graphs (after `semcom train diffusion_student`; "
+                           "calibrated on --scenes scenes; seconds)")
     only.add_argument("--sensitivity", action="store_true",
                       help="instead: measure the int8 error with each candidate op type or module kept in float "
                            "(about 9 minutes)")
@@ -528,6 +531,15 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             args.scenes, args.seed, args.ddim_steps, args.sampler, weights_dir=weights_dir,
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
+        command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
+        summary = ("for", "sha256", "weight_bytes", "wall_seconds")
+        from .quantize_student import MODEL as STUDENT
+        from .quantize_student import quantize_student
+
+        if args.student_only:
+            print(json.dumps({name: {key: card[key] for key in summary if key in card}
+                              for name, card in quantize_student(config, command).items()}, indent=2))
+            return 0
         from semcom.common.data import photos
 
         if not args.decoders_only:  # the photo codec's calibration needs the photos: say so before any work
@@ -536,8 +548,6 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             if missing := photos.missing():
                 raise PhotosMissing(f"the photo codec's calibration needs the training photos ({len(missing)} missing "
                                     f"in {photos.photos_dir()}): run `semcom data photos`, or pass --decoders-only")
-        command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
-        summary = ("for", "sha256", "weight_bytes", "wall_seconds")
         if not args.latent_diffusion_only:
             quantize.export_decoders(weights_dir, command)
         if args.decoders_only:
@@ -547,6 +557,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         cards = {} if args.latent_diffusion_only else quantize.quantize_decoder(config, command)
         cards.update(quantize_photo_codec(config, args.photo_frames, command))
+        if not args.latent_diffusion_only and (weights_dir / f"{STUDENT}.card.json").is_file():
+            cards.update(quantize_student(config, command))  # it decodes the diffusion decoder's frames
         print(json.dumps({name: {key: card[key] for key in summary if key in card} for name, card in cards.items()},
                          indent=2))
         return 0

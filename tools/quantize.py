@@ -89,8 +89,10 @@ class QuantizeConfig:
 
 
 def calibration_samples(scenes: int, seed: int, ddim_steps: int = SamplerSettings.steps,
-                        sampler: str = SamplerSettings.method) -> list[dict[str, np.ndarray]]:
-    """The fp32 sampler's own UNet inputs on `scenes` received frames, one sample per model call."""
+                        sampler: str = SamplerSettings.method, diffusion_decoder: str = "diffusion",
+                        weights_dir: Path = store.WEIGHTS_DIR) -> list[dict[str, np.ndarray]]:
+    """The fp32 sampler's own UNet inputs on `scenes` received frames, one sample per model call; of the
+    diffusion decoder, or of its student (diffusion_decoder, as DecoderRuntime's: one call a frame)."""
     if scenes < 1:
         raise ValueError(f"--scenes: {scenes}, need at least 1")
     rng = np.random.default_rng(seed)
@@ -100,7 +102,8 @@ def calibration_samples(scenes: int, seed: int, ddim_steps: int = SamplerSetting
     def record(x: np.ndarray, t: np.ndarray, condition: np.ndarray) -> None:
         samples.append({"x": x.copy(), "t": t.copy(), "condition": condition.copy()})
 
-    fp32 = DecoderRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler))  # the full-precision trajectories
+    fp32 = DecoderRuntime("fp32", SamplerSettings(steps=ddim_steps, method=sampler), weights_dir,  # full precision
+                          diffusion_decoder=diffusion_decoder)
     for index in tqdm(range(scenes), desc="calibration scenes", unit="scene"):
         image, _ = train[int(rng.integers(len(train)))]
         codec_id = "gesco" if rng.random() < GESCO_SHARE else "semantic"

@@ -45,6 +45,7 @@ from .chain import Chain
 
 CODEC = "latent_diffusion"
 CROP = 256
+PHOTO_DATA = f"{CROP}x{CROP} crops of the training photos (`semcom data photos`), drawn by the seed"
 # Each part's ONNX input and output names.
 INPUTS = {("latent_diffusion", "head"): ("received",), ("latent_diffusion", "net"): runtime.INPUTS,
           ("photo_vae", "decoder"): ("latent",)}
@@ -103,8 +104,8 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
             net = store.load(model, config.weights_dir)[part]
             names, recorded = INPUTS[model, part], samples[model, part]
             if (model, part) in runtime.UNET_PARTS:  # two graphs, as the diffusion decoder's (condition caching)
-                cards.update(_unet_cards(model, part, net, [dict(zip(names, s)) for s in recorded], folder, config,
-                                         frames, command))
+                cards.update(unet_cards(model, part, net, [dict(zip(names, s)) for s in recorded], folder, config,
+                                        frames, command))
                 continue
             float_path = folder / f"{model}_{part}.onnx"
             quantize.export_onnx(net, tuple(torch.from_numpy(array) for array in recorded[0]), names, float_path,
@@ -117,16 +118,18 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
                 else:
                     out_path.write_bytes(float_path.read_bytes())
                 cards[name] = _card(name, model, part, out_path, float_path, family if quantized else None, config,
-                                    len(recorded), frames, command)
+                                    len(recorded), frames, command, PHOTO_DATA)
     for card in cards.values():
         card["wall_seconds"] = round(time.perf_counter() - started, 1)  # of the whole calibration and all parts
         quantize.write_card(config.weights_dir, card)
     return cards
 
 
-def _unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]], folder: Path,
-                config: quantize.QuantizeConfig, frames: int, command: str) -> dict[str, dict]:
-    """A photo UNet's two graphs per ISA family (quantize.quantize_unet) and their cards."""
+def unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]], folder: Path,
+               config: quantize.QuantizeConfig, frames: int, command: str, data: str | None = None) -> dict[str, dict]:
+    """A UNet's two graphs per ISA family (quantize.quantize_unet), written into config.weights_dir, and their
+    cards; recorded: its inputs in `frames` decodes of calibration data `data` (default: the photos)."""
+    data = data or PHOTO_DATA
     names = runtime.part_names(model, part)
     quantized = quantize.quantize_unet(net, recorded, names, folder, config)
     cards = {}
@@ -134,16 +137,17 @@ def _unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]
         condition_name = runtime.condition_name(name)
         condition_path, step_path = quantized.paths(name)
         condition = cards[condition_name] = _card(condition_name, model, part, condition_path, None, family, config,
-                                                  len(recorded), frames, command)
+                                                  len(recorded), frames, command, data)
         condition["quantization"]["float_modules"] = quantized.condition_modules
-        step = cards[name] = _card(name, model, part, step_path, None, family, config, len(recorded), frames, command)
+        step = cards[name] = _card(name, model, part, step_path, None, family, config, len(recorded), frames, command,
+                                   data)
         shared = quantized.step_card(name)
         step.update({**shared, "quantization": {**step["quantization"], "float_ops": [], **shared["quantization"]}})
     return cards
 
 
 def _card(name: str, model: str, part: str, path: Path, float_path: Path | None, family: str | None,
-          config: quantize.QuantizeConfig, samples: int, frames: int, command: str) -> dict:
+          config: quantize.QuantizeConfig, samples: int, frames: int, command: str, data: str) -> dict:
     """family: the ISA family (runtime.ARTIFACTS) whose quantization the model has; None: in float. float_path: the
     float model its weight bytes are compared with (None: the caller's to fill in)."""
     source, quantized = store.card(model, config.weights_dir), family is not None
@@ -168,7 +172,7 @@ def _card(name: str, model: str, part: str, path: Path, float_path: Path | None,
         }
         card["calibration"] = {
             "seed": config.seed, "frames": frames, "samples": samples,
-            "data": f"{CROP}x{CROP} crops of the training photos (`semcom data photos`), drawn by the seed",
+            "data": data,
             "channels": list(quantize.CALIBRATION_CHANNELS), "snr_db_uniform": list(quantize.CALIBRATION_SNR_DB),
             "ddim_steps": config.ddim_steps, "sampler": config.sampler,
         }

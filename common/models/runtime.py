@@ -63,7 +63,14 @@ CONDITION_INPUTS = ("condition",)
 DECODED_MODELS = ("map_codec", "latent_codec", "deep_jscc")  # whose decoders the receiver runs
 # The photo codec's parts an int8 receiver runs in ONNX Runtime: quantized (True) or in float (False).
 PHOTO_PARTS = {("latent_diffusion", "head"): False, ("latent_diffusion", "net"): True, ("photo_vae", "decoder"): True}
-UNET_PARTS = (("latent_diffusion", "net"),)  # of PHOTO_PARTS, the UNets: two graphs each, as the UNet artifacts
+# The distilled student's (diffusion_student.py): quantized as the diffusion decoder, calibrated on its own inputs.
+STUDENT_PARTS = {("diffusion_student", "net"): True}
+INT8_PARTS = {**PHOTO_PARTS, **STUDENT_PARTS}  # what an int8 receiver runs in ONNX Runtime beside ARTIFACTS
+UNET_PARTS = (("latent_diffusion", "net"), ("diffusion_student", "net"))  # two graphs each, as the UNet artifacts
+# The command that makes a model's int8 parts again.
+QUANTIZE_FIXES = {"latent_diffusion": "semcom quantize --latent-diffusion-only",
+                  "photo_vae": "semcom quantize --latent-diffusion-only",
+                  "diffusion_student": "semcom quantize --student-only"}
 # The scene codecs' (semantic, gesco) diffusion decoder, `--decoder`: the shipped UNet at the sampler's steps, or
 # its distilled student (tools/training/specs/diffusion_student.py), trained for one DDIM step from the same start.
 DIFFUSION_DECODERS = {"diffusion": "diffusion", "student": "diffusion_student"}
@@ -102,9 +109,6 @@ class DecoderRuntime:
             raise ValueError(f"device {self.device!r}: expected one of {', '.join(devices.DEVICES)} (resolved)")
         if self.diffusion_decoder not in DIFFUSION_DECODERS:
             raise ValueError(f"--decoder {self.diffusion_decoder!r}: expected one of {', '.join(DIFFUSION_DECODERS)}")
-        if self.diffusion_decoder == "student" and self.precision == "int8":
-            raise ValueError("--decoder student runs at fp32 or bf16 (it has no int8 artifact yet): pass --precision "
-                             "fp32 or bf16")
 
     @property
     def diffusion_model(self) -> str:
@@ -127,16 +131,16 @@ class DecoderRuntime:
 
     def network(self, model: str, part: str) -> NumpyFunction:
         """Part `part` of trained model `model` as a numpy function: in torch at fp32 or bf16 (a diffusion UNet's a
-        Conditioned one, torch_unet); at int8, its ONNX model (PHOTO_PARTS; the JSCC decoders' and the diffusion
+        Conditioned one, torch_unet); at int8, its ONNX model (INT8_PARTS; the JSCC decoders' and the diffusion
         UNet's are decoder() and noise_predictor()'s)."""
         if self.precision == "int8":
-            if (model, part) not in PHOTO_PARTS:
+            if (model, part) not in INT8_PARTS:
                 raise Unavailable(f"{model}'s {part} has no int8 artifact: run it at fp32 or bf16")
             try:
                 return load_part(model, part, self.weights_dir, device=self.device)
             except (store.WeightsMissing, ValueError) as error:
-                # The photo codec's alone: the receiver serves the other codecs, and its frames get UNAVAILABLE.
-                raise Unavailable(f"codec latent_diffusion at int8: {error}") from error
+                # That model's codecs alone: the receiver serves the others, and their frames get UNAVAILABLE.
+                raise Unavailable(f"{model} at int8: {error}") from error
         module = store.load(model, self.weights_dir)[part]
         # A diffusion UNet (diffusion.py) can cache its condition's work across a sampler's steps.
         return self.torch_unet(module) if hasattr(module, "modulations") else self.torch_function(module)
@@ -145,13 +149,13 @@ class DecoderRuntime:
         """Model `model`'s diffusion UNet (its part "net"; default the scene codecs', diffusion_model):
         (x_t [B, C, H, W] float32, t [B] int64, condition)
         -> predicted noise, float32 (a v-predicting UNet's output turned into the noise it implies). At int8,
-        the quantized artifact (runtime.ARTIFACTS for `diffusion`, PHOTO_PARTS' for `latent_diffusion`).
+        the quantized artifact (runtime.ARTIFACTS for `diffusion`, INT8_PARTS' for the others).
         With the sampler's condition_cache, a Conditioned predictor: the samplers compute the condition's
         share of the network once per frame (both models, at every precision)."""
         model = model or self.diffusion_model
         if model != "diffusion" and model in DIFFUSION_DECODERS.values():  # a student of the shipped teacher?
             store.check_trained_on(model, self.weights_dir)
-        if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate PHOTO_PARTS'
+        if self.precision == "int8" and model == "diffusion":  # its artifacts' names predate INT8_PARTS'
             network = load_artifact(artifact_name(), self.weights_dir, self.device)
         else:
             network = self.network(model, "net")
@@ -232,15 +236,15 @@ def artifact_name(capabilities: cpu.CpuCapabilities | None = None) -> str:
 
 
 def part_names(model: str, part: str) -> tuple[str, ...]:
-    """The ONNX models made of photo part (model, part) (PHOTO_PARTS): if quantized, one per ISA family (the
+    """The ONNX models made of part (model, part) (INT8_PARTS): if quantized, one per ISA family (the
     full-range one first, as ARTIFACTS), else one in float."""
-    if not PHOTO_PARTS[model, part]:
+    if not INT8_PARTS[model, part]:
         return (f"{model}_{part}",)
     return f"{model}_{part}_int8", f"{model}_{part}_int8_7bit"
 
 
 def part_name(model: str, part: str, capabilities: cpu.CpuCapabilities | None = None) -> str:
-    """The ONNX model of photo part (model, part) that this CPU (or `capabilities`) runs."""
+    """The ONNX model of part (model, part) (INT8_PARTS) that this CPU (or `capabilities`) runs."""
     names = part_names(model, part)
     return names[0] if len(names) == 1 else _for_cpu(*names, capabilities)
 
@@ -325,9 +329,9 @@ def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu
 
 def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
               capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel | OnnxUNet:
-    """Photo part (model, part)'s ONNX model for this CPU (or `capabilities`), checked like `load_artifact`; a UNet
+    """Part (model, part)'s ONNX model (INT8_PARTS) for this CPU (or `capabilities`), checked like `load_artifact`; a UNet
     (UNET_PARTS) as its two graphs."""
-    name, fix = part_name(model, part, capabilities), "semcom quantize --latent-diffusion-only"
+    name, fix = part_name(model, part, capabilities), QUANTIZE_FIXES[model]
     if (model, part) in UNET_PARTS:
         return _load_unet(name, model, weights_dir, device, fix)
     return _session(name, model, weights_dir, store.card_stamp((name, model), weights_dir), fix, device)

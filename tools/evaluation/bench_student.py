@@ -3,7 +3,7 @@ decoder it replaces and the teacher it was distilled from (10 DDIM steps, guidan
 (`semcom bench` names the CPU first).
 
 * Whole decode of a frame (map and latent decoders, then the UNet), semantic and gesco frames at 10 dB AWGN,
-  per precision the student runs at (fp32; bf16 where the CPU has it natively): ms per frame and the ratio.
+  per precision (fp32, int8, and bf16 where the CPU has it natively): ms per frame and the ratio.
 * Quality over the sweep (semantic and gesco, AWGN and Rayleigh, -5..20 dB, validation scenes): PSNR,
   SSIM, re-segmented mIoU and, with the Inception network installed, KID on 64x64 patches.
 
@@ -38,13 +38,11 @@ DECODERS = {"5-step": ("diffusion", SamplerSettings()), "student": ("student", S
 
 def bench_student(count: int = 8, quality_count: int = 16, repeats: int = 3,
                   precisions: tuple[str, ...] | None = None, progress: Callable[[str], None] = print) -> str:
-    precisions = precisions or tuple(name for name in precision.runnable() if name != "int8")
-    if "int8" in precisions:
-        raise ValueError("--precisions: the student has no int8 artifact yet; fp32 and bf16 only")
+    precisions = precisions or precision.runnable()
     for name in precisions:
         if reason := precision.supported(name):
             raise precision.Unsupported(reason.replace("--precision", "--precisions", 1))
-    DecoderRuntime(diffusion_decoder="student").load(("diffusion",))  # the student must be there: say so before any work
+        _runtime("student", name).noise_predictor()  # the student (and its int8) must be there: say so now
     try:
         perceptual.inception_path()
         kid = True
