@@ -60,7 +60,8 @@ def render() -> str:
         lines.append(f"| {name} | {params:,} | {flops:,.0f} | {steps} | {minutes}"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
     lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", _student_line(), "",
-              "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "", "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
+              "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "",
+              "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
     return "\n".join(lines) + "\n"
 
@@ -81,11 +82,15 @@ def _quantized_lines() -> list[str]:
             "The JSCC decoders an int8 receiver runs on ONNX Runtime instead of torch, exported in float32 by the same "
             "command: " + "; ".join(_decoder_line(model) for model in runtime.DECODED_MODELS) + ".", "",
             "The photo codec's (latent_diffusion) ONNX models, by the same command (`tools/quantize_photo.py`): "
-            + "; ".join(_photo_part_line(name) for model, part in runtime.PHOTO_PARTS
+            + "; ".join(_part_line(name, "photo crops") for model, part in runtime.PHOTO_PARTS
+                        for name in runtime.part_names(model, part)) + ".", "",
+            "The distilled student's (diffusion_student) int8 graphs, by the same command (`tools/quantize_student.py`): "
+            + "; ".join(_part_line(name, "scenes") for model, part in runtime.STUDENT_PARTS
                         for name in runtime.part_names(model, part)) + "."]
 
 
-def _photo_part_line(name: str) -> str:
+def _part_line(name: str, frames: str) -> str:
+    """An INT8_PARTS model's line; frames: what its calibration's frames were."""
     try:
         card = store.card(name)
     except store.WeightsMissing:
@@ -98,7 +103,7 @@ def _photo_part_line(name: str) -> str:
               if "condition_graph" in card else "")
     return (f"`{name}.onnx`{graphs} W8A8 for {card['for'].split(':')[0]}, {card['weight_bytes']['ratio']:.1%} of "
             f"fp32's weight bytes, calibrated on {card['calibration']['samples']} inputs from "
-            f"{card['calibration']['frames']} photo crops, {made}")
+            f"{card['calibration']['frames']} {frames}, {made}")
 
 
 def _artifact_line(name: str) -> str:
