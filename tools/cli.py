@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and its teacher: frame decode time and quality over the sweep (several minutes)")
     student.add_argument("--count", type=int, default=8, help="validation scenes for latency [%(default)s]")
     student.add_argument("--quality-count", type=int, default=16,
-                         help="validation scenes per sweep point [%(default)s]")
+                         help="validation scenes per sweep point (0: latency alone) [%(default)s]")
     student.add_argument("--repeats", type=int, default=3, help="latency repeats (medians) [%(default)s]")
     student.add_argument("--precisions", default="", help="comma-separated, as for `bench receiver` (default: those "
                                                           "this CPU runs natively)")
@@ -470,9 +470,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if args.benchmark == "student":
             from .evaluation.bench_student import bench_student
 
-            for name in ("count", "quality_count", "repeats"):
-                if getattr(args, name) < 1:
-                    raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+            for name, least in (("count", 1), ("quality_count", 0), ("repeats", 1)):
+                if getattr(args, name) < least:
+                    raise ValueError(f"--{name.replace('_', '-')} must be at least {least}")
             print(bench_student(args.count, args.quality_count, args.repeats,
                                 _precisions(args.precisions) if args.precisions else None))
             return 0

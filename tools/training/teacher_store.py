@@ -40,6 +40,7 @@ MODE_SHARES = (0.5, 0.25, 0.25)  # what receivers decode most: the semantic code
 # The teacher's sampler, measured on 16 validation scenes (AWGN; PSNR dB / re-segmented mIoU), against the
 # served 5 steps: semantic 10 dB 23.77 / 0.943 (5 steps), 23.43 / 0.950 (20 steps, CFG 1.5); gesco 10 dB
 # 21.19 / 0.797 and 20.92 / 0.857. More steps trade a little PSNR for the map's semantics; guidance adds them.
+# 10 steps, not 20: half the store's time (`semcom bench student` measures this teacher).
 TEACHER_SAMPLER = SamplerSettings(steps=10, guidance_scale=1.5)
 FROZEN_MODELS = ("diffusion", "map_codec", "latent_codec")  # the teacher and the codecs its conditions come from
 SNR_RANGE_DB = (-5.0, 20.0)
