@@ -198,3 +198,15 @@ def test_a_bad_store_flag_is_refused():
         StoreConfig(count=0)
     with pytest.raises(ValueError, match="--guidance-scale"):
         StoreConfig(guidance_scale=0.5)
+
+
+def test_the_student_benchmark_times_both_decoders_at_each_precision():
+    from semcom.tools.evaluation.bench_student import bench_student
+
+    report = bench_student(count=1, quality_count=0, repeats=1, precisions=("fp32", "int8"), progress=lambda _: None)
+    rows = [line.split() for line in report.splitlines() if line.strip().startswith(("fp32", "int8"))]
+    assert [(row[0], row[1]) for row in rows] == [("fp32", "semantic"), ("fp32", "gesco"), ("int8", "semantic"),
+                                                  ("int8", "gesco")]
+    for _, _, five_steps, student, ratio in rows:
+        assert float(ratio.rstrip("x")) == pytest.approx(float(five_steps) / float(student), rel=0.01)
+    assert "quality" not in report  # --quality-count 0: latency alone

@@ -84,7 +84,8 @@ def _quantized_lines() -> list[str]:
             "The photo codec's (latent_diffusion) ONNX models, by the same command (`tools/quantize_photo.py`): "
             + "; ".join(_part_line(name, "photo crops") for model, part in runtime.PHOTO_PARTS
                         for name in runtime.part_names(model, part)) + ".", "",
-            "The distilled student's (diffusion_student) int8 graphs, by the same command (`tools/quantize_student.py`): "
+            "The distilled student's (diffusion_student) int8 graphs, by the same command "
+            "(`tools/quantize_student.py`): "
             + "; ".join(_part_line(name, "scenes") for model, part in runtime.STUDENT_PARTS
                         for name in runtime.part_names(model, part)) + "."]
 

@@ -156,7 +156,8 @@ class SemanticDiffusionUNet(nn.Module):
         self.middle = SPADEResBlock(previous, previous, embedding_dim, condition_channels, spade_hidden)
         self.up_blocks = nn.ModuleList()
         for width in reversed(widths):
-            self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels, spade_hidden))
+            self.up_blocks.append(SPADEResBlock(previous + width, width, embedding_dim, condition_channels,
+                                                spade_hidden))
             previous = width
         self.out_norm = SPADE(previous, condition_channels, spade_hidden)
         self.out = nn.Conv2d(previous, in_channels, 3, padding=1)

@@ -30,7 +30,9 @@ Making them (export, calibration, quantization) is the quantize command's: tools
 The photo codec's networks (`latent_diffusion`, PHOTO_PARTS) follow the same
 rules, one ONNX file per part named `{model}_{part}[_int8|_int8_7bit]`: its UNet
 and the VAE decoder quantized (two artifacts each, by ISA), its head in float
-(int8 made it slower: measured, tools/quantize_photo.py).
+(int8 made it slower: measured, tools/quantize_photo.py). The distilled student of the
+diffusion decoder (`--decoder student`, STUDENT_PARTS) is quantized as the decoder is,
+its graphs named the same way (tools/quantize_student.py).
 """
 
 from __future__ import annotations
@@ -329,8 +331,8 @@ def load_decoder(model: str, weights_dir: Path = WEIGHTS_DIR, device: str = "cpu
 
 def load_part(model: str, part: str, weights_dir: Path = WEIGHTS_DIR,
               capabilities: cpu.CpuCapabilities | None = None, device: str = "cpu") -> OnnxModel | OnnxUNet:
-    """Part (model, part)'s ONNX model (INT8_PARTS) for this CPU (or `capabilities`), checked like `load_artifact`; a UNet
-    (UNET_PARTS) as its two graphs."""
+    """Part (model, part)'s ONNX model (INT8_PARTS) for this CPU (or `capabilities`), checked like
+    `load_artifact`; a UNet (UNET_PARTS) as its two graphs."""
     name, fix = part_name(model, part, capabilities), QUANTIZE_FIXES[model]
     if (model, part) in UNET_PARTS:
         return _load_unet(name, model, weights_dir, device, fix)
