@@ -68,18 +68,16 @@ async def start(settings: ServerSettings, sampler: SamplerSettings = SamplerSett
     if not 1 <= sampler.steps <= 1000:
         raise ValueError(f"--ddim-steps: {sampler.steps} is outside 1..1000")
     capabilities = cpu.detect()
-    requested = precision
-    if decoder != "diffusion":
-        if _sampler_changed(sampler):
-            log.warning("--decoder %s samples as it was distilled (%s): the sampler flags (--ddim-steps, --sampler, "
-                        "--guidance-scale, --start-from-channel ...) apply to latent_diffusion alone", decoder,
-                        decoder_runtime.STUDENT_SAMPLER)
-    precision = model_precision.resolve(precision, capabilities)
+    requested, precision = precision, model_precision.resolve(precision, capabilities)
     log.info("precision %s (asked: %s) on %s", precision, requested, capabilities.describe())
     requested_device, device = device, model_device.resolve(device, precision)
     log.info("device %s (asked: %s)", device, requested_device)
     runtime = DecoderRuntime(precision, sampler, device=device, diffusion_decoder=decoder)  # checks the pair
     if decoder != "diffusion":
+        if _sampler_changed(sampler):
+            log.warning("--decoder %s samples as it was distilled (%s): the sampler flags (--ddim-steps, --sampler, "
+                        "--guidance-scale, --start-from-channel ...) apply to latent_diffusion alone", decoder,
+                        decoder_runtime.STUDENT_SAMPLER)
         runtime.noise_predictor()  # loaded now: fail at start when it (or its int8) is missing or its teacher changed
     if precision == "int8":
         # Loaded now: fail at start, with the reason, when an ONNX artifact is missing or stale.

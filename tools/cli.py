@@ -532,14 +532,17 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             float_ops=quantize.FLOAT_OPS if args.float_ops is None else tuple(args.float_ops),
             float_modules=quantize.FLOAT_MODULES if args.float_modules is None else tuple(args.float_modules))
         command = "semcom " + " ".join(sys.argv[1:] if argv is None else argv)
-        summary = ("for", "sha256", "weight_bytes", "wall_seconds")
+
+        def show(cards: dict) -> int:
+            print(json.dumps({name: {key: card[key] for key in ("for", "sha256", "weight_bytes", "wall_seconds")
+                                     if key in card} for name, card in cards.items()}, indent=2))
+            return 0
+
         from .quantize_student import MODEL as STUDENT
         from .quantize_student import quantize_student
 
         if args.student_only:
-            print(json.dumps({name: {key: card[key] for key in summary if key in card}
-                              for name, card in quantize_student(config, command).items()}, indent=2))
-            return 0
+            return show(quantize_student(config, command))
         from semcom.common.data import photos
 
         if not args.decoders_only:  # the photo codec's calibration needs the photos: say so before any work
@@ -559,9 +562,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         cards.update(quantize_photo_codec(config, args.photo_frames, command))
         if not args.latent_diffusion_only and (weights_dir / f"{STUDENT}.card.json").is_file():
             cards.update(quantize_student(config, command))  # it decodes the diffusion decoder's frames
-        print(json.dumps({name: {key: card[key] for key in summary if key in card} for name, card in cards.items()},
-                         indent=2))
-        return 0
+        return show(cards)
     if args.command == "sweep":
         from .evaluation import sweep
 

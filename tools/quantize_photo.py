@@ -105,7 +105,7 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
             names, recorded = INPUTS[model, part], samples[model, part]
             if (model, part) in runtime.UNET_PARTS:  # two graphs, as the diffusion decoder's (condition caching)
                 cards.update(unet_cards(model, part, net, [dict(zip(names, s)) for s in recorded], folder, config,
-                                        frames, command))
+                                        frames, command, PHOTO_DATA))
                 continue
             float_path = folder / f"{model}_{part}.onnx"
             quantize.export_onnx(net, tuple(torch.from_numpy(array) for array in recorded[0]), names, float_path,
@@ -126,10 +126,9 @@ def quantize_photo_codec(config: quantize.QuantizeConfig, frames: int, command: 
 
 
 def unet_cards(model: str, part: str, net, recorded: list[dict[str, np.ndarray]], folder: Path,
-               config: quantize.QuantizeConfig, frames: int, command: str, data: str | None = None) -> dict[str, dict]:
+               config: quantize.QuantizeConfig, frames: int, command: str, data: str) -> dict[str, dict]:
     """A UNet's two graphs per ISA family (quantize.quantize_unet), written into config.weights_dir, and their
-    cards; recorded: its inputs in `frames` decodes of calibration data `data` (default: the photos)."""
-    data = data or PHOTO_DATA
+    cards; recorded: its inputs in `frames` decodes of calibration data `data` (its description)."""
     names = runtime.part_names(model, part)
     quantized = quantize.quantize_unet(net, recorded, names, folder, config)
     cards = {}

@@ -68,10 +68,11 @@ def bench_student(count: int = 8, quality_count: int = 16, repeats: int = 3,
                     seconds.setdefault((name, decoder, codec_id), []).append(elapsed)
     frame_ms = {key: 1000 * statistics.median(values) for key, values in seconds.items()}
     quality = {}
-    for decoder in DECODERS if quality_count else ():  # 0: latency alone
-        progress(f"quality over the sweep: {decoder} ...")
-        quality[decoder] = sweep.run_sweep(list(CODECS), count=quality_count, runtime=_runtime(decoder, "fp32"),
-                                           kid=kid)
+    if quality_count:  # 0: latency alone
+        for decoder in DECODERS:
+            progress(f"quality over the sweep: {decoder} ...")
+            quality[decoder] = sweep.run_sweep(list(CODECS), count=quality_count, runtime=_runtime(decoder, "fp32"),
+                                               kid=kid)
     return _render(frame_ms, quality, precisions, count, quality_count, kid)
 
 

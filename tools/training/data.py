@@ -40,9 +40,19 @@ def scenes(config) -> TrainData:
         batch = images[index], labels[index]
         return (batch[0].flip(-1), batch[1].flip(-1)) if rng.random() < 0.5 else batch
 
-    return TrainData(sample, as_tensors(*materialize(SyntheticScenes("val", config.val_count, size))),
+    return TrainData(sample, validation_scenes(config),
                      f"embedded synthetic scenes (semcom.common.data.scenes), train split items "
-                     f"0..{config.train_count - 1}", f"synthetic val split items 0..{config.val_count - 1}")
+                     f"0..{config.train_count - 1}", validation_description(config))
+
+
+def validation_scenes(config) -> Batch:
+    """The validation split at the preset size: what the semantic models are evaluated on."""
+    size = (config.preset.height, config.preset.width)
+    return as_tensors(*materialize(SyntheticScenes("val", config.val_count, size)))
+
+
+def validation_description(config) -> str:
+    return f"synthetic val split items 0..{config.val_count - 1}"
 
 
 class PhotoCrops:

@@ -15,12 +15,11 @@ the teacher's 32/64/96 and 32): about a quarter of a step's FLOPs.
 
 import torch
 
-from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models.layers import count_flops
 from semcom.common.models.runtime import STUDENT_SAMPLER
 from semcom.common.models.sampling import CosineSchedule
 
-from ..data import TrainData, as_tensors
+from ..data import TrainData, validation_description, validation_scenes
 from ..spec import Spec
 from ..teacher_store import FROZEN_MODELS, TeacherStore, teacher_calls
 from . import diffusion
@@ -31,8 +30,7 @@ _calls = None  # the teacher's network calls since this run loaded its data (its
 def data(config) -> TrainData:
     global _calls
     teacher = TeacherStore(config.teacher_store)
-    size = (config.preset.height, config.preset.width)
-    validation = as_tensors(*materialize(SyntheticScenes("val", config.val_count, size)))
+    validation = validation_scenes(config)
     if _calls is not None:  # an earlier run in this process that stopped before its evaluation
         _calls.close()
     _calls = teacher_calls()
@@ -41,7 +39,7 @@ def data(config) -> TrainData:
                      f"teacher store {config.teacher_store}: {card['count']} items ({card['bytes'] / 2**20:.0f} MiB, "
                      f"built in {card['wall_seconds']:.0f} s with {card['teacher_network_calls']} teacher network "
                      f"calls); teacher sampler {card['recipe']['teacher_sampler']}; modes {card['modes']}; "
-                     f"{card['channel']}", f"synthetic val split items 0..{config.val_count - 1}")
+                     f"{card['channel']}", validation_description(config))
 
 
 _ALPHA_BAR = torch.from_numpy(CosineSchedule().alpha_bar)
