@@ -201,9 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", type=Path, metavar="WEIGHTS_PT",
                        help="start from these weights (e.g. the shipped common/weights/<model>.pt) with a fresh "
                             "optimizer: more training where no checkpoint is left to --resume")
-    train.add_argument("--teacher-store", type=Path, default=Path("checkpoints/teacher_store"),
-                       help="diffusion_student: the teacher store it learns from (`semcom distill store`) "
-                            "[%(default)s]")
+    train.add_argument("--teacher-store", type=Path, default=None,
+                       help="the students (diffusion_student, encoder_student): the teacher store they learn from "
+                            "(`semcom distill store`; default checkpoints/teacher_store and "
+                            "checkpoints/encoder_teacher_store)")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
 
@@ -335,14 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
     distill = commands.add_parser("distill", help="distillation: the teacher store students train from")
     distill_which = distill.add_subparsers(dest="distill", required=True, metavar="WHAT")
     teacher = distill_which.add_parser(
-        "store", help="run the diffusion teacher once over training scenes and channel draws, and store its outputs",
-        description="Runs the shipped diffusion decoder as a teacher (--steps DDIM steps, classifier-free guidance "
-                    "--guidance-scale) on training scenes, each through a channel draw (AWGN or Rayleigh, -5..20 dB) "
-                    "in one of the receiver's modes (semantic; map-only; gesco), and stores, in float16 shards with a "
-                    "card, the condition, the exact start sample and timestep and the teacher's output: what "
-                    "`semcom train diffusion_student` learns from without calling the teacher.")
-    teacher.add_argument("--count", type=int, default=1024, help="items (teacher decodes) [%(default)s]")
-    teacher.add_argument("--out", type=Path, default=Path("checkpoints/teacher_store"), help="[%(default)s]")
+        "store", help="run a teacher once over the training scenes (and channel draws), and store its outputs",
+        description="--teacher diffusion: runs the shipped diffusion decoder as a teacher (--steps DDIM steps, "
+                    "classifier-free guidance --guidance-scale) on training scenes, each through a channel draw "
+                    "(AWGN or Rayleigh, -5..20 dB) in one of the receiver's modes (semantic; map-only; gesco), and "
+                    "stores, in float16 shards with a card, the condition, the exact start sample and timestep and "
+                    "the teacher's output: what `semcom train diffusion_student` learns from without calling the "
+                    "teacher. --teacher segmenter_large: runs the large transmitter model (`semcom train "
+                    "segmenter_large`) on each training scene once and stores the scene, its map and the features "
+                    "it sends: what `semcom train encoder_student` learns from.")
+    teacher.add_argument("--teacher", choices=["diffusion", "segmenter_large"], default="diffusion",
+                         help="[%(default)s]")
+    teacher.add_argument("--count", type=int, default=1024,
+                         help="items (teacher decodes; segmenter_large: scenes, at most --train-count) [%(default)s]")
+    teacher.add_argument("--out", type=Path, default=None,
+                         help="[checkpoints/teacher_store; segmenter_large: checkpoints/encoder_teacher_store]")
     teacher.add_argument("--steps", type=int, default=10, help="the teacher's DDIM steps [%(default)s]")
     teacher.add_argument("--guidance-scale", type=float, default=1.5,
                          help="the teacher's classifier-free guidance (1: none) [%(default)s]")
@@ -625,7 +633,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
         config = StoreConfig(count=args.count, out=args.out, seed=args.seed, steps=args.steps,  # checks the flags
                              guidance_scale=args.guidance_scale, shard_size=args.shard_size,
-                             train_count=args.train_count, resume=args.resume)
+                             train_count=args.train_count, resume=args.resume, teacher=args.teacher)
         print(json.dumps(build(config), indent=2))
         return 0
     if args.command == "data" and args.dataset == "synth":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,6 +95,27 @@ def encode_image(image: np.ndarray, codec_id: str, bandwidth_ratio: float, *, pi
         frame.blocks = [replace(b, symbols=insert_pilots(b.symbols, pilot_spacing)) for b in frame.blocks]
         frame.pilot_spacing = pilot_spacing
     return frame
+
+
+class ChannelFeedback:
+    """The channel state the link reports back with every frame (ForwardResponse.channel), as a real system's
+    receiver feeds back its SNR estimate: the design SNR for the next frames is the mean SNR the last `window`
+    frames saw (measured from the noise actually added). One estimate per transmitter: with a pool of channel
+    emulators, the mean over the links it sends on."""
+
+    def __init__(self, window: int = 8):
+        self._snrs: deque[float] = deque(maxlen=window)
+
+    def observe(self, snr_db: float) -> None:
+        if math.isfinite(snr_db):  # a noiseless channel measures infinity: nothing to design for
+            self._snrs.append(snr_db)
+
+    def design_snr_db(self, default: float) -> float:
+        """The mean of the last frames' SNRs; `default` before any frame has come back."""
+        return float(np.mean(self._snrs)) if self._snrs else default
+
+
+DESIGN_SNRS = ("fixed", "feedback")  # the transmitter's --design-snr
 
 
 @dataclass

@@ -8,6 +8,8 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from semcom.common import codecs
+from semcom.common.codecs.base import DEFAULT_DESIGN_SNR_DB
+from semcom.common.codecs.learned import MAP_ENCODERS, load_encoder_student
 from semcom.common.serving.config import ServerSettings, add_option, add_server_options, server_settings
 from semcom.common.serving.metrics import backend_calls
 from semcom.common.serving.rpc import Downstream
@@ -34,9 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--scoring", default=pipeline.DEFAULT_SCORING, choices=pipeline.SCORINGS,
                help="what a Transmit that asks for no scoring gets scored: none; pixels: PSNR and SSIM; full: those "
                     "and the semantic fidelity (mIoU, two segmenter passes); see the README's Serving throughput")
-    add_option(parser, "--design-snr-db", type=float, default=10.0,
-               help="digital codecs: the SNR the ideal-code ones (jpeg, webp, avif) size their file for, and the "
-                    "LDPC ones (jpeg_ldpc, webp_ldpc, avif_ldpc) pick their MCS for")
+    add_option(parser, "--design-snr-db", type=float, default=DEFAULT_DESIGN_SNR_DB,
+               help="the SNR frames are designed for: the ideal-code digital codecs (jpeg, webp, avif) size their "
+                    "file for it, the LDPC ones (jpeg_ldpc, webp_ldpc, avif_ldpc) pick their MCS for it, the encoder "
+                    "student (--map-encoder student) adapts to it; a request's design_snr_db overrides it")
+    add_option(parser, "--design-snr", default="fixed", choices=pipeline.DESIGN_SNRS,
+               help="fixed: --design-snr-db; feedback: the channel's feedback, the mean SNR the last 8 frames saw "
+                    "(each Forward's reply says it; --design-snr-db until the first comes back)")
+    add_option(parser, "--map-encoder", default="segmenter", choices=MAP_ENCODERS,
+               help="what makes the semantic map's features (semantic_map, semantic): the segmenter and the map "
+                    "codec's encoder, or the lightweight channel-adaptive encoder student (`semcom train "
+                    "encoder_student`), told the design SNR; receivers decode both alike")
     add_option(parser, "--out-of-domain", default="fallback", choices=pipeline.OUT_OF_DOMAIN,
                help="an image outside a semantic codec's domain (segmenter confidence below "
                     f"{pipeline.DOMAIN_THRESHOLD}, e.g. a photo): fallback: send it with --fallback-codec (the "
@@ -47,14 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec,
                                    "pilot_spacing": args.pilot_spacing, "design_snr_db": args.design_snr_db,
-                                   "scoring": args.scoring,
+                                   "scoring": args.scoring, "map_encoder": args.map_encoder,
+                                   "design_snr": args.design_snr,
                                    "domain": pipeline.DomainPolicy(args.out_of_domain, args.fallback_codec)}
 
 
 async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
-                pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
-                domain: pipeline.DomainPolicy = pipeline.DomainPolicy()) -> ServiceServer:
+                pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB, scoring: str = pipeline.DEFAULT_SCORING,
+                domain: pipeline.DomainPolicy = pipeline.DomainPolicy(), map_encoder: str = "segmenter",
+                design_snr: str = "fixed") -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
+    if map_encoder not in MAP_ENCODERS:
+        raise ValueError(f"--map-encoder: {map_encoder!r}, expected one of {', '.join(MAP_ENCODERS)}")
+    if design_snr not in pipeline.DESIGN_SNRS:
+        raise ValueError(f"--design-snr: {design_snr!r}, expected one of {', '.join(pipeline.DESIGN_SNRS)}")
+    if map_encoder == "student":
+        load_encoder_student()  # missing or stale weights: say so now
     if domain.action == "fallback":
         codecs.get(domain.fallback_codec, field="--fallback-codec")
     if pilot_spacing < 0:
@@ -67,7 +85,7 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
                           max_message_bytes=settings.max_message_bytes, tls=settings.tls, tls_name="channel")
     server = ServiceServer("transmitter", settings, registry)
     servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channels,
-                                   pilot_spacing, design_snr_db, scoring, domain)
+                                   pilot_spacing, design_snr_db, scoring, domain, map_encoder, design_snr)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer,
                        close=channels.close)
 

@@ -5,6 +5,7 @@ import math
 import time
 from dataclasses import asdict
 
+from semcom.common.codecs.base import DEFAULT_DESIGN_SNR_DB
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import FailedPrecondition, InvalidInput, ServiceError
 from semcom.common.serving.rpc import Downstream
@@ -22,9 +23,12 @@ SCORINGS = {value: name for name, value in pipeline.SCORING_VALUES.items()}  # T
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channels: Downstream,
-                 pilot_spacing: int = 0, design_snr_db: float = 10.0, scoring: str = pipeline.DEFAULT_SCORING,
-                 domain: pipeline.DomainPolicy = pipeline.DomainPolicy()):
+                 pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB, scoring: str = pipeline.DEFAULT_SCORING,
+                 domain: pipeline.DomainPolicy = pipeline.DomainPolicy(), map_encoder: str = "segmenter",
+                 design_snr: str = "fixed"):
         self._settings = settings
+        self._map_encoder = map_encoder
+        self._feedback = pipeline.ChannelFeedback() if design_snr == "feedback" else None
         self._scoring = scoring
         self._domain = domain
         self._pilot_spacing = pilot_spacing
@@ -54,10 +58,14 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             raise InvalidInput(f"bandwidth_ratio: {request.bandwidth_ratio} must be a finite number >= 0 (0: default)")
         codec_id = request.codec or self._default_codec
         scoring = self._scoring_of(request)
-        encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id)
+        design_snr_db = self._design_snr_of(request)
+        encoded, frame_message, encode_seconds = await asyncio.to_thread(self._encode, request, codec_id,
+                                                                         design_snr_db)
 
         forwarded = await self._channels.call(self._channel_stub.Forward(
             channel_emulator_pb2.ForwardRequest(frame=frame_message), timeout=context.time_remaining()))
+        if self._feedback is not None:
+            self._feedback.observe(forwarded.channel.measured_snr_db)
         assessment, quality_seconds = await asyncio.to_thread(self._assess, encoded, forwarded.decoded, scoring,
                                                               not request.omit_images)
         link = forwarded.link
@@ -75,6 +83,7 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             codec=frame.codec,
             requested_codec=codec_id,
             domain_score=encoded.domain_score,
+            design_snr_db=design_snr_db,
             channel_uses=forwarded.channel.channel_uses,
             bandwidth_ratio=forwarded.channel.bandwidth_ratio,
             channel=forwarded.channel,
@@ -85,14 +94,19 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
         )
 
-    def _encode(self, request: pb.TransmitRequest, codec_id: str):
+    def _design_snr_of(self, request: pb.TransmitRequest) -> float:
+        """The SNR the frame is designed for: the request's, else the channel's feedback, else --design-snr-db."""
+        if request.HasField("design_snr_db"):
+            return request.design_snr_db
+        return self._design_snr_db if self._feedback is None else self._feedback.design_snr_db(self._design_snr_db)
+
+    def _encode(self, request: pb.TransmitRequest, codec_id: str, design_snr_db: float):
         start = time.perf_counter()
         try:
             encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio,
                                       max_pixels=self._settings.max_pixels, domain=self._domain,
                                       pilot_spacing=request.pilot_spacing or self._pilot_spacing,
-                                      design_snr_db=request.design_snr_db if request.HasField("design_snr_db")
-                                      else self._design_snr_db)
+                                      design_snr_db=design_snr_db, map_encoder=self._map_encoder)
         except FailedPrecondition:
             self._metrics.out_of_domain.labels(codec_id, "refuse").inc()
             raise

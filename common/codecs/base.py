@@ -21,6 +21,10 @@ from ..models.runtime import DecoderRuntime
 from ..serving.errors import InvalidInput, LimitExceeded, ServiceError, quoted
 from ..wire.frames import Frame
 
+# The SNR a transmitter designs a frame for (the digital codecs' rate and MCS, the encoder student's attention)
+# where nothing else says: the transmitter's --design-snr-db default.
+DEFAULT_DESIGN_SNR_DB = 10.0
+
 # What a decode gives: the image uint8 [H, W, 3] and, for codecs with `returns_map`, the received
 # semantic map as train IDs uint8 [h, w] (else None).
 Decoded = tuple[np.ndarray, "np.ndarray | None"]

@@ -158,7 +158,7 @@ class SemanticCodec(_GenerativeCodec):
         self._check_input(image, bandwidth_ratio)
         padded = pad_to_stride(image, self.stride)[0]
         with torch.no_grad():
-            map_symbols = to_symbols(encoded_map(self, padded))
+            map_symbols = to_symbols(encoded_map(self, padded, **options))
             latent_symbols = to_symbols(store.load("latent_codec")["encoder"](image_tensor(padded))[0])
         return self._frame(image, frame_id, [SymbolBlock("semantic_map", map_symbols[0].numpy()),
                                              SymbolBlock("latent", latent_symbols[0].numpy())])

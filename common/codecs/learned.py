@@ -25,7 +25,7 @@ from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
 from ..serving.errors import InvalidInput
 from ..wire.frames import Frame, SymbolBlock
-from .base import Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8
+from .base import DEFAULT_DESIGN_SNR_DB, Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8
 from .registry import register
 
 # torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
@@ -144,8 +144,31 @@ class SemanticCodecBase(Codec):
         return runtime.decoder(model)(received_planes(frame, block, shape, self.codec_id))
 
 
-def encoded_map(codec: SemanticCodecBase, padded: np.ndarray):
-    """The map codec's features [1, C, H/4, W/4] of a padded image's segmentation (encode side: torch)."""
+MAP_ENCODERS = ("segmenter", "student")  # what makes the map codec's features: the transmitter's --map-encoder
+STUDENT = "encoder_student"
+
+
+def load_encoder_student():
+    """The channel-adaptive encoder student (`semcom train encoder_student`), checked against the map codec it was
+    distilled for: its features mean something only to that map decoder."""
+    store.check_trained_on(STUDENT)
+    return store.load(STUDENT)["encoder"]
+
+
+def encoded_map(codec: SemanticCodecBase, padded: np.ndarray, map_encoder: str = "segmenter",
+                design_snr_db: float | None = None, **options):
+    """The map codec's features [1, C, H/4, W/4] of a padded image (encode side: torch): of its segmentation
+    (segmenter + map encoder), or, with map_encoder "student", the encoder student's, told the design SNR
+    (the transmitter's; default DEFAULT_DESIGN_SNR_DB). The receiver decodes both alike."""
+    import torch
+
+    if map_encoder == "student":
+        snr = DEFAULT_DESIGN_SNR_DB if design_snr_db is None else design_snr_db
+        if not math.isfinite(snr):
+            raise InvalidInput(f"design_snr_db: {snr} is not finite")
+        return load_encoder_student()(image_tensor(padded), torch.tensor([float(snr)]))[0]
+    if map_encoder != "segmenter":
+        raise ValueError(f"map encoder {map_encoder!r}: expected one of {', '.join(MAP_ENCODERS)}")
     labels = codec.segment(padded)[None]
     return store.load("map_codec")["encoder"](one_hot(labels, codec.num_classes))
 
@@ -299,7 +322,7 @@ class SemanticMapCodec(SemanticCodecBase):
 
         self._check_input(image, bandwidth_ratio)
         with torch.no_grad():
-            symbols = to_symbols(encoded_map(self, pad_to_stride(image, self.stride)[0]))
+            symbols = to_symbols(encoded_map(self, pad_to_stride(image, self.stride)[0], **options))
         return self._frame(image, frame_id, [SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
 
     def decode_labels(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:

@@ -41,10 +41,9 @@ from ..phy import ldpc
 from ..quality import psnr_db
 from ..serving.errors import InvalidInput, LimitExceeded
 from ..wire.frames import Frame, SymbolBlock
-from .base import Capabilities, Codec, Decoded, resize
+from .base import DEFAULT_DESIGN_SNR_DB, Capabilities, Codec, Decoded, resize
 from .registry import register
 
-DEFAULT_DESIGN_SNR_DB = 10.0
 DEFAULT_BANDWIDTH_RATIO = 1280 / (64 * 128 * 3)  # the semantic codec's, for equal-bandwidth comparisons
 _SCALES = (1, 2, 4)
 FALLBACK_GREY = 128

@@ -33,6 +33,20 @@ class CBAM(nn.Module):
         return x * spatial
 
 
+class SNRAttention(nn.Module):
+    """x * sigmoid(FC(GELU(FC([mean over space of x, SNR / 20])))): ADJSCC's attention-feature module (Xu et al.
+    2021), a gate over feature channels set by the channel's SNR in dB."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gate = nn.Sequential(nn.Linear(channels + 1, channels // 4), nn.GELU(), nn.Linear(channels // 4, channels),
+                                  nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        context = torch.cat([x.float().mean((2, 3)), snr_db.float()[:, None] / 20], 1)
+        return x * self.gate(context).to(x.dtype)[:, :, None, None]
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

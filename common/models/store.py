@@ -30,7 +30,7 @@ def build(architecture: dict[str, dict]) -> dict:
     from . import diffusion, jscc, photo_latent, segmenter
 
     classes = {
-        "AttentionUNet": segmenter.AttentionUNet,
+        "AttentionUNet": segmenter.AttentionUNet, "ChannelAdaptiveEncoder": segmenter.ChannelAdaptiveEncoder,
         "MapEncoder": jscc.MapEncoder, "MapDecoder": jscc.MapDecoder,
         "LatentEncoder": jscc.LatentEncoder, "LatentDecoder": jscc.LatentDecoder,
         "ImageEncoder": jscc.ImageEncoder, "ImageDecoder": jscc.ImageDecoder,

@@ -38,6 +38,10 @@ class ChannelInTheLoop:
                                                          coherence_symbols=coherence_symbols))
                            for i, m in enumerate(models)]
 
+    def draw_snrs(self, count: int) -> list[float]:
+        """SNRs in dB uniform in the range, one per item, for encoders told the SNR before they send."""
+        return self._rng.uniform(*self.snr_range_db, count).tolist()
+
     def __call__(self, symbols: torch.Tensor, snr_db: float | Sequence[float] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """snr_db: one for every item, one per item, or None: drawn per item."""

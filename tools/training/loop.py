@@ -51,14 +51,15 @@ class TrainConfig:
     weights_dir: Path = store.WEIGHTS_DIR
     resume: bool = False
     init_from: Path | None = None  # a shipped <model>.pt to start from (a warm start: fresh optimizer, new schedule)
-    teacher_store: Path = Path("checkpoints/teacher_store")  # a distilled student's data (teacher_store.py)
+    teacher_store: Path | None = None  # a distilled student's data (teacher_store.py; None: its DEFAULT_OUT)
     device: str = "auto"
     bf16: bool = True
     preset: Preset = CPU
 
 
-def train(name: str, config: TrainConfig, command: str | None = None) -> dict:
-    spec = spec_of(name)
+def train(name: str, config: TrainConfig, command: str | None = None, spec=None) -> dict:
+    """Trains, evaluates and ships model `name` by its spec (or `spec`: an experiment's variant of it)."""
+    spec = spec or spec_of(name)
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
     bf16 = config.bf16 and (device.type != "cpu" or cpu.detect().native_bf16)

@@ -67,7 +67,7 @@ class StageTimings(_message.Message):
     def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ..., link_seconds: _Optional[float] = ...) -> None: ...
 
 class TransmitResponse(_message.Message):
-    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size", "received_map_png", "requested_codec", "domain_score")
+    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size", "received_map_png", "requested_codec", "domain_score", "design_snr_db")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class TransmitResponse(_message.Message):
     RECEIVED_MAP_PNG_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_CODEC_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_SNR_DB_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     frame_id: str
     codec: str
@@ -94,4 +95,5 @@ class TransmitResponse(_message.Message):
     received_map_png: bytes
     requested_codec: str
     domain_score: float
-    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ..., received_map_png: _Optional[bytes] = ..., requested_codec: _Optional[str] = ..., domain_score: _Optional[float] = ...) -> None: ...
+    design_snr_db: float
+    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ..., received_map_png: _Optional[bytes] = ..., requested_codec: _Optional[str] = ..., domain_score: _Optional[float] = ..., design_snr_db: _Optional[float] = ...) -> None: ...

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from semcom.common.codecs.learned import DeepJSCCCodec
 from semcom.common.models import jscc
+from semcom.common.models.layers import SNRAttention
 from semcom.common.quality import psnr_db
 
 from .. import loop
@@ -39,19 +40,6 @@ from ..specs import deep_jscc
 RATIO = 1 / 12
 SNRS_DB = (0.0, 10.0, 20.0)
 SNR_RANGE_DB = (-5.0, 20.0)
-
-
-class SNRAttention(nn.Module):
-    """x * sigmoid(FC(GELU(FC([mean over space of x, SNR / 20])))): ADJSCC's attention-feature module."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.gate = nn.Sequential(nn.Linear(channels + 1, channels // 4), nn.GELU(), nn.Linear(channels // 4, channels),
-                                  nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        context = torch.cat([x.float().mean((2, 3)), snr_db.float()[:, None] / 20], 1)
-        return x * self.gate(context).to(x.dtype)[:, :, None, None]
 
 
 class AttentionEncoder(jscc.NativeImageEncoder):

@@ -21,22 +21,18 @@ from semcom.common.models.sampling import CosineSchedule
 
 from ..data import TrainData, validation_description, validation_scenes
 from ..spec import Spec
-from ..teacher_store import FROZEN_MODELS, TeacherStore, teacher_calls
+from ..teacher_store import DEFAULT_OUT, FROZEN_MODELS, TeacherStore, calls_since_counting, count_calls
 from . import diffusion
-
-_calls = None  # the teacher's network calls since this run loaded its data (its evaluation reports them)
 
 
 def data(config) -> TrainData:
-    global _calls
-    teacher = TeacherStore(config.teacher_store)
+    directory = config.teacher_store or DEFAULT_OUT["diffusion"]
+    teacher = TeacherStore(directory)
     validation = validation_scenes(config)
-    if _calls is not None:  # an earlier run in this process that stopped before its evaluation
-        _calls.close()
-    _calls = teacher_calls()
+    count_calls("diffusion")
     card = teacher.card
     return TrainData(teacher.sample, validation,
-                     f"teacher store {config.teacher_store}: {card['count']} items ({card['bytes'] / 2**20:.0f} MiB, "
+                     f"teacher store {directory}: {card['count']} items ({card['bytes'] / 2**20:.0f} MiB, "
                      f"built in {card['wall_seconds']:.0f} s with {card['teacher_network_calls']} teacher network "
                      f"calls); teacher sampler {card['recipe']['teacher_sampler']}; modes {card['modes']}; "
                      f"{card['channel']}", validation_description(config))
@@ -59,10 +55,7 @@ def loss(parts, x_start, t_start, condition, teacher, channel):
 def evaluate(parts, images, labels, seed):
     """The teacher's evaluation (diffusion.evaluate: the same modes, channel and seeds) with the student's one
     step; and the count of teacher calls made while it trained in this run (0 is the point of the store)."""
-    global _calls
-    calls = None
-    if _calls is not None:
-        calls, _calls = _calls.count, _calls.close()
+    calls = calls_since_counting("diffusion")
     metrics = diffusion.evaluate(parts, images, labels, seed, sampler=STUDENT_SAMPLER)
     return metrics if calls is None else {**metrics, "teacher_network_calls_in_training": calls}
 
