@@ -62,12 +62,15 @@ def test_latent_encoder_gives_mean_and_log_variance():
 # steps of 8, to 0.8. deep_jscc's loss starts low (a grey image is already 0.06 MSE away) and, with a random
 # bandwidth per batch, falls later than the others': measured 0.87 of the initial loss after 80 steps (the real
 # run, batch 16: 0.58 after 200). The diffusion UNet's falls fast (measured 0.65 after 20 steps of 4), and each
-# of its steps is the costliest. latent_diffusion has its own test, below; so has diffusion_student, which learns
-# from a teacher store (tests/test_distillation.py builds a tiny one).
+# of its steps is the costliest. latent_diffusion has its own test, below; so have the two students, which learn
+# from a teacher store (tests/test_distillation.py and tests/test_encoder_student.py build tiny ones).
 SHORT_RUNS = {"deep_jscc": (160, 8, 0.8), "diffusion": (20, 4, 0.8)}
 
 
-@pytest.mark.parametrize("model", [model for model in MODELS if model not in ("latent_diffusion", "diffusion_student")])
+OWN_TESTS = ("latent_diffusion", "diffusion_student", "encoder_student")
+
+
+@pytest.mark.parametrize("model", [model for model in MODELS if model not in OWN_TESTS])
 def test_a_short_training_run_lowers_the_loss_and_ships_a_card(model, tmp_path):
     steps, batch_size, fraction = SHORT_RUNS.get(model, (40, 8, 0.8))
     # val_count: 2 Kodak images validate the photo models (at their own size, the costliest part of a short run)
