@@ -109,3 +109,17 @@ def assert_rpc_error(call, code, *fragments: str):
     for fragment in fragments:
         assert fragment in error.details()
     return error
+
+
+def pretend_retrained(monkeypatch, model: str) -> None:
+    """From here on the shipped `model`'s card has another sha256, as after a retraining: what was made from
+    it (a student, an artifact) is stale."""
+    from semcom.common.models import store
+
+    shipped = store.card
+
+    def retrained(name, *args, **kwargs):
+        card = shipped(name, *args, **kwargs)
+        return {**card, "sha256": "e" * 64} if name == model else card
+
+    monkeypatch.setattr(store, "card", retrained)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_rpc_error, metric, scrape
+from helpers import assert_rpc_error, metric, pretend_retrained, scrape
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import runtime, store
@@ -181,13 +181,7 @@ def test_the_int8_student_decodes_close_to_fp32_and_a_changed_teacher_is_refused
     assert not any(np.array_equal(a, b) for a, b in zip(fp32_images, int8_images))  # not the fp32 network
     with pytest.raises(ValueError, match="--decoder"):
         DecoderRuntime(diffusion_decoder="teacher")
-    shipped = store.card
-
-    def retrained_teacher(name, *args, **kwargs):
-        card = shipped(name, *args, **kwargs)
-        return {**card, "sha256": "f" * 64} if name == "diffusion" else card
-
-    monkeypatch.setattr(store, "card", retrained_teacher)
+    pretend_retrained(monkeypatch, "diffusion")
     with pytest.raises(store.WeightsMissing, match="diffusion_student was made with diffusion .*semcom train "
                                                    "diffusion_student"):
         services.start(receiver_server, decoder="student")

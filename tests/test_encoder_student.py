@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import png_bytes
+from helpers import png_bytes, pretend_retrained
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.data.datasets import SyntheticScenes, materialize
@@ -186,13 +186,7 @@ def test_the_transmitter_designs_for_the_snr_the_channel_feeds_back(services, ch
 def test_a_student_of_another_map_codec_is_refused_at_start(services, monkeypatch):
     from semcom.transmitter import server as transmitter_server
 
-    shipped = store.card
-
-    def retrained_map_codec(name, *args, **kwargs):
-        card = shipped(name, *args, **kwargs)
-        return {**card, "sha256": "e" * 64} if name == "map_codec" else card
-
-    monkeypatch.setattr(store, "card", retrained_map_codec)
+    pretend_retrained(monkeypatch, "map_codec")
     with pytest.raises(store.WeightsMissing, match="encoder_student was made with map_codec .*semcom train "
                                                    "encoder_student"):
         services.start(transmitter_server, channel=services.address(services.channel), map_encoder="student")

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from helpers import assert_rpc_error, decode_frame, needs_photos, png_bytes
+from helpers import assert_rpc_error, decode_frame, needs_photos, png_bytes, pretend_retrained
 from semcom.channel_emulator.emulator import ChannelConfig
 from semcom.common import codecs
 from semcom.common.codecs.latent_diffusion import LatentDiffusionCodec, start_timestep
@@ -110,12 +110,6 @@ def test_a_photo_vae_it_was_not_trained_on_is_refused_with_the_fix(monkeypatch):
     """Its networks work in one VAE's latent space: a retrained VAE would feed them another."""
     assert store.card("latent_diffusion")["training"]["trained_on"] == {"photo_vae": store.card("photo_vae")["sha256"]}
     LatentDiffusionCodec().check_models()  # the shipped pair
-    shipped = store.card
-
-    def retrained_vae(name, *args, **kwargs):  # as the card of a photo VAE trained again would read
-        card = shipped(name, *args, **kwargs)
-        return {**card, "sha256": "f" * 64} if name == "photo_vae" else card
-
-    monkeypatch.setattr(store, "card", retrained_vae)
+    pretend_retrained(monkeypatch, "photo_vae")
     with pytest.raises(WeightsMissing, match="made with photo_vae .* `semcom train latent_diffusion`"):
         LatentDiffusionCodec().check_models()

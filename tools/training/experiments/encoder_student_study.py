@@ -4,7 +4,9 @@ sent against the receiver's mIoU), and the channel-adaptive module against the s
 Every run is `semcom train encoder_student`'s recipe (same store, data, seed, steps and schedule) with one thing
 changed: the rate term's weight beta, or no SNR attention gates (`snr_adaptive: false`, the SNR ignored). The
 adaptive runs are told the channel's SNR while they train (their design SNR) and are evaluated told it
-(perfect feedback) and told 10 dB whatever the channel (stale feedback); the plain one needs no telling.
+(perfect feedback) and told 10 dB whatever the channel (stale feedback); the plain ones need no telling. Two
+plain ones: trained across -5..20 dB like the adaptive student, and trained at 10 dB alone (the classic
+single-SNR codec, ADJSCC's baseline, evaluated under SNR mismatch).
 Resumable: each run keeps its checkpoint and weights under --out/<run>/ and a finished run is read back.
 
     python -m semcom.tools.training.experiments.encoder_student_study --steps 800 --out /tmp/encoder_study
@@ -22,6 +24,7 @@ from ..specs import encoder_student
 from ..specs.encoder_student import EVAL_SNRS_DB, IB_BETA, SPEC, STALE_DESIGN_SNR_DB
 
 DEFAULT_BETAS = (0.0, 0.01, 0.1, 1.0)
+PLAIN_TRAIN_SNR_DB = 10.0
 
 
 def run(name: str, spec, steps: int, out: Path) -> dict:
@@ -38,13 +41,14 @@ def beta_spec(beta: float):
     return dataclasses.replace(SPEC, loss=encoder_student.make_loss(beta))
 
 
-def plain_spec():
+def plain_spec(train_snr_db: float | None = None):
+    """The student without SNR attention; with `train_snr_db`, trained at that SNR alone."""
     encoder = SPEC.architecture["encoder"]
-    return dataclasses.replace(SPEC, architecture={
+    return dataclasses.replace(SPEC, loss=encoder_student.make_loss(IB_BETA, train_snr_db), architecture={
         "encoder": {**encoder, "kwargs": {**encoder["kwargs"], "snr_adaptive": False}}})
 
 
-def report(sweep: dict[float, dict], adaptive: dict, plain: dict) -> str:
+def report(sweep: dict[float, dict], adaptive: dict, plain: dict, plain_at: dict) -> str:
     """The two tables, Markdown."""
     lines = ["| beta | rate at 10 dB (bits/frame) | " + " | ".join(f"mIoU AWGN {s:g} dB" for s in EVAL_SNRS_DB) + " |",
              "|---" * (2 + len(EVAL_SNRS_DB)) + "|"]
@@ -52,13 +56,16 @@ def report(sweep: dict[float, dict], adaptive: dict, plain: dict) -> str:
         lines.append(f"| {beta:g} | {metrics['rate_bits_per_frame_10db']:.0f} | "
                      + " | ".join(f"{metrics[f'miou_awgn_{s:g}db']:.3f}" for s in EVAL_SNRS_DB) + " |")
     lines += ["", "| channel | SNR dB | adaptive, told the SNR | adaptive, told "
-              f"{STALE_DESIGN_SNR_DB:g} dB | plain (no SNR) | gain told | large model |", "|---" * 7 + "|"]
+              f"{STALE_DESIGN_SNR_DB:g} dB | plain, trained -5..20 dB | plain, trained at {PLAIN_TRAIN_SNR_DB:g} dB "
+              f"| gain over plain -5..20 | gain over plain at {PLAIN_TRAIN_SNR_DB:g} | large model |", "|---" * 9 + "|"]
     for model in ("awgn", "rayleigh"):
         for snr in EVAL_SNRS_DB:
             key = f"miou_{model}_{snr:g}db"
             lines.append(f"| {model} | {snr:g} | {adaptive[key]:.3f} | "
                          f"{adaptive[f'{key}_told_{STALE_DESIGN_SNR_DB:g}db']:.3f} | {plain[key]:.3f} | "
-                         f"{adaptive[key] - plain[key]:+.3f} | {adaptive[f'large_{key}']:.3f} |")
+                         f"{plain_at[key]:.3f} | {adaptive[key] - plain[key]:+.3f} | "
+                         f"{adaptive[key] - plain_at[key]:+.3f} | "
+                         f"{adaptive[f'large_{key}']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -100,10 +107,12 @@ def main(argv=None) -> None:
     sweep = {beta: run(f"beta_{beta:g}", beta_spec(beta), args.steps, args.out)["evaluation"]["metrics"]
              for beta in sorted(set(args.betas) | {IB_BETA})}
     plain = run(f"plain_beta_{IB_BETA:g}", plain_spec(), args.steps, args.out)["evaluation"]["metrics"]
-    text = report(sweep, sweep[IB_BETA], plain)
+    plain_at = run(f"plain_beta_{IB_BETA:g}_at_{PLAIN_TRAIN_SNR_DB:g}db", plain_spec(PLAIN_TRAIN_SNR_DB), args.steps,
+                   args.out)["evaluation"]["metrics"]
+    text = report(sweep, sweep[IB_BETA], plain, plain_at)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"steps": args.steps, "beta_sweep": sweep,
-                                                       "plain": plain}, indent=1))
+    results = {"steps": args.steps, "beta_sweep": sweep, "plain": plain, f"plain_at_{PLAIN_TRAIN_SNR_DB:g}db": plain_at}
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "results.md").write_text(text)
     plot(sweep, args.out / "rate_vs_miou.png")
     print(text)

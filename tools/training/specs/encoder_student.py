@@ -74,9 +74,11 @@ def rate_nats(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + log_variance.exp() - 1 - log_variance).flatten(1).sum(1)
 
 
-def make_loss(beta: float = IB_BETA):
+def make_loss(beta: float = IB_BETA, train_snr_db: float | None = None):
+    """The loss with the rate's weight `beta`; with `train_snr_db`, every item's channel at that one SNR (a
+    codec trained for one SNR, ADJSCC's baseline) instead of drawn in -5..20 dB."""
     def loss(parts, images, teacher_map, teacher_features, channel):
-        snrs = channel.draw_snrs(len(images))
+        snrs = channel.draw_snrs(len(images)) if train_snr_db is None else [train_snr_db] * len(images)
         mean, log_variance = parts["encoder"](images, torch.tensor(snrs, dtype=torch.float32))
         sample = mean + (0.5 * log_variance).exp() * torch.randn_like(mean)
         task = F.cross_entropy(map_decoder()(channel.features(sample, snrs)).float(), teacher_map)
