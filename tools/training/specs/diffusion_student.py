@@ -6,8 +6,8 @@ Knowledge distillation of an iterative sampler into one step, as Luhman & Luhman
 predicts the velocity at the start timestep; its clean image sqrt(ab) x_t - sqrt(1 - ab) v is the receiver's
 one DDIM step from there (`semcom serve receiver --decoder student`), and is trained by MSE to the teacher's.
 Its data is the teacher store alone, computed once: the training loop makes no teacher call (counted: the
-card's `teacher_network_calls_in_training`). Lighter than the teacher (widths 16/32/48, SPADE hidden 16;
-the teacher's 32/64/96 and 32): about a quarter of a step's FLOPs.
+card's `teacher_network_calls_in_training`). Lighter than the teacher (widths 16/32/48, SPADE hidden 8;
+the teacher's 32/64/96 and 32): about a fifth of a step's FLOPs.
 
     semcom distill store --count 1024              # once
     semcom train diffusion_student --steps 3000
@@ -67,6 +67,6 @@ def flops(parts, image):
 
 
 SPEC = Spec({"net": {"class": "SemanticDiffusionUNet",
-                     "kwargs": {"num_classes": 19, "widths": [16, 32, 48], "prediction": "v", "spade_hidden": 16}}},
+                     "kwargs": {"num_classes": 19, "widths": [16, 32, 48], "prediction": "v", "spade_hidden": 8}}},
             loss, evaluate, flops, default_steps=3000, uses_channel=False, ema_decay=0.999, batch_size=16,
             data=data, trained_on=FROZEN_MODELS)
