@@ -63,9 +63,9 @@ def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
 
 
 async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
-                pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB, scoring: str = pipeline.DEFAULT_SCORING,
-                domain: pipeline.DomainPolicy = pipeline.DomainPolicy(), map_encoder: str = "segmenter",
-                design_snr: str = "fixed") -> ServiceServer:
+                pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB,
+                scoring: str = pipeline.DEFAULT_SCORING, domain: pipeline.DomainPolicy = pipeline.DomainPolicy(),
+                map_encoder: str = "segmenter", design_snr: str = "fixed") -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
     if map_encoder not in MAP_ENCODERS:
         raise ValueError(f"--map-encoder: {map_encoder!r}, expected one of {', '.join(MAP_ENCODERS)}")

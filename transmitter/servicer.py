@@ -23,9 +23,9 @@ SCORINGS = {value: name for name, value in pipeline.SCORING_VALUES.items()}  # T
 class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
     def __init__(self, settings: ServerSettings, metrics: TransmitterMetrics, default_codec: str,
                  channels: Downstream,
-                 pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB, scoring: str = pipeline.DEFAULT_SCORING,
-                 domain: pipeline.DomainPolicy = pipeline.DomainPolicy(), map_encoder: str = "segmenter",
-                 design_snr: str = "fixed"):
+                 pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB,
+                 scoring: str = pipeline.DEFAULT_SCORING, domain: pipeline.DomainPolicy = pipeline.DomainPolicy(),
+                 map_encoder: str = "segmenter", design_snr: str = "fixed"):
         self._settings = settings
         self._map_encoder = map_encoder
         self._feedback = pipeline.ChannelFeedback() if design_snr == "feedback" else None

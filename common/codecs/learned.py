@@ -25,7 +25,9 @@ from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
 from ..serving.errors import InvalidInput
 from ..wire.frames import Frame, SymbolBlock
-from .base import DEFAULT_DESIGN_SNR_DB, Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8
+from .base import (
+    DEFAULT_DESIGN_SNR_DB, Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8,
+)
 from .registry import register
 
 # torch is imported where a codec encodes, not here: decoding is numpy and runs its networks through
