@@ -289,6 +289,7 @@ def test_a_short_run_lowers_the_loss_on_fixed_batches_and_ships_a_card(model, tm
     after = fixed_batch_loss(model, store.load(model, tmp_path / "weights"), images)
     # measured 0.833 -> 0.736 (latent_diffusion) and 0.038 -> 0.029 (deep_jscc), Intel Xeon with AMX
     assert after < fraction * before, (before, after)
+    assert (tmp_path / "checkpoints" / f"{model}.ckpt").is_file()
     assert card["sha256"] and card["training"]["steps"] == steps and card["evaluation"]["metrics"]
     if model == "latent_diffusion":
         assert card["training"]["trained_on"] == {"photo_vae": store.card("photo_vae")["sha256"]}  # its VAE

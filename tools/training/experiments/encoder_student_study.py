@@ -8,6 +8,9 @@ adaptive runs are told the channel's SNR while they train (their design SNR) and
 plain ones: trained across -5..20 dB like the adaptive student, and trained at 10 dB alone (the classic
 single-SNR codec, ADJSCC's baseline, evaluated under SNR mismatch).
 Resumable: each run keeps its checkpoint and weights under --out/<run>/ and a finished run is read back.
+The runs train with bf16 autocast where the CPU has native bf16 (the loop's default), fp32 elsewhere; the runs'
+cards say which. Their cards' data line reads "SNR uniform in [-5, 20] dB" for every run: the run trained at
+one SNR is named by its folder and the report.
 
     python -m semcom.tools.training.experiments.encoder_student_study --steps 800 --out /tmp/encoder_study
 """
