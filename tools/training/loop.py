@@ -75,7 +75,7 @@ def train(name: str, config: TrainConfig, command: str | None = None, spec=None)
     parts = store.build(architecture)
     modules = nn.ModuleDict(parts).to(device)
     optimizer = torch.optim.AdamW(modules.parameters(), lr=config.learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.steps))
     rng = np.random.default_rng(config.seed)
     channel = ChannelInTheLoop(seed=config.seed) if spec.uses_channel else None
     checkpoint_path = config.checkpoint_dir / f"{name}.ckpt"
@@ -169,7 +169,7 @@ def _with_kwarg(architecture: dict[str, dict], key: str, value, refusal: str) ->
     return {part: {**spec, "kwargs": {**spec["kwargs"], key: value}} for part, spec in architecture.items()}
 
 
-def _warmup_cosine(steps: int) -> Callable[[int], float]:
+def warmup_cosine(steps: int) -> Callable[[int], float]:
     """Learning-rate factor: linear warm-up over 5% of the steps, then cosine decay to 0."""
     warmup = max(1, steps // 20)
 

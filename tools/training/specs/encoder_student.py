@@ -81,7 +81,8 @@ def make_loss(beta: float = IB_BETA, train_snr_db: float | None = None):
         snrs = channel.draw_snrs(len(images)) if train_snr_db is None else [train_snr_db] * len(images)
         mean, log_variance = parts["encoder"](images, torch.tensor(snrs, dtype=torch.float32))
         sample = mean + (0.5 * log_variance).exp() * torch.randn_like(mean)
-        task = F.cross_entropy(map_decoder()(channel.features(sample, snrs)).float(), teacher_map)
+        decoder = parts["decoder"] if "decoder" in parts else map_decoder()  # one trained beside it (a study)
+        task = F.cross_entropy(decoder(channel.features(sample, snrs)).float(), teacher_map)
         hint = F.mse_loss(unit_power(mean.float()), unit_power(teacher_features))
         rate = rate_nats(mean.float(), log_variance.float()).mean() / mean[0].numel()
         return task + HINT_WEIGHT * hint + beta * rate
@@ -89,10 +90,12 @@ def make_loss(beta: float = IB_BETA, train_snr_db: float | None = None):
     return loss
 
 
-def receiver_miou(features, labels: torch.Tensor, model: str, snr_db: float, seed: int) -> float:
-    """mIoU of the map the receiver decodes from `features` [N, C, h, w] sent over `model` at `snr_db`."""
+def receiver_miou(features, labels: torch.Tensor, model: str, snr_db: float, seed: int, decoder=None) -> float:
+    """mIoU of the map the receiver decodes from `features` [N, C, h, w] sent over `model` at `snr_db` (with the
+    shipped map decoder, or `decoder`)."""
     channel = ChannelInTheLoop((model,), seed=seed)
-    predictions = torch.cat([map_decoder()(channel.features(batch, snr_db)).argmax(1) for batch in features.split(32)])
+    decoder = map_decoder() if decoder is None else decoder
+    predictions = torch.cat([decoder(channel.features(batch, snr_db)).argmax(1) for batch in features.split(32)])
     return mean_iou(confusion_matrix(labels.numpy(), predictions.numpy(), CPU.num_classes))
 
 
