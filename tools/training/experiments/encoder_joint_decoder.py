@@ -3,8 +3,10 @@ setting), rather than staying the shipped, frozen one (issue 20's study: no gain
 
 Three runs of the encoder student's loss (β IB_BETA) from its teacher store, each with a copy of the shipped map
 decoder trained with it: the adaptive student, the plain one trained over -5..20 dB, the plain one trained at
-10 dB alone (the SNR-mismatch baseline). Each is evaluated with its own decoder on the card's validation scenes
-and channel draws. A measurement, not a model: nothing is shipped, and the receiver keeps the shipped decoder.
+10 dB alone (the SNR-mismatch baseline). Each is evaluated with its own decoder on the card's 200 validation
+scenes, all three on the same channel draws (seed 0: not the training loop's evaluation seed, so compare these
+runs with each other, not with the cards). A measurement, not a model: nothing is shipped, and the receiver keeps
+the shipped decoder.
 
     python -m semcom.tools.training.experiments.encoder_joint_decoder --steps 800 --out /tmp/joint
 """
