@@ -26,35 +26,34 @@ from tqdm import tqdm
 from semcom.common.data.datasets import SyntheticScenes, materialize
 from semcom.common.models import cpu, store
 from semcom.common.models.presets import CPU
-from semcom.common.models.segmenter import ChannelAdaptiveEncoder
 
 from ..channel_in_the_loop import ChannelInTheLoop
 from ..data import as_tensors
 from ..loop import TrainConfig, warmup_cosine
 from ..specs import encoder_student
-from ..specs.encoder_student import EVAL_SNRS_DB, IB_BETA, TEACHER
+from ..specs.encoder_student import EVAL_SNRS_DB, SPEC, TEACHER
 from ..teacher_store import DEFAULT_OUT, TeacherStore
+from .encoder_student_study import PLAIN_TRAIN_SNR_DB, plain_spec
 
-RUNS = {"adaptive": (True, None), "plain": (False, None), "plain_at_10db": (False, 10.0)}  # (gates, train SNR)
+# The study's students (their architecture and loss): the shipped recipe, and the two plain ones.
+RUNS = {"adaptive": SPEC, "plain": plain_spec(), "plain_at_10db": plain_spec(PLAIN_TRAIN_SNR_DB)}
 
 
-def train_pair(adaptive: bool, train_snr_db: float | None, steps: int, teacher: TeacherStore) -> dict:
-    """Encoder and map decoder trained together, with the training loop's optimizer and schedule, batch 16, bf16
-    autocast where the CPU has native bf16."""
+def train_pair(spec, steps: int, teacher: TeacherStore) -> dict:
+    """`spec`'s encoder and a copy of the shipped map decoder trained together by its loss, with the training
+    loop's optimizer and schedule, batch 16, bf16 autocast where the CPU has native bf16."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    kwargs = encoder_student.SPEC.architecture["encoder"]["kwargs"]
-    parts = {"encoder": ChannelAdaptiveEncoder(kwargs["channels"], tuple(kwargs["widths"]), adaptive),
+    parts = {"encoder": store.build(spec.architecture)["encoder"],
              "decoder": copy.deepcopy(store.load("map_codec")["decoder"]).train().requires_grad_(True)}
     parameters = [p for part in parts.values() for p in part.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=TrainConfig(steps).learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps))
     bf16 = cpu.detect().native_bf16
-    loss_of = encoder_student.make_loss(IB_BETA, train_snr_db)
     channel = ChannelInTheLoop(seed=0)
     for _ in tqdm(range(steps), desc="train encoder + decoder", unit="step"):
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            loss = loss_of(parts, *teacher.sample(rng, 16), channel)
+            loss = spec.loss(parts, *teacher.sample(rng, 16), channel)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -97,9 +96,9 @@ def main(argv=None) -> None:
     teacher = TeacherStore(args.teacher_store, TEACHER)
     images, labels = as_tensors(*materialize(SyntheticScenes("val", 200, (CPU.height, CPU.width))))
     results, seconds = {}, {}
-    for name, (adaptive, train_snr_db) in RUNS.items():
+    for name, spec in RUNS.items():
         start = time.perf_counter()
-        results[name] = evaluate(train_pair(adaptive, train_snr_db, args.steps, teacher), images, labels)
+        results[name] = evaluate(train_pair(spec, args.steps, teacher), images, labels)
         seconds[name] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"steps": args.steps, "seconds": seconds, "miou": results},
