@@ -20,6 +20,10 @@ class ReceiverMetrics:
             "semcom_receiver_batch_size", "Frames decoded together in one batch (dynamic batching).",
             buckets=(1, 2, 4, 8, 16, 32), registry=registry,
         )
+        self.adapter_frames = Counter(
+            "semcom_receiver_adapter_frames", "Adapted frames decoded (transmitter --adapters), per adapted model "
+            "and the expert its gate weighted most.", ["codec", "model", "expert"], registry=registry,
+        )
         self.erasures = Counter(
             "semcom_receiver_erasures", "Frames that arrived erased (lost on the link).", registry=registry
         )

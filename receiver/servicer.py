@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from semcom.common import codecs
 from semcom.common.models.runtime import DecoderRuntime
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import DataLost
@@ -33,6 +34,10 @@ class ReceiverServicer(receiver_pb2_grpc.ReceiverServicer):
                                                decode_seconds=seconds)
         if semantic_map is not None:
             response.semantic_map.CopyFrom(tensors.to_proto(semantic_map))
+        choices = codecs.get(frame.codec).adapter_choices(frame, "receive", self._runtime)
+        for choice in choices:
+            self._metrics.adapter_frames.labels(frame.codec, choice.model, str(choice.expert)).inc()
+        response.adapters.extend(frames.adapter_choices_to_proto(choices))
         return response
 
     async def on_decode_thread(self, function, *args):

@@ -14,6 +14,7 @@ from semcom.channel_emulator.server import CHANNEL_FLAGS
 from semcom.common import codecs
 from semcom.common.data.photos import PhotosMissing
 from semcom.common.models import cpu, precision
+from semcom.common.models.adapters import ADAPTED_MODELS, GATES
 from semcom.common.models.runtime import DIFFUSION_DECODERS, DecoderRuntime
 from semcom.common.models.sampling import PREDICTIONS, SAMPLERS, SamplerSettings
 from semcom.common.serving import rpc
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--repeats", type=int, default=3, help="latency repeats (medians) [%(default)s]")
     student.add_argument("--precisions", default="", help="comma-separated, as for `bench receiver` (default: those "
                                                           "this CPU runs natively)")
+    adapters_bench = bench_which.add_parser(
+        "adapters", help="the receiver's decode time of frames sent with condition-aware adapters vs plain ones "
+                         "(deep_jscc, semantic_map, semantic), and a band's first-frame merge (a minute)")
+    adapters_bench.add_argument("--repeats", type=int, default=20,
+                                help="timed decodes per case (medians) [%(default)s]")
+    adapters_bench.add_argument("--precisions", default="", help="comma-separated, as for `bench receiver` (default: "
+                                                                 "those this CPU runs natively)")
     receiver = bench_which.add_parser(
         "receiver", help="fp32 / bf16 / int8 receiver: step and image latency, batching throughput, memory, "
                          "FLOPs/BOPs, quality over the sweep (several minutes)")
@@ -178,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on the embedded synthetic scenes and ship its weights",
                                 description="Trains MODEL, checkpointing as it goes (--resume continues), then "
                                             "evaluates it and writes <weights-dir>/<MODEL>.pt with a model card.")
-    train.add_argument("model", choices=MODELS)
+    train.add_argument("model", choices=(*MODELS, "adapters"),
+                       help="a model, or `adapters`: condition-aware LoRA (CALA) of a shipped codec (--base)")
     train.add_argument("--steps", type=int, help="optimizer steps (default: the model's own)")
     train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                        help="image size: cpu 64x128 (the shipped models), gpu 256x512 (Cityscapes scale; "
@@ -207,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "checkpoints/encoder_teacher_store)")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     train.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
+    adapting = train.add_argument_group("adapters (semcom train adapters)")
+    adapting.add_argument("--base", choices=ADAPTED_MODELS, help="the shipped codec whose encoder and decoder to adapt")
+    adapting.add_argument("--gate", choices=GATES, default="cala",
+                          help="cala: a soft gate over --experts LoRAs; single: one LoRA (--rank x --experts) for "
+                               "every condition; hard: one LoRA per SNR/rate band [%(default)s]")
+    adapting.add_argument("--rank", type=int, default=1, help="rank of each LoRA [%(default)s]")
+    adapting.add_argument("--experts", type=int, default=4, help="LoRAs the cala gate mixes [%(default)s]")
+    adapting.add_argument("--compare", action="store_true",
+                          help="the sweep: train every gate with the same steps and data, print their figures beside "
+                               "the unadapted codec's, and ship --gate's")
 
     quantize = commands.add_parser(
         "quantize", help="make the int8 receiver's models (receiver --precision int8) from the shipped fp32 weights",
@@ -391,6 +410,33 @@ def _codecs_where(capability: str) -> list[str]:
     return [codec_id for codec_id in codecs.available() if getattr(codecs.capabilities(codec_id), capability)]
 
 
+def _train_adapters(args, argv) -> int:
+    import json
+
+    from semcom.common.models import store
+
+    from .training.adapters import AdapterConfig, compare, table, train_adapters
+    from .training.loop import TrainConfig, main_command
+
+    if args.base is None:
+        raise ValueError(f"train adapters: --base is required (one of {', '.join(ADAPTED_MODELS)})")
+    train_config = TrainConfig(
+        steps=args.steps or 600, batch_size=args.batch_size or 16, learning_rate=args.learning_rate, seed=args.seed,
+        train_count=args.train_count, val_count=args.val_count, checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=args.checkpoint_dir, weights_dir=args.weights_dir or store.WEIGHTS_DIR, resume=args.resume,
+        bf16=args.bf16)
+    config = AdapterConfig(args.base, args.gate, args.rank, args.experts, train_config.steps, train_config)
+    command = main_command(sys.argv[1:] if argv is None else argv)
+    if args.compare:
+        print(table(compare(config, command)))
+        return 0
+    card, _ = train_adapters(config, command)
+    print(json.dumps({"model": card["model"], "wall_seconds": card["training"]["wall_seconds"],
+                      "fraction_of_codec": card["parameters"]["fraction_of_codec"],
+                      **card["evaluation"]["metrics"]}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     rpc.client_tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_ca)  # every client call this process makes
@@ -475,6 +521,13 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
             print(bench_runtimes(args.scenes, args.repeats))
             return 0
+        if args.benchmark == "adapters":
+            from .evaluation.bench_adapters import bench_adapters
+
+            if args.repeats < 1:
+                raise ValueError("--repeats must be at least 1")
+            print(bench_adapters(args.repeats, _precisions(args.precisions) if args.precisions else None))
+            return 0
         if args.benchmark == "student":
             from .evaluation.bench_student import bench_student
 
@@ -502,6 +555,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         size = (args.height, args.width)
         print(bench.report(bench.bench_pipeline(size, repeats=args.repeats), size, args.repeats))
         return 0
+    if args.command == "train" and args.model == "adapters":
+        return _train_adapters(args, argv)
     if args.command == "train":
         import json
 
@@ -561,8 +616,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                                     f"in {photos.photos_dir()}): run `semcom data photos`, or pass --decoders-only")
         if not args.latent_diffusion_only:
             quantize.export_decoders(weights_dir, command)
+            adapted = quantize.export_adapters(weights_dir, command)
         if args.decoders_only:
-            print(f"exported {', '.join(runtime.decoder_name(model) for model in runtime.DECODED_MODELS)} to {weights_dir}")
+            names = [runtime.decoder_name(model) for model in runtime.DECODED_MODELS] + adapted
+            print(f"exported {', '.join(names)} to {weights_dir}")
             return 0
         from .quantize_photo import quantize_photo_codec
 

@@ -59,11 +59,35 @@ def render() -> str:
             minutes = f"{(earlier['wall_seconds'] + training['wall_seconds']) / 60:.1f} min in all"
         lines.append(f"| {name} | {params:,} | {flops:,.0f} | {steps} | {minutes}"
                      f" | {training['device']} | {shown} | `{training['command']}` | `{card['sha256'][:16]}…` |")
-    lines += ["", *_quantized_lines(), "", "Data: " + _data_line(), "", _student_line(), "",
+    lines += ["", *_adapter_lines(), "", *_quantized_lines(), "", "Data: " + _data_line(), "", _student_line(), "",
               "deep_jscc, photo_vae, latent_diffusion: " + _photo_data_line(), "",
               "Channel in the loop for the codecs: awgn and rayleigh (block per frame, "
               "perfect CSI, MMSE equalization), SNR uniform in [-5, 20] dB, drawn by the channel emulator's own classes."]
     return "\n".join(lines) + "\n"
+
+
+def _adapter_lines() -> list[str]:
+    """The condition-aware adapters (transmitter --adapters), one line per adapted codec model."""
+    from semcom.common.models import adapters
+
+    lines = ["Condition-aware adapters (CALA: LoRA experts on every convolution of the encoder and decoder, mixed by "
+             "a soft gate on the frame's SNR and k/n; transmitter `--adapters`), made by `semcom train adapters`:"]
+    for model in adapters.ADAPTED_MODELS:
+        try:
+            card = adapters.card(model)
+        except store.WeightsMissing:
+            lines.append(f"- {model}: not trained (`{adapters.fix(model)}`)")
+            continue
+        settings, parameters = card["adapter"], card["parameters"]
+        metrics = card["evaluation"]["metrics"]
+        lowest = next(key for key in metrics if key.endswith("_matched_-2.5db"))  # the lowest SNR band's figure
+        lines.append(f"- `{card['model']}.pt`: {card['bytes']:,} bytes, gate {settings['gate']}, {settings['experts']} "
+                     f"experts of rank {settings['rank']}, {parameters['fraction_of_codec']:.1%} of the codec's "
+                     f"parameters ({parameters['fraction_per_expert']:.1%} per expert); {card['training']['steps']} "
+                     f"steps in {card['training']['wall_seconds'] / 60:.1f} min; {lowest} {metrics[lowest]:.3f}; "
+                     f"over {model} `{card['base_sha256'][:16]}…`; `{card['training']['command']}`; sha256 "
+                     f"`{card['sha256'][:16]}…`")
+    return lines
 
 
 def _student_line() -> str:

@@ -284,16 +284,19 @@ def export(net: torch.nn.Module, path: Path) -> None:
     export_unet(net, CPU.height, CPU.width, net.num_classes + 3, path)
 
 
+def decoder_features(model: str, weights_dir: Path) -> tuple[int, int, int]:
+    """What JSCC decoder `model` receives when traced, [C, h, w] symbol values (and as many reliabilities)."""
+    if model == "deep_jscc":
+        return codecs.get("deep_jscc").max_channels, 8, 12
+    return (jscc_channels(model, weights_dir), *((16, 32) if model == "map_codec" else (8, 16)))
+
+
 def export_decoders(weights_dir: Path, command: str) -> None:
     """Each JSCC decoder the receiver runs as float32 ONNX (they are ~1 % of its compute: not quantized),
     fully convolutional: any size of received feature maps."""
-    # What each decoder receives when traced, [C, h, w] symbol values (and as many reliabilities).
-    features = {"map_codec": (jscc_channels("map_codec", weights_dir), 16, 32),
-                "latent_codec": (jscc_channels("latent_codec", weights_dir), 8, 16),
-                "deep_jscc": (codecs.get("deep_jscc").max_channels, 8, 12)}
     for model in runtime.DECODED_MODELS:
         description = store.card(model, weights_dir)
-        channels, height, width = features[model]
+        channels, height, width = decoder_features(model, weights_dir)
         example = (torch.zeros(1, 2 * channels, height, width),)
         decoder = store.load(model, weights_dir)["decoder"]
         path = weights_dir / f"{runtime.decoder_name(model)}.onnx"
@@ -307,6 +310,53 @@ def export_decoders(weights_dir: Path, command: str) -> None:
             "command": command,
             "versions": versions(),
         })
+
+
+class _AdaptedDecoder(torch.nn.Module):
+    """An adapted decoder as one graph: (received planes, condition [B, 2]) -> its output, the gate and the
+    low-rank branch computed in the graph (not merged: any condition)."""
+
+    def __init__(self, adapted):
+        super().__init__()
+        self.adapted = adapted
+
+    def forward(self, received, condition):
+        return self.adapted(received, condition=condition)
+
+
+def export_adapters(weights_dir: Path, command: str) -> list[str]:
+    """The shipped adapters' decoders for int8 receivers (which run the JSCC decoders in float ONNX, without
+    torch): per adapted model, `{model}_adapters_decoder.onnx` (planes and condition -> output: the low-rank
+    branch in float beside the base's weights) and `{model}_adapters_gate.onnx` (condition -> the decoder's gate,
+    which the receiver reports). Made from the adapters' file (their card's sha256 in each card: a retrained adapter
+    refuses them until this runs again). Returns the names made."""
+    from semcom.common.models import adapters
+
+    made = []
+    for model in adapters.ADAPTED_MODELS:
+        if not (weights_dir / f"{adapters.adapter_name(model)}.card.json").is_file():
+            continue
+        adapted = adapters.load(model, weights_dir).parts["decoder"]
+        channels, height, width = decoder_features(model, weights_dir)
+        condition = torch.tensor([[10.0, 1 / 12]])
+        graphs = {runtime.adapted_decoder_name(model): (_AdaptedDecoder(adapted), (
+                      torch.zeros(1, 2 * channels, height, width), condition), ("received", "condition"), True),
+                  runtime.adapter_gate_name(model): (adapted.gate, (condition,), ("condition",), False)}
+        for name, (net, example, inputs, any_size) in graphs.items():
+            path = weights_dir / f"{name}.onnx"
+            export_onnx(net, example, inputs, path, any_size=any_size)
+            write_card(weights_dir, {
+                "model": name,
+                "architecture": f"{model}'s decoder with its adapters ({adapters.adapter_name(model)}.card.json), "
+                                "float32" if any_size else f"the gate of {model}'s adapted decoder, float32",
+                "format": "ONNX, run by onnxruntime (CPUExecutionProvider) in receivers with --precision int8",
+                "sha256": store.sha256_of(path),
+                "source_sha256": adapters.card(model, weights_dir)["sha256"],
+                "command": command,
+                "versions": versions(),
+            })
+            made.append(name)
+    return made
 
 
 def versions() -> dict[str, str]:

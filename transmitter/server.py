@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry
 from semcom.common import codecs
 from semcom.common.codecs.base import DEFAULT_DESIGN_SNR_DB
 from semcom.common.codecs.learned import MAP_ENCODERS, load_encoder_student
-from semcom.common.serving.config import ServerSettings, add_option, add_server_options, server_settings
+from semcom.common.models.adapters import ADAPTED_MODELS
+from semcom.common.models.adapters import load as load_adapters
+from semcom.common.serving.config import ServerSettings, add_option, add_server_options, boolean, server_settings
 from semcom.common.serving.metrics import backend_calls
 from semcom.common.serving.rpc import Downstream
 from semcom.common.serving.server import ServiceServer
@@ -47,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="what makes the semantic map's features (semantic_map, semantic): the segmenter and the map "
                     "codec's encoder, or the lightweight channel-adaptive encoder student (`semcom train "
                     "encoder_student`), told the design SNR; receivers decode both alike")
+    add_option(parser, "--adapters", type=boolean, default=False,
+               help="encode the codecs that have condition-aware adapters (deep_jscc, semantic_map, semantic; `semcom "
+                    "train adapters`) with them, gated on the design SNR and the frame's k/n; receivers decode such "
+                    "frames with the same adapters, and both report the gate (on/off)")
     add_option(parser, "--out-of-domain", default="fallback", choices=pipeline.OUT_OF_DOMAIN,
                help="an image outside a semantic codec's domain (segmenter confidence below "
                     f"{pipeline.DOMAIN_THRESHOLD}, e.g. a photo): fallback: send it with --fallback-codec (the "
@@ -58,14 +64,14 @@ def settings_from(args: argparse.Namespace) -> tuple[ServerSettings, dict]:
     return server_settings(args), {"channel": args.channel, "default_codec": args.default_codec,
                                    "pilot_spacing": args.pilot_spacing, "design_snr_db": args.design_snr_db,
                                    "scoring": args.scoring, "map_encoder": args.map_encoder,
-                                   "design_snr": args.design_snr,
+                                   "design_snr": args.design_snr, "adapters": args.adapters,
                                    "domain": pipeline.DomainPolicy(args.out_of_domain, args.fallback_codec)}
 
 
 async def start(settings: ServerSettings, channel: str, default_codec: str = DEFAULT_CODEC,
                 pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB,
                 scoring: str = pipeline.DEFAULT_SCORING, domain: pipeline.DomainPolicy = pipeline.DomainPolicy(),
-                map_encoder: str = "segmenter", design_snr: str = "fixed") -> ServiceServer:
+                map_encoder: str = "segmenter", design_snr: str = "fixed", adapters: bool = False) -> ServiceServer:
     codecs.get(default_codec, field="--default-codec")  # fail at start, not on the first request
     if map_encoder not in MAP_ENCODERS:
         raise ValueError(f"--map-encoder: {map_encoder!r}, expected one of {', '.join(MAP_ENCODERS)}")
@@ -73,6 +79,11 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
         raise ValueError(f"--design-snr: {design_snr!r}, expected one of {', '.join(pipeline.DESIGN_SNRS)}")
     if map_encoder == "student":
         load_encoder_student()  # missing or stale weights: say so now
+    if adapters:
+        if map_encoder == "student":
+            raise ValueError("--adapters adapt the map codec's own encoder, which --map-encoder student replaces")
+        for model in ADAPTED_MODELS:
+            load_adapters(model)  # missing, or made for other base weights: say so now
     if domain.action == "fallback":
         codecs.get(domain.fallback_codec, field="--fallback-codec")
     if pilot_spacing < 0:
@@ -85,7 +96,7 @@ async def start(settings: ServerSettings, channel: str, default_codec: str = DEF
                           max_message_bytes=settings.max_message_bytes, tls=settings.tls, tls_name="channel")
     server = ServiceServer("transmitter", settings, registry)
     servicer = TransmitterServicer(settings, TransmitterMetrics(registry), default_codec, channels,
-                                   pilot_spacing, design_snr_db, scoring, domain, map_encoder, design_snr)
+                                   pilot_spacing, design_snr_db, scoring, domain, map_encoder, design_snr, adapters)
     server.add_service("semcom.v1.Transmitter", transmitter_pb2_grpc.add_TransmitterServicer_to_server, servicer,
                        close=channels.close)
 

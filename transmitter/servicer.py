@@ -5,6 +5,7 @@ import math
 import time
 from dataclasses import asdict
 
+from semcom.common import codecs
 from semcom.common.codecs.base import DEFAULT_DESIGN_SNR_DB
 from semcom.common.serving.config import ServerSettings
 from semcom.common.serving.errors import FailedPrecondition, InvalidInput, ServiceError
@@ -25,8 +26,9 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
                  channels: Downstream,
                  pilot_spacing: int = 0, design_snr_db: float = DEFAULT_DESIGN_SNR_DB,
                  scoring: str = pipeline.DEFAULT_SCORING, domain: pipeline.DomainPolicy = pipeline.DomainPolicy(),
-                 map_encoder: str = "segmenter", design_snr: str = "fixed"):
+                 map_encoder: str = "segmenter", design_snr: str = "fixed", adapters: bool = False):
         self._settings = settings
+        self._adapters = adapters
         self._map_encoder = map_encoder
         self._feedback = pipeline.ChannelFeedback() if design_snr == "feedback" else None
         self._scoring = scoring
@@ -92,6 +94,9 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             reconstruction_png=assessment.reconstruction_png,
             received_map_png=assessment.received_map_png,
             image_size=frame_pb2.ImageSize(height=frame.height, width=frame.width, channels=3),
+            transmitter_adapters=frames.adapter_choices_to_proto(codecs.get(frame.codec).adapter_choices(frame,
+                                                                                                      "transmit")),
+            receiver_adapters=forwarded.decoded.adapters,
         )
 
     def _design_snr_of(self, request: pb.TransmitRequest) -> float:
@@ -106,7 +111,8 @@ class TransmitterServicer(transmitter_pb2_grpc.TransmitterServicer):
             encoded = pipeline.encode(request.image, codec_id, request.bandwidth_ratio,
                                       max_pixels=self._settings.max_pixels, domain=self._domain,
                                       pilot_spacing=request.pilot_spacing or self._pilot_spacing,
-                                      design_snr_db=design_snr_db, map_encoder=self._map_encoder)
+                                      design_snr_db=design_snr_db, map_encoder=self._map_encoder,
+                                      adapters=self._adapters)
         except FailedPrecondition:
             self._metrics.out_of_domain.labels(codec_id, "refuse").inc()
             raise

@@ -9,6 +9,8 @@ read instead of probing for methods.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -17,9 +19,13 @@ import numpy as np
 from PIL import Image
 
 from ..models import store
+from ..models.adapters import SIDE_INFO, adapter_name
 from ..models.runtime import DecoderRuntime
-from ..serving.errors import InvalidInput, LimitExceeded, ServiceError, quoted
+from ..serving.errors import FailedPrecondition, InvalidInput, LimitExceeded, ServiceError, quoted
 from ..wire.frames import Frame
+from . import adapting
+
+log = logging.getLogger(__name__)
 
 # The SNR a transmitter designs a frame for (the digital codecs' rate and MCS, the encoder student's attention)
 # where nothing else says: the transmitter's --design-snr-db default.
@@ -69,6 +75,9 @@ class Codec:
     # side-information keys.
     blocks: ClassVar[tuple[str, ...]] = ()
     side_info: ClassVar[tuple[str, ...]] = ()
+    # (block, trained model) for each block a learned JSCC model sends that condition-aware adapters can
+    # adapt (adapting.py): such a codec's frames may also carry adapters.SIDE_INFO.
+    adapted: ClassVar[tuple[tuple[str, str], ...]] = ()
     # The largest image the codec takes, in pixels, and that size as an example ("512x768"); None: any.
     max_pixels: ClassVar[int | None] = None
     max_size_example: ClassVar[str] = ""
@@ -122,7 +131,14 @@ class Codec:
             for model in self.capabilities.encoder_models:
                 store.load(model)
         else:
-            (runtime or DecoderRuntime()).load(self.capabilities.decoder_models)
+            runtime = runtime or DecoderRuntime()
+            runtime.load(self.capabilities.decoder_models)
+            for model in self.adapted_models:  # shipped adapters load now too
+                if (runtime.weights_dir / f"{adapter_name(model)}.card.json").is_file():
+                    try:
+                        runtime.load_adapters(model)
+                    except FailedPrecondition as error:  # plain frames still decode; adapted ones get the error
+                        log.warning("%s: %s", self.codec_id, error)
 
     def check_layout(self, frame: Frame) -> None:
         """Raises InvalidInput unless the frame's blocks and side information are the ones this codec sends."""
@@ -130,9 +146,41 @@ class Codec:
         if names != self.blocks:
             raise InvalidInput(f"frame.blocks: {quoted(', '.join(names) or 'none')}; a {self.codec_id} frame has "
                                f"{', '.join(self.blocks)}")
-        if set(frame.side_info) != set(self.side_info):
+        layouts = [set(self.side_info)] + ([set(self.side_info) | set(SIDE_INFO)] if self.adapted else [])
+        if set(frame.side_info) not in layouts:
+            expected = " or ".join(", ".join(sorted(keys)) or "none" for keys in layouts)
             raise InvalidInput(f"frame.side_info: {quoted(', '.join(sorted(frame.side_info)) or 'none')}; a "
-                               f"{self.codec_id} frame has {', '.join(self.side_info) or 'none'}")
+                               f"{self.codec_id} frame has {expected}")
+
+    @property
+    def adapted_models(self) -> tuple[str, ...]:
+        return tuple(model for _, model in self.adapted)
+
+    def decode_condition(self, frame: Frame, block: str, padded: tuple[int, int], runtime: DecoderRuntime):
+        """The condition block `block`'s decoder is gated on (adapting.condition), its adapters' versions checked
+        against the runtime's; None for a plain frame."""
+        if not adapting.is_adapted(frame):
+            return None
+        adapting.check_versions(frame, self.adapted_models, runtime.weights_dir)
+        return adapting.condition(frame, block, padded, "receive")
+
+    def adapter_choices(self, frame: Frame, side: str, runtime: DecoderRuntime | None = None) -> list:
+        """What each adapted model's gate chose for the frame at `side` (adapting.SIDES); empty for a plain
+        frame. The transmitter reports its encoders', the receiver its decoders' (with its runtime's adapters)."""
+        if not (self.adapted and adapting.is_adapted(frame)):
+            return []
+        return adapting.choices(frame, self.adapted, padded_size(frame, getattr(self, "stride", 1)), side,
+                                (runtime or DecoderRuntime()).adapter_gate)
+
+    def encode_options(self, options: dict) -> tuple[bool, float]:
+        """(whether to encode with adapters, the design SNR) from encode's options: adapters only where the
+        codec has them (the others send plain frames, whatever the transmitter's --adapters)."""
+        snr = options.get("design_snr_db")
+        snr = DEFAULT_DESIGN_SNR_DB if snr is None else snr
+        adapted = bool(options.get("adapters")) and bool(self.adapted)
+        if adapted and not math.isfinite(snr):
+            raise InvalidInput(f"design_snr_db: {snr} is not finite (the adapters are gated on it)")
+        return adapted, snr
 
     def _check_version(self, frame: Frame) -> None:
         if frame.codec_version != self.version:

@@ -35,14 +35,15 @@ from functools import cached_property
 
 import numpy as np
 
-from ..models import store
 from ..models.conditioning import make_condition
 from ..models.runtime import DecoderRuntime
 from ..models.sampling import CosineSchedule, observed, tiled
 from ..serving.errors import InvalidInput, ServiceError
 from ..wire.frames import Frame, SymbolBlock
 from .base import Capabilities, Decoded, pad_to_stride, to_uint8
-from .learned import SemanticCodecBase, encoded_map, image_tensor, mmse_statistics, reals_per_pixel
+from .learned import (
+    SemanticCodecBase, encoded_map, encoder_of, feature_shape, image_tensor, mmse_statistics, reals_per_pixel,
+)
 from .registry import register
 
 
@@ -143,6 +144,7 @@ class _GenerativeCodec(SemanticCodecBase):
 class SemanticCodec(_GenerativeCodec):
     codec_id = "semantic"
     blocks = ("semantic_map", "latent")
+    adapted = (("semantic_map", "map_codec"), ("latent", "latent_codec"))
     map_downsampling, latent_downsampling = 4, 8
 
     @cached_property
@@ -157,11 +159,14 @@ class SemanticCodec(_GenerativeCodec):
 
         self._check_input(image, bandwidth_ratio)
         padded = pad_to_stride(image, self.stride)[0]
+        adapted, snr = self.encode_options(options)
+        latent_shape = feature_shape("latent_codec", self.latent_downsampling, *padded.shape[:2])
         with torch.no_grad():
             map_symbols = to_symbols(encoded_map(self, padded, **options))
-            latent_symbols = to_symbols(store.load("latent_codec")["encoder"](image_tensor(padded))[0])
+            latent_encoder = encoder_of("latent_codec", latent_shape, padded.shape[:2], adapted, snr)
+            latent_symbols = to_symbols(latent_encoder(image_tensor(padded))[0])
         return self._frame(image, frame_id, [SymbolBlock("semantic_map", map_symbols[0].numpy()),
-                                             SymbolBlock("latent", latent_symbols[0].numpy())])
+                                             SymbolBlock("latent", latent_symbols[0].numpy())], **options)
 
     def _condition_inputs(self, frame: Frame, runtime: DecoderRuntime) -> tuple[np.ndarray, np.ndarray | None]:
         logits = self._decoded(frame, runtime, "map_codec", "semantic_map", self.map_downsampling)

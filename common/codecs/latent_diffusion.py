@@ -67,7 +67,7 @@ class LatentDiffusionCodec(FeatureMapCodec):
         # Its networks work in the photo VAE's latent space: another VAE's latents are not that space.
         store.check_trained_on(MODEL, fix="semcom train latent_diffusion` and `semcom quantize --latent-diffusion-only")
 
-    def features(self, padded: np.ndarray):
+    def features(self, padded: np.ndarray, encoder=None):  # not adapted: encoder is always None
         latent = store.load(VAE)["encoder"](image_tensor(padded))[0]  # the mean: the transmitter does not sample
         return store.load(MODEL)["down"](latent / latent_scale())
 

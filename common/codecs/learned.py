@@ -20,11 +20,13 @@ import numpy as np
 
 from ..data.labels import colorize
 from ..models import store
+from ..models.adapters import Condition, block_ratio
 from ..models.presets import CPU
 from ..models.runtime import DecoderRuntime
 from ..models.store import WeightsMissing
 from ..serving.errors import InvalidInput
 from ..wire.frames import Frame, SymbolBlock
+from . import adapting
 from .base import (
     DEFAULT_DESIGN_SNR_DB, Capabilities, Codec, Decoded, one_hot, pad_to_stride, padded_size, resize, to_uint8,
 )
@@ -128,11 +130,14 @@ class SemanticCodecBase(Codec):
             labels = store.load("segmenter")["net"](image_tensor(pad_to_stride(image, self.stride)[0])).argmax(1)
         return labels[0, :height, :width].byte().numpy()
 
-    def _frame(self, image: np.ndarray, frame_id: str, blocks: list[SymbolBlock]) -> Frame:
+    def _frame(self, image: np.ndarray, frame_id: str, blocks: list[SymbolBlock], **options) -> Frame:
+        """The frame of `blocks`; options: encode's (an adapted frame carries the adapters' side information)."""
         height, width = image.shape[:2]
+        adapted, snr = self.encode_options(options)
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
                      pad_bottom=-height % self.stride, pad_right=-width % self.stride, num_classes=self.num_classes,
-                     model_version=self.model_version, blocks=blocks)
+                     model_version=self.model_version, blocks=blocks,
+                     side_info=adapting.side_info(self.adapted_models, snr) if adapted else {})
 
     def _padded_size(self, frame: Frame) -> tuple[int, int]:
         """The encoded size of a received frame, checked."""
@@ -142,8 +147,10 @@ class SemanticCodecBase(Codec):
 
     def _decoded(self, frame: Frame, runtime: DecoderRuntime, model: str, block: str, downsampling: int) -> np.ndarray:
         """Model `model`'s decoder output, float32 [1, ...] at the padded size, from frame block `block`."""
-        shape = feature_shape(model, downsampling, *self._padded_size(frame))
-        return runtime.decoder(model)(received_planes(frame, block, shape, self.codec_id))
+        padded = self._padded_size(frame)
+        shape = feature_shape(model, downsampling, *padded)
+        planes = received_planes(frame, block, shape, self.codec_id)
+        return runtime.decoder(model, self.decode_condition(frame, block, padded, runtime))(planes)
 
 
 MAP_ENCODERS = ("segmenter", "student")  # what makes the map codec's features: the transmitter's --map-encoder
@@ -158,21 +165,36 @@ def load_encoder_student():
 
 
 def encoded_map(codec: SemanticCodecBase, padded: np.ndarray, map_encoder: str = "segmenter",
-                design_snr_db: float | None = None, **options):
+                design_snr_db: float | None = None, adapters: bool = False, **options):
     """The map codec's features [1, C, H/4, W/4] of a padded image (encode side: torch): of its segmentation
     (segmenter + map encoder), or, with map_encoder "student", the encoder student's, told the design SNR
-    (the transmitter's; default DEFAULT_DESIGN_SNR_DB). The receiver decodes both alike."""
+    (the transmitter's; default DEFAULT_DESIGN_SNR_DB). The receiver decodes both alike. adapters: the map
+    encoder with its adapters merged for the design SNR (adapting.py)."""
     import torch
 
+    snr = DEFAULT_DESIGN_SNR_DB if design_snr_db is None else design_snr_db
     if map_encoder == "student":
-        snr = DEFAULT_DESIGN_SNR_DB if design_snr_db is None else design_snr_db
+        if adapters:
+            raise InvalidInput("adapters adapt the map codec's own encoder, which the encoder student replaces: "
+                               "send with --map-encoder segmenter, or without --adapters")
         if not math.isfinite(snr):
             raise InvalidInput(f"design_snr_db: {snr} is not finite")
         return load_encoder_student()(image_tensor(padded), torch.tensor([float(snr)]))[0]
     if map_encoder != "segmenter":
         raise ValueError(f"map encoder {map_encoder!r}: expected one of {', '.join(MAP_ENCODERS)}")
     labels = codec.segment(padded)[None]
-    return store.load("map_codec")["encoder"](one_hot(labels, codec.num_classes))
+    shape = feature_shape("map_codec", SemanticMapCodec.downsampling, *padded.shape[:2])
+    return encoder_of("map_codec", shape, padded.shape[:2], adapters, snr)(one_hot(labels, codec.num_classes))
+
+
+def encoder_of(model: str, features: tuple[int, int, int], padded: tuple[int, int], adapted: bool,
+               design_snr_db: float):
+    """Model `model`'s encoder (torch) for a padded image: the shipped one, or (adapted) with its adapters merged
+    for the design SNR and the k/n of the features [C, h, w] it sends (C*h*w/2 symbols)."""
+    if not adapted:
+        return adapting.encoder(model, None)
+    symbols = features[0] * features[1] * features[2] // 2
+    return adapting.encoder(model, Condition(design_snr_db, block_ratio(symbols, *padded)))
 
 
 def jscc_channels(model: str, weights_dir: Path = store.WEIGHTS_DIR) -> int:
@@ -208,8 +230,9 @@ class FeatureMapCodec(Codec):
     # colours: 2 * 8 * 8 * 3 = 384, so k/n = C/384.
     uses_per_channel = 2 * 8 * 8 * 3
 
-    def features(self, padded: np.ndarray):
-        """uint8 [H, W, 3] padded image -> its feature maps, a torch tensor [1, max_channels, H/8, W/8]."""
+    def features(self, padded: np.ndarray, encoder=None):
+        """uint8 [H, W, 3] padded image -> its feature maps, a torch tensor [1, max_channels, H/8, W/8]; encoder:
+        the adapted one to run (adapting.py), for a codec with `adapted`."""
         raise NotImplementedError
 
     @classmethod
@@ -241,11 +264,15 @@ class FeatureMapCodec(Codec):
         self._check_size(*image.shape[:2])
         height, width = image.shape[:2]
         padded, pad_bottom, pad_right = pad_to_stride(image, self.stride)
+        adapted, snr = self.encode_options(options)
+        shape = (channels, padded.shape[0] // self.stride, padded.shape[1] // self.stride)
         with torch.no_grad():
-            symbols = to_symbols(self.features(padded)[:, :channels])
+            encoder = encoder_of(self.model_name, shape, padded.shape[:2], True, snr) if adapted else None
+            symbols = to_symbols(self.features(padded, encoder)[:, :channels])
         return Frame(frame_id=frame_id, codec=self.codec_id, codec_version=self.version, height=height, width=width,
                      model_version=self.model_version, pad_bottom=pad_bottom, pad_right=pad_right,
-                     blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
+                     blocks=[SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))],
+                     side_info=adapting.side_info(self.adapted_models, snr) if adapted else {})
 
     def received_maps(self, frame: Frame) -> np.ndarray:
         """The decoder's input from a received frame: float32 [1, 2 * max_channels, h, w], the maps sent
@@ -283,6 +310,7 @@ class DeepJSCCCodec(FeatureMapCodec):
     default_bandwidth_ratio = 1 / 12
     model_name = "deep_jscc"
     max_channels = 64
+    adapted = (("image", "deep_jscc"),)
 
     def check_models(self) -> None:
         super().check_models()
@@ -291,11 +319,13 @@ class DeepJSCCCodec(FeatureMapCodec):
             raise WeightsMissing(f"the deep_jscc weights are an older model ({shipped}, a fixed 64x128 codec): run "
                                  "`semcom train deep_jscc` for the native-size one")
 
-    def features(self, padded: np.ndarray):
-        return store.load(self.model_name)["encoder"](image_tensor(padded))
+    def features(self, padded: np.ndarray, encoder=None):
+        return (encoder or store.load(self.model_name)["encoder"])(image_tensor(padded))
 
     def decode(self, frame: Frame, runtime: DecoderRuntime) -> Decoded:
-        image = runtime.decoder(self.model_name)(self.received_maps(frame))[0, :, :frame.height, :frame.width]
+        planes = self.received_maps(frame)
+        condition = self.decode_condition(frame, self.block_name, padded_size(frame, self.stride), runtime)
+        image = runtime.decoder(self.model_name, condition)(planes)[0, :, :frame.height, :frame.width]
         return to_uint8(image), None
 
 
@@ -312,6 +342,7 @@ class SemanticMapCodec(SemanticCodecBase):
     block_name = "semantic_map"
     blocks = (block_name,)
     downsampling = 4
+    adapted = ((block_name, model_name),)
 
     @cached_property
     def reals_per_pixel(self) -> float:
@@ -325,7 +356,8 @@ class SemanticMapCodec(SemanticCodecBase):
         self._check_input(image, bandwidth_ratio)
         with torch.no_grad():
             symbols = to_symbols(encoded_map(self, pad_to_stride(image, self.stride)[0], **options))
-        return self._frame(image, frame_id, [SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))])
+        return self._frame(image, frame_id, [SymbolBlock(self.block_name, symbols[0].numpy().astype(np.complex64))],
+                           **options)
 
     def decode_labels(self, frame: Frame, runtime: DecoderRuntime) -> np.ndarray:
         """Train IDs uint8 [H, W] of the received map."""

@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..serving.errors import Unavailable
-from . import cpu
+from ..serving.errors import FailedPrecondition, Unavailable
+from . import adapters, cpu
 from . import device as devices
 from . import precision as precisions
 from . import store
@@ -125,11 +125,50 @@ class DecoderRuntime:
             return self.sampler
         return replace(STUDENT_SAMPLER, condition_cache=self.sampler.condition_cache)
 
-    def decoder(self, model: str) -> NumpyFunction:
-        """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output."""
+    def decoder(self, model: str, condition: adapters.Condition | None = None) -> NumpyFunction:
+        """The decoder part of trained model `model` (one of DECODED_MODELS): received planes -> output. With a
+        condition (an adapted frame's, codecs/adapting.py), the decoder with its adapters merged for its band."""
+        if condition is not None:
+            if self.precision == "int8":  # the low-rank branch in the graph, fed the band (merged: torch's only)
+                graph = self._adapter_graph(adapted_decoder_name(model), model)
+                band = condition.band()
+                return lambda planes: graph(planes, np.array([[band.snr_db, band.bandwidth_ratio]], np.float32))
+            return self.torch_function(self._adapters(model).network("decoder", condition))
         if self.precision == "int8":
             return load_decoder(model, self.weights_dir, self.device)
         return self.network(model, "decoder")
+
+    def adapter_gate(self, model: str, condition: adapters.Condition) -> np.ndarray:
+        """The expert weights [K] of model `model`'s adapted decoder at `condition`'s band (an int8 receiver's
+        from its gate graph: no torch)."""
+        band = condition.band()
+        if self.precision == "int8":
+            graph = self._adapter_graph(adapter_gate_name(model), model)
+            return graph(np.array([[band.snr_db, band.bandwidth_ratio]], np.float32))[0]
+        return self._adapters(model).gate("decoder", band)
+
+    def load_adapters(self, model: str) -> None:
+        """Loads model `model`'s shipped adapters as this runtime runs them (at int8 their two graphs)."""
+        if self.precision == "int8":
+            for name in (adapted_decoder_name(model), adapter_gate_name(model)):
+                self._adapter_graph(name, model)
+        else:
+            self._adapters(model)
+
+    def _adapters(self, model: str) -> adapters.AdapterSet:
+        try:
+            return adapters.load(model, self.weights_dir)
+        except store.WeightsMissing as error:
+            raise FailedPrecondition(f"adapters: {error}") from error
+
+    def _adapter_graph(self, name: str, model: str) -> OnnxModel:
+        """An int8 receiver's ONNX graph `name` of model `model`'s adapters, checked against the adapters' file."""
+        source = adapters.adapter_name(model)
+        try:
+            return _session(name, source, self.weights_dir, store.card_stamp((name, source), self.weights_dir),
+                            "semcom quantize --decoders-only", self.device)
+        except (store.WeightsMissing, ValueError) as error:
+            raise FailedPrecondition(f"adapters at int8: {error}") from error
 
     def network(self, model: str, part: str) -> NumpyFunction:
         """Part `part` of trained model `model` as a numpy function: in torch at fp32 or bf16 (a diffusion UNet's a
@@ -225,6 +264,15 @@ def _on_device(module, device: str):
 
 def decoder_name(model: str) -> str:
     return f"{model}_decoder"
+
+
+def adapted_decoder_name(model: str) -> str:
+    """An int8 receiver's graph of model `model`'s decoder with its adapters (tools/quantize.py export_adapters)."""
+    return f"{adapters.adapter_name(model)}_decoder"
+
+
+def adapter_gate_name(model: str) -> str:
+    return f"{adapters.adapter_name(model)}_gate"
 
 
 def _for_cpu(full_range: str, seven_bit: str, capabilities: cpu.CpuCapabilities | None) -> str:

@@ -141,6 +141,13 @@ _TENSOR_FIELDS = ("fading",)
 _SCALAR_FIELDS = tuple(f.name for f in fields(ChannelState) if f.name not in _TENSOR_FIELDS)
 
 
+def adapter_choices_to_proto(choices) -> list[frame_pb2.AdapterChoice]:
+    """codecs.adapting.Choice objects -> semcom.v1.AdapterChoice messages."""
+    return [frame_pb2.AdapterChoice(model=choice.model, snr_db=choice.condition.snr_db,
+                                    bandwidth_ratio=choice.condition.bandwidth_ratio, gate=choice.gate.tolist(),
+                                    expert=choice.expert) for choice in choices]
+
+
 def channel_state_to_proto(state: ChannelState) -> frame_pb2.ChannelState:
     message = frame_pb2.ChannelState(**{name: getattr(state, name) for name in _SCALAR_FIELDS})
     if state.fading is not None:

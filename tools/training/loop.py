@@ -102,36 +102,19 @@ def train(name: str, config: TrainConfig, command: str | None = None, spec=None)
     modules.train()
     started = time.monotonic() - elapsed
     losses = []
-    saved = step
 
-    def save() -> None:
+    def batch_loss() -> torch.Tensor:
+        batch = [tensor.to(device) for tensor in data.sample(rng, config.batch_size)]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return spec.loss(parts, *batch, channel)
+
+    def save(step: int) -> None:
         _save_checkpoint(checkpoint_path, modules, optimizer, schedule, rng, step, time.monotonic() - started,
                          architecture, ema)
 
-    try:
-        with tqdm(total=config.steps, initial=step, desc=f"train {name}", unit="step") as progress:
-            while step < config.steps:
-                batch = [tensor.to(device) for tensor in data.sample(rng, config.batch_size)]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss = spec.loss(parts, *batch, channel)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                if ema is not None:
-                    ema.update_parameters(modules)
-                step += 1
-                losses.append(loss.item())
-                progress.update()
-                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-                if step % config.checkpoint_every == 0 or step == config.steps:
-                    save()
-                    saved = step
-    except KeyboardInterrupt:  # Ctrl-C, or a time limit's SIGINT: keep the steps since the last checkpoint
-        if step > saved:
-            save()
-        print(f"\nstopped at step {step}; {checkpoint_path} holds it: --resume continues", file=sys.stderr)
-        raise
+    optimize(batch_loss, optimizer, schedule, Steps(step, config.steps, config.checkpoint_every), save,
+             checkpoint_path, f"train {name}", losses, after_step=None if ema is None else
+             lambda: ema.update_parameters(modules))
     wall_seconds = time.monotonic() - started
 
     if ema is not None:  # evaluate and ship the averaged weights
@@ -142,6 +125,47 @@ def train(name: str, config: TrainConfig, command: str | None = None, spec=None)
     shipped = replace(config, bf16=bf16)  # the card records what ran
     return _ship(name, architecture, spec, data, parts, shipped, metrics, losses, wall_seconds, device,
                  command)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Where a run starts, where it ends, and how often it checkpoints."""
+
+    start: int
+    end: int
+    checkpoint_every: int
+
+
+def optimize(batch_loss: Callable[[], torch.Tensor], optimizer, schedule, steps: Steps, save: Callable[[int], None],
+             checkpoint_path: Path, description: str, losses: list[float],
+             after_step: Callable[[], None] | None = None) -> int:
+    """The optimizer loop every trainer shares (models, adapters): a progress bar, `save(step)` every
+    checkpoint_every steps and at the end, and on Ctrl-C (or a time limit's SIGINT) the steps since the last
+    checkpoint saved before it stops. Appends each step's loss to `losses`; returns the step reached."""
+    step = saved = steps.start
+    try:
+        with tqdm(total=steps.end, initial=step, desc=description, unit="step") as progress:
+            while step < steps.end:
+                loss = batch_loss()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                if after_step is not None:
+                    after_step()
+                step += 1
+                losses.append(loss.item())
+                progress.update()
+                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if step % steps.checkpoint_every == 0 or step == steps.end:
+                    save(step)
+                    saved = step
+    except KeyboardInterrupt:
+        if step > saved:
+            save(step)
+        print(f"\nstopped at step {step}; {checkpoint_path} holds it: --resume continues", file=sys.stderr)
+        raise
+    return step
 
 
 def _warm_start(parts: dict[str, nn.Module], path: Path, architecture: dict) -> None:

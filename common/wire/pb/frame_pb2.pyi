@@ -101,3 +101,17 @@ class Frame(_message.Message):
     side_info: _containers.MessageMap[str, _tensor_pb2.Tensor]
     channel: ChannelState
     def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., blocks: _Optional[_Iterable[_Union[SymbolBlock, _Mapping]]] = ..., side_info: _Optional[_Mapping[str, _tensor_pb2.Tensor]] = ..., channel: _Optional[_Union[ChannelState, _Mapping]] = ...) -> None: ...
+
+class AdapterChoice(_message.Message):
+    __slots__ = ("model", "snr_db", "bandwidth_ratio", "gate", "expert")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    EXPERT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    snr_db: float
+    bandwidth_ratio: float
+    gate: _containers.RepeatedScalarFieldContainer[float]
+    expert: int
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., bandwidth_ratio: _Optional[float] = ..., gate: _Optional[_Iterable[float]] = ..., expert: _Optional[int] = ...) -> None: ...

@@ -26,7 +26,7 @@ from . import frame_pb2 as semcom_dot_v1_dot_frame__pb2
 from . import tensor_pb2 as semcom_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semcom/v1/receiver.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\x1a\x16semcom/v1/tensor.proto\"0\n\rDecodeRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"\x85\x01\n\x0e\x44\x65\x63odeResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x03 \x01(\x01\x12\'\n\x0csemantic_map\x18\x04 \x01(\x0b\x32\x11.semcom.v1.Tensor2I\n\x08Receiver\x12=\n\x06\x44\x65\x63ode\x12\x18.semcom.v1.DecodeRequest\x1a\x19.semcom.v1.DecodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18semcom/v1/receiver.proto\x12\tsemcom.v1\x1a\x15semcom/v1/frame.proto\x1a\x16semcom/v1/tensor.proto\"0\n\rDecodeRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.semcom.v1.Frame\"\xb1\x01\n\x0e\x44\x65\x63odeResponse\x12\x10\n\x08\x66rame_id\x18\x01 \x01(\t\x12 \n\x05image\x18\x02 \x01(\x0b\x32\x11.semcom.v1.Tensor\x12\x16\n\x0e\x64\x65\x63ode_seconds\x18\x03 \x01(\x01\x12\'\n\x0csemantic_map\x18\x04 \x01(\x0b\x32\x11.semcom.v1.Tensor\x12*\n\x08\x61\x64\x61pters\x18\x05 \x03(\x0b\x32\x18.semcom.v1.AdapterChoice2I\n\x08Receiver\x12=\n\x06\x44\x65\x63ode\x12\x18.semcom.v1.DecodeRequest\x1a\x19.semcom.v1.DecodeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECODEREQUEST']._serialized_start=86
   _globals['_DECODEREQUEST']._serialized_end=134
   _globals['_DECODERESPONSE']._serialized_start=137
-  _globals['_DECODERESPONSE']._serialized_end=270
-  _globals['_RECEIVER']._serialized_start=272
-  _globals['_RECEIVER']._serialized_end=345
+  _globals['_DECODERESPONSE']._serialized_end=314
+  _globals['_RECEIVER']._serialized_start=316
+  _globals['_RECEIVER']._serialized_end=389
 # @@protoc_insertion_point(module_scope)

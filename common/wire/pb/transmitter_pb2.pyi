@@ -1,8 +1,9 @@
 from . import frame_pb2 as _frame_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -67,7 +68,7 @@ class StageTimings(_message.Message):
     def __init__(self, encode_seconds: _Optional[float] = ..., channel_seconds: _Optional[float] = ..., decode_seconds: _Optional[float] = ..., end_to_end_seconds: _Optional[float] = ..., overhead_seconds: _Optional[float] = ..., quality_seconds: _Optional[float] = ..., link_seconds: _Optional[float] = ...) -> None: ...
 
 class TransmitResponse(_message.Message):
-    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size", "received_map_png", "requested_codec", "domain_score", "design_snr_db")
+    __slots__ = ("image_id", "frame_id", "codec", "channel_uses", "bandwidth_ratio", "channel", "quality", "timings", "reconstruction_png", "image_size", "received_map_png", "requested_codec", "domain_score", "design_snr_db", "transmitter_adapters", "receiver_adapters")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +83,8 @@ class TransmitResponse(_message.Message):
     REQUESTED_CODEC_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     DESIGN_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    TRANSMITTER_ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ADAPTERS_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     frame_id: str
     codec: str
@@ -96,4 +99,6 @@ class TransmitResponse(_message.Message):
     requested_codec: str
     domain_score: float
     design_snr_db: float
-    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ..., received_map_png: _Optional[bytes] = ..., requested_codec: _Optional[str] = ..., domain_score: _Optional[float] = ..., design_snr_db: _Optional[float] = ...) -> None: ...
+    transmitter_adapters: _containers.RepeatedCompositeFieldContainer[_frame_pb2.AdapterChoice]
+    receiver_adapters: _containers.RepeatedCompositeFieldContainer[_frame_pb2.AdapterChoice]
+    def __init__(self, image_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., codec: _Optional[str] = ..., channel_uses: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., channel: _Optional[_Union[_frame_pb2.ChannelState, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ..., reconstruction_png: _Optional[bytes] = ..., image_size: _Optional[_Union[_frame_pb2.ImageSize, _Mapping]] = ..., received_map_png: _Optional[bytes] = ..., requested_codec: _Optional[str] = ..., domain_score: _Optional[float] = ..., design_snr_db: _Optional[float] = ..., transmitter_adapters: _Optional[_Iterable[_Union[_frame_pb2.AdapterChoice, _Mapping]]] = ..., receiver_adapters: _Optional[_Iterable[_Union[_frame_pb2.AdapterChoice, _Mapping]]] = ...) -> None: ...
